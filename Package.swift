@@ -1,0 +1,66 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "Aligner",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "aligner", targets: ["aligner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // System libraries from Debian, found through pkg-config.
+        .systemLibrary(name: "CAlignerSnappy", pkgConfig: "snappy",
+                       providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CAlignerProtobufC", pkgConfig: "libprotobuf-c",
+                       providers: [.apt(["libprotobuf-c-dev"])]),
+        // libcurl with typed setters for its variadic curl_easy_setopt.
+        .target(name: "CAlignerCurl", linkerSettings: [.linkedLibrary("curl")]),
+        // protoc-c output for remote-write 1.0 and 2.0 (regenerate with its generate.sh).
+        .target(name: "CAlignerRemoteWrite", dependencies: ["CAlignerProtobufC"],
+                exclude: ["generate.sh", "proto"]),
+
+        .target(name: "AlignerCore", swiftSettings: strict),
+        .target(name: "AlignerIngest",
+                dependencies: ["AlignerCore", "CAlignerSnappy"],
+                swiftSettings: strict + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "AlignerServer",
+                dependencies: [
+                    "AlignerCore", "AlignerIngest",
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "Yams", package: "Yams"),
+                ],
+                swiftSettings: strict),
+        .target(name: "AlignerTesting",
+                dependencies: ["AlignerCore", "AlignerIngest", "CAlignerRemoteWrite", "CAlignerSnappy", "CAlignerCurl"],
+                swiftSettings: strict),
+        .executableTarget(name: "aligner",
+                          dependencies: [
+                              "AlignerServer",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                          ],
+                          swiftSettings: strict),
+        .testTarget(name: "AlignerIngestTests",
+                    dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerRemoteWrite"],
+                    swiftSettings: strict),
+        .testTarget(name: "AlignerServerTests",
+                    dependencies: [
+                        "AlignerServer", "AlignerTesting",
+                    ],
+                    swiftSettings: strict),
+    ]
+)

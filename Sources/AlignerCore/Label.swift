@@ -1,0 +1,33 @@
+/// One label of a series: a name and a value, both UTF-8.
+public struct Label: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The label name, for example `__name__` or `namespace`.
+    public var name: String
+    /// The label value.
+    public var value: String
+
+    /// Creates a label.
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    /// Labels order by name, then value, comparing UTF-8 bytes as Prometheus does.
+    public static func < (lhs: Label, rhs: Label) -> Bool {
+        if lhs.name != rhs.name { return lhs.name.utf8.lexicographicallyPrecedes(rhs.name.utf8) }
+        return lhs.value.utf8.lexicographicallyPrecedes(rhs.value.utf8)
+    }
+
+    public var description: String { "\(name)=\"\(value)\"" }
+}
+
+/// The reserved label that holds a series' metric name.
+public let metricNameLabel = "__name__"
+
+extension Array where Element == Label {
+    /// The labels in Prometheus text form: `name{a="b",c="d"}`.
+    public var promText: String {
+        let name = first(where: { $0.name == metricNameLabel })?.value ?? ""
+        let rest = filter { $0.name != metricNameLabel }.map(\.description).joined(separator: ",")
+        return rest.isEmpty ? name : "\(name){\(rest)}"
+    }
+}

@@ -1,0 +1,225 @@
+import AlignerCore
+import Synchronization
+
+/// Limits on what one Aligner accepts, with the configuration key of each.
+public struct IngestLimits: Sendable {
+    /// Largest request body, compressed (`ingest.max_body_bytes`).
+    public var maxBodyBytes = 32 << 20
+    /// Largest decompressed body, from snappy's declared length (`ingest.max_decoded_bytes`).
+    public var maxDecodedBytes = 32 << 20
+    /// Bound on bytes of requests being decoded at once; past it, 503 (`ingest.max_inflight_bytes`).
+    public var maxInflightBytes = 256 << 20
+    /// Most active series (`ingest.max_series`).
+    public var maxSeries = 2_000_000
+    /// Series with no sample for this long are dropped (`ingest.series_idle_timeout`).
+    public var seriesIdleTimeout: Duration = .seconds(30 * 60)
+
+    public init() {}
+}
+
+/// The remote-write message a request carries.
+public enum RemoteWriteVersion: Sendable, Equatable {
+    /// `prometheus.WriteRequest`.
+    case v1
+    /// `io.prometheus.write.v2.Request`.
+    case v2
+}
+
+/// Why a whole request is refused. The HTTP layer maps each kind to a status.
+public struct IngestError: Error, Sendable, CustomStringConvertible {
+    /// The retry meaning of the refusal.
+    public enum Kind: Sendable, Equatable {
+        /// The data can never be accepted (HTTP 400).
+        case invalid
+        /// The encoding is not supported (HTTP 415).
+        case unsupportedEncoding
+        /// Too much in flight now; retry later (HTTP 503 with Retry-After).
+        case overloaded
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public var description: String { message }
+}
+
+/// Decompresses, decodes and applies remote-write bodies to the series table.
+///
+/// Each request borrows a worker (decoder, decompression buffer and key scratch) from a pool and
+/// gives it back, so warm requests reuse all their memory.
+public final class Ingestor: Sendable {
+    /// The series table the ingestor writes to.
+    public let table: SeriesTable
+    /// The limits in force.
+    public let limits: IngestLimits
+    private let workers = Mutex<[Worker]>([])
+    private let inflight = Atomic<Int>(0)
+
+    /// Creates an ingestor with a new series table.
+    public init(limits: IngestLimits) {
+        self.limits = limits
+        table = SeriesTable(maxSeries: limits.maxSeries)
+    }
+
+    /// Bytes of requests being decoded now.
+    public var inflightBytes: Int { inflight.load(ordering: .relaxed) }
+
+    /// Decompresses and applies one body. `now` is the wall clock in milliseconds (idle tracking).
+    /// Throws only when nothing of the request was applied.
+    public func write(
+        compressed: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64
+    ) throws(IngestError) -> WriteOutcome {
+        let declared: Int
+        do {
+            declared = try Snappy.declaredLength(compressed)
+        } catch {
+            throw IngestError(snappy: error, limits: limits)
+        }
+        if declared > limits.maxDecodedBytes {
+            throw IngestError(snappy: .tooLarge(declared: declared, limit: limits.maxDecodedBytes), limits: limits)
+        }
+        // Admission: the decoded size plus the compressed body count against the in-flight bound;
+        // one request is always admitted so a single large body cannot starve.
+        let cost = declared + compressed.count
+        let after = inflight.add(cost, ordering: .relaxed).newValue
+        defer { inflight.subtract(cost, ordering: .relaxed) }
+        if after > limits.maxInflightBytes && after != cost {
+            throw IngestError(
+                kind: .overloaded,
+                message: "too many bytes in flight: \(after) exceeds limit \(limits.maxInflightBytes) (ingest.max_inflight_bytes); retry later")
+        }
+        let worker = workers.withLock { $0.popLast() } ?? Worker()
+        defer {
+            worker.releaseLargeBuffers()
+            workers.withLock { $0.append(worker) }
+        }
+        let body: UnsafeRawBufferPointer
+        do {
+            body = try Snappy.decompress(compressed, into: worker.decompressed, limit: limits.maxDecodedBytes)
+        } catch {
+            throw IngestError(snappy: error, limits: limits)
+        }
+        var sink = IngestSink(table: table, order: worker.order, key: worker.key, now: now)
+        do {
+            switch version {
+            case .v1: try worker.decoder.decodeV1(body, into: &sink)
+            case .v2: try worker.decoder.decodeV2(body, into: &sink)
+            }
+        } catch {
+            throw IngestError(kind: .invalid, message: error.message)
+        }
+        sink.outcome.decodedBytes = body.count
+        return sink.outcome
+    }
+}
+
+extension IngestError {
+    init(snappy failure: Snappy.Failure, limits: IngestLimits) {
+        switch failure {
+        case .framedFormat:
+            self.init(kind: .unsupportedEncoding,
+                      message: "cannot decompress remote-write body: snappy framed format is not supported, send the block format")
+        case .invalidHeader:
+            self.init(kind: .invalid, message: "cannot decompress remote-write body: invalid snappy block header")
+        case .tooLarge(let declared, let limit):
+            self.init(kind: .invalid,
+                      message: "cannot decompress remote-write body: declared size \(declared) exceeds limit \(limit) (ingest.max_decoded_bytes)")
+        case .corrupt:
+            self.init(kind: .invalid, message: "cannot decompress remote-write body: corrupt snappy block data")
+        }
+    }
+}
+
+/// The scratch space one request uses.
+final class Worker: @unchecked Sendable {
+    let decoder = RemoteWriteDecoder()
+    let decompressed = ByteScratch(capacity: 1 << 20)
+    let order = Scratch<Int32>(capacity: 64)
+    let key = ByteScratch(capacity: 1024)
+
+    /// Keeps at most 8 MiB of decompression buffer between requests.
+    func releaseLargeBuffers() { decompressed.shrink(to: 8 << 20) }
+}
+
+/// Applies decoded series to the table, counting what was written and rejected.
+struct IngestSink: RemoteWriteSink {
+    let table: SeriesTable
+    let order: Scratch<Int32>
+    let key: ByteScratch
+    let now: Int64
+    var outcome = WriteOutcome()
+
+    init(table: SeriesTable, order: Scratch<Int32>, key: ByteScratch, now: Int64) {
+        self.table = table
+        self.order = order
+        self.key = key
+        self.now = now
+    }
+
+    @inline(__always)
+    mutating func series(_ series: DecodedSeries) {
+        outcome.seriesTotal += 1
+        var problem = series.problem
+        if problem == nil {
+            let keyBytes: UnsafeRawBufferPointer
+            if let canonical = series.canonicalKey {
+                keyBytes = canonical
+            } else {
+                SeriesKey.build(series.labels, order: order, into: key)
+                keyBytes = key.bytes
+            }
+            problem = table.apply(key: keyBytes, samples: series.samples, now: now, outcome: &outcome)
+        }
+        if let problem {
+            reject(series, problem)
+            return
+        }
+        for h in series.histograms {
+            if let p = h.problem {
+                outcome.histogramsRejected += 1
+                outcome.addExample("inconsistent histogram at timestamp \(h.timestamp): \(p)")
+            } else {
+                outcome.histogramsWritten += 1
+            }
+        }
+        for e in series.exemplars {
+            var valid = true
+            for i in e.labelStart..<(e.labelStart + e.labelCount) {
+                let l = series.exemplarLabels[i]
+                if l.name.count == 0 || !SeriesKey.isValidUTF8(l.name) || !SeriesKey.isValidUTF8(l.value) { valid = false }
+            }
+            if valid { outcome.exemplarsWritten += 1 } else {
+                outcome.exemplarsRejected += 1
+                outcome.addExample("exemplar at timestamp \(e.timestamp) has an empty or non-UTF-8 label")
+            }
+        }
+        if series.metadata != nil { outcome.metadataWritten += 1 }
+    }
+
+    mutating func reject(_ series: DecodedSeries, _ problem: SeriesProblem) {
+        outcome.seriesRejected += 1
+        outcome.seriesRejectedByReason[problem.reason, default: 0] += 1
+        outcome.samplesInvalidSeries += series.samples.count
+        outcome.histogramsRejected += series.histograms.count
+        outcome.exemplarsRejected += series.exemplars.count
+        let example = "\(problem): \(describe(series.labels))"
+        outcome.addExample(example)
+    }
+
+    mutating func metadata(_ metadata: WireMetadata) {
+        if let p = metadata.problem {
+            outcome.metadataRejected += 1
+            outcome.addExample("metadata: \(p)")
+        } else {
+            outcome.metadataWritten += 1
+        }
+    }
+
+    /// The labels as sent, for an error message (invalid UTF-8 is shown with replacement characters).
+    func describe(_ labels: UnsafeBufferPointer<LabelRef>) -> String {
+        let text = labels.prefix(12).map {
+            "\(String(decoding: $0.name, as: UTF8.self))=\"\(String(decoding: $0.value, as: UTF8.self))\""
+        }
+        return "{" + text.joined(separator: ",") + (labels.count > 12 ? ",..." : "") + "}"
+    }
+}

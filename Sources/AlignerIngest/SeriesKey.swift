@@ -1,0 +1,147 @@
+/// The series key: the remote-write 1.0 protobuf encoding of a series' labels, sorted by name,
+/// without empty values, with minimal varints. A 1.0 sender that sorts its labels already sends
+/// exactly these bytes, so the common case hashes the request body in place.
+enum SeriesKey {
+    /// Writes the canonical key for `labels` into `out` (cleared first) and reports what makes the
+    /// label set invalid, if anything. Sorting happens in `order`, a reused index buffer.
+    static func build(
+        _ labels: UnsafeBufferPointer<LabelRef>, order: Scratch<Int32>, into out: ByteScratch
+    ) {
+        out.count = 0
+        order.removeAll()
+        for i in 0..<labels.count where labels[i].value.count > 0 {
+            order.append(Int32(i))
+        }
+        // Insertion sort: label sets are small and usually nearly sorted.
+        if order.count > 1 {
+            for i in 1..<order.count {
+                let current = order[i]
+                let name = labels[Int(current)].name
+                var j = i - 1
+                while j >= 0, labels[Int(order[j])].name.compareBytes(name) > 0 {
+                    order[j + 1] = order[j]
+                    j -= 1
+                }
+                order[j + 1] = current
+            }
+        }
+        for k in 0..<order.count {
+            let label = labels[Int(order[k])]
+            let n = label.name.count, v = label.value.count
+            out.append(byte: 0x0A)
+            out.appendVarint(2 + varintSize(n) + n + varintSize(v) + v - (n == 0 ? 1 + varintSize(0) : 0))
+            if n > 0 {
+                out.append(byte: 0x0A)
+                out.appendVarint(n)
+                out.append(label.name)
+            }
+            out.append(byte: 0x12)
+            out.appendVarint(v)
+            out.append(label.value)
+        }
+    }
+
+    /// Checks a key's label set: non-empty, a `__name__`, no empty or duplicate names, valid UTF-8.
+    /// Run once, when a series is first seen.
+    static func validate(_ key: UnsafeRawBufferPointer) -> SeriesProblem? {
+        var count = 0
+        var hasName = false
+        var previous: UnsafeRawBufferPointer?
+        var problem: SeriesProblem?
+        forEachLabel(key) { name, value in
+            guard problem == nil else { return }
+            count += 1
+            if name.count == 0 { problem = .emptyLabelName; return }
+            if let previous, previous.equalBytes(name) {
+                problem = .duplicateLabelName(String(decoding: name, as: UTF8.self))
+                return
+            }
+            if !isValidUTF8(name) || !isValidUTF8(value) { problem = .invalidUTF8; return }
+            if name.equalBytes(metricNameBytes) { hasName = true }
+            previous = name
+        }
+        if let problem { return problem }
+        if count == 0 { return .noLabels }
+        if !hasName { return .missingMetricName }
+        return nil
+    }
+
+    /// Calls `body` with each label's name and value in a key. Keys are built by Aligner, so the
+    /// layout is known; a label with an empty name omits its name field.
+    static func forEachLabel(
+        _ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+    ) {
+        var r = WireReader(key)
+        while !r.isAtEnd {
+            guard (try? r.tag()) != nil, let message = try? r.lengthDelimited() else { return }
+            var m = WireReader(message)
+            var name = UnsafeRawBufferPointer(start: message.baseAddress, count: 0)
+            var value = name
+            while !m.isAtEnd {
+                guard let (field, _) = try? m.tag(), let bytes = try? m.lengthDelimited() else { return }
+                if field == 1 { name = bytes } else { value = bytes }
+            }
+            body(name, value)
+        }
+    }
+
+    nonisolated(unsafe) static let metricNameBytes: UnsafeRawBufferPointer = {
+        let bytes = Array("__name__".utf8)
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        p.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(p)
+    }()
+
+    static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        // Fast path: ASCII, 8 bytes at a time.
+        var i = 0
+        let n = bytes.count
+        while i + 8 <= n {
+            if bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { break }
+            i += 8
+        }
+        while i < n, bytes[i] < 0x80 { i += 1 }
+        if i == n { return true }
+        return String(validating: bytes, as: UTF8.self) != nil
+    }
+}
+
+/// A seeded 64-bit hash over bytes (wyhash-style multiply-mix), fast on short keys.
+struct SeriesHasher {
+    let seed: UInt64
+
+    init(seed: UInt64) { self.seed = seed }
+
+    @inline(__always)
+    static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (hi, lo) = a.multipliedFullWidth(by: b)
+        return hi ^ lo
+    }
+
+    @inline(__always)
+    func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let p0: UInt64 = 0xa076_1d64_78bd_642f, p1: UInt64 = 0xe703_7ed1_a0b4_28db
+        let p2: UInt64 = 0x8ebc_6af0_9c88_c6e3, p3: UInt64 = 0x5899_65cc_7537_4cc3
+        var h = seed ^ p0
+        var i = 0
+        let n = bytes.count
+        while i + 16 <= n {
+            let a = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let b = bytes.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)
+            h = SeriesHasher.mix(a ^ p1, b ^ h)
+            i += 16
+        }
+        var a: UInt64 = 0, b: UInt64 = 0
+        let rest = n - i
+        if rest >= 8 {
+            a = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            b = bytes.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+        } else if rest >= 4 {
+            a = UInt64(bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+            b = UInt64(bytes.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+        } else if rest > 0 {
+            a = UInt64(bytes[i]) << 16 | UInt64(bytes[i + rest / 2]) << 8 | UInt64(bytes[n - 1])
+        }
+        return SeriesHasher.mix(p2 ^ UInt64(n), SeriesHasher.mix(a ^ p1, b ^ h) ^ p3)
+    }
+}

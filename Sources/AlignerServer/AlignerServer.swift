@@ -1,0 +1,148 @@
+import AlignerCore
+import AlignerIngest
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// Aligner's HTTP server and background services, wired from a `Configuration`.
+public struct AlignerServer: Sendable {
+    /// The configuration in force.
+    public let configuration: AlignerConfiguration
+    /// The remote-write ingestor and its series table.
+    public let ingestor: Ingestor
+    let registry: PrometheusCollectorRegistry
+    let metrics: IngestMetrics
+    let logger: Logger
+
+    /// Creates the server's parts; nothing runs until `run()`.
+    public init(configuration: AlignerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        ingestor = Ingestor(limits: configuration.ingest)
+        registry = PrometheusCollectorRegistry()
+        metrics = IngestMetrics(registry: registry)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully. `onServerRunning` receives the
+    /// bound port (useful with port 0).
+    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = makeApplication(onServerRunning: onServerRunning)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: SeriesSweeper(server: self))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    /// The Hummingbird application serving every route, as a `Service`.
+    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router()
+        let write = RemoteWriteRoute(ingestor: ingestor, metrics: metrics)
+        router.post("/api/v1/write") { request, context in try await write.handle(request, context: context) }
+        router.get("/-/healthy") { _, _ in "Healthy\n" }
+        router.get("/-/ready") { _, _ in "Ready\n" }
+        router.get("/metrics") { _, _ in metricsResponse() }
+        router.get("/api/v1/series") { request, _ in try seriesResponse(request) }
+        let logger = self.logger
+        let listen = configuration.listen
+        return Application(
+            router: router,
+            configuration: ApplicationConfiguration(
+                address: .hostname(listen.host, port: listen.port), serverName: "aligner", backlog: 256,
+                reuseAddress: true, availableConnectionsDelegate: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? listen.port
+                logger.info("aligner listening", metadata: ["address": "\(listen.host):\(port)"])
+                await onServerRunning(port)
+            },
+            logger: logger)
+    }
+
+    func metricsResponse() -> Response {
+        metrics.seriesActive.set(Double(ingestor.table.activeSeries))
+        metrics.seriesMemory.set(Double(ingestor.table.memoryBytes))
+        metrics.inflightBytes.set(Double(ingestor.inflightBytes))
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 << 10)
+        registry.emit(into: &buffer)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
+    }
+
+    /// `GET /api/v1/series?match[]=NAME&limit=N`: the series Aligner holds, in Prometheus' shape.
+    /// Until PromQL lands, a matcher is a metric name (or `{__name__="NAME"}`); none means all.
+    func seriesResponse(_ request: Request) throws -> Response {
+        let matchers = request.uri.queryParameters.getAll("match[]").map { String($0) }
+        var names: Set<String> = []
+        for m in matchers {
+            var name = m
+            if name.hasPrefix("{__name__=\""), name.hasSuffix("\"}") {
+                name = String(name.dropFirst(11).dropLast(2))
+            }
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" }) else {
+                throw HTTPError(.badRequest, message: "match[]=\(m): only metric names or {__name__=\"NAME\"} are supported for now")
+            }
+            names.insert(name)
+        }
+        let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 10_000
+        let series = ingestor.table.snapshot(limit: limit) { labels in
+            names.isEmpty || labels.contains { $0.name == metricNameLabel && names.contains($0.value) }
+        }
+        var json = "{\"status\":\"success\",\"data\":["
+        for (i, s) in series.enumerated() {
+            if i > 0 { json += "," }
+            json += "{" + s.labels.map { "\(jsonString($0.name)):\(jsonString($0.value))" }.joined(separator: ",") + "}"
+        }
+        json += "]}"
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
+    }
+}
+
+/// Drops idle series periodically (`ingest.series_idle_timeout`).
+struct SeriesSweeper: Service {
+    let server: AlignerServer
+
+    func run() async throws {
+        let idle = server.configuration.ingest.seriesIdleTimeout
+        let period = min(idle / 4, .seconds(60))
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await Task.sleep(for: period)
+                let cutoff = WallClock.nowMilliseconds() - Int64(idle.components.seconds * 1000)
+                    - Int64(idle.components.attoseconds / 1_000_000_000_000_000)
+                let evicted = server.ingestor.table.evictIdle(before: cutoff)
+                if evicted > 0 {
+                    server.metrics.seriesEvicted.increment(by: Int64(evicted))
+                    server.logger.info("evicted idle series", metadata: ["count": "\(evicted)"])
+                }
+            }
+        }
+    }
+}
+
+/// A JSON string literal.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}

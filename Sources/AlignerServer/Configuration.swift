@@ -1,0 +1,160 @@
+import AlignerIngest
+import Foundation
+import Logging
+import Yams
+
+/// Everything Aligner can be configured with. Defaults need no file; a YAML file, environment
+/// variables and command-line flags override them, in that order.
+public struct AlignerConfiguration: Sendable {
+    /// Address the HTTP server binds (`listen`, `ALIGNER_LISTEN`, `--listen`).
+    public var listen = ListenAddress(host: "127.0.0.1", port: 9095)
+    /// Log level (`log_level`, `ALIGNER_LOG_LEVEL`, `--log-level`).
+    public var logLevel: Logger.Level = .info
+    /// Ingest limits (`ingest.*`).
+    public var ingest = IngestLimits()
+
+    /// The defaults.
+    public init() {}
+
+    /// Every key a configuration file may hold, for error messages and the README.
+    public static let keys = [
+        "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
+        "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
+    ]
+}
+
+/// A host and port to bind.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` (`[::1]:9095` for IPv6, `:9095` for all interfaces).
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.init(host: host.isEmpty ? "0.0.0.0" : host, port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Every problem found in a configuration file, each with its position.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var problems: [String]
+
+    public var description: String { problems.joined(separator: "\n") }
+}
+
+extension AlignerConfiguration {
+    /// Reads a YAML configuration file over the defaults, reporting every problem at once as
+    /// `file:line:col: message`.
+    public static func load(file path: String) throws -> AlignerConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(problems: ["\(path): cannot read configuration file: \(error.localizedDescription)"])
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    /// Parses YAML text over the defaults.
+    public static func parse(yaml text: String, file: String = "<config>") throws -> AlignerConfiguration {
+        var config = AlignerConfiguration()
+        var problems: [String] = []
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigurationError(problems: ["\(file): \(error)"])
+        }
+        guard let root else { return config }
+        func at(_ node: Node) -> String {
+            guard let mark = node.mark else { return file }
+            return "\(file):\(mark.line):\(mark.column)"
+        }
+        guard let mapping = root.mapping else {
+            throw ConfigurationError(problems: ["\(at(root)): configuration must be a mapping of keys"])
+        }
+        func integer(_ node: Node, _ key: String, _ apply: (Int) -> Void) {
+            if let v = node.int, v > 0 { apply(v) } else { problems.append("\(at(node)): \(key) must be a positive integer, got \"\(node.string ?? "?")\"") }
+        }
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "listen":
+                if let s = value.string, let address = ListenAddress(parsing: s) { config.listen = address } else {
+                    problems.append("\(at(value)): listen must be host:port, got \"\(value.string ?? "?")\"")
+                }
+            case "log_level":
+                if let s = value.string, let level = Logger.Level(rawValue: s.lowercased()) { config.logLevel = level } else {
+                    problems.append("\(at(value)): log_level must be one of trace, debug, info, notice, warning, error, critical")
+                }
+            case "ingest":
+                guard let ingest = value.mapping else {
+                    problems.append("\(at(value)): ingest must be a mapping")
+                    continue
+                }
+                for (k, v) in ingest {
+                    let name = k.string ?? ""
+                    switch name {
+                    case "max_body_bytes": integer(v, "ingest.\(name)") { config.ingest.maxBodyBytes = $0 }
+                    case "max_decoded_bytes": integer(v, "ingest.\(name)") { config.ingest.maxDecodedBytes = $0 }
+                    case "max_inflight_bytes": integer(v, "ingest.\(name)") { config.ingest.maxInflightBytes = $0 }
+                    case "max_series": integer(v, "ingest.\(name)") { config.ingest.maxSeries = $0 }
+                    case "series_idle_timeout":
+                        if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ingest.seriesIdleTimeout = d } else {
+                            problems.append("\(at(v)): ingest.series_idle_timeout must be a duration such as 30m, got \"\(v.string ?? "?")\"")
+                        }
+                    default:
+                        problems.append("\(at(k)): unknown key \"ingest.\(name)\" (known: \(keys.filter { $0.hasPrefix("ingest.") }.joined(separator: ", ")))")
+                    }
+                }
+            default:
+                problems.append("\(at(keyNode)): unknown key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+        return config
+    }
+
+    /// Applies `ALIGNER_*` environment variables.
+    public mutating func applyEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws {
+        var problems: [String] = []
+        if let v = env["ALIGNER_LISTEN"] {
+            if let a = ListenAddress(parsing: v) { listen = a } else { problems.append("ALIGNER_LISTEN must be host:port, got \"\(v)\"") }
+        }
+        if let v = env["ALIGNER_LOG_LEVEL"] {
+            if let l = Logger.Level(rawValue: v.lowercased()) { logLevel = l } else { problems.append("ALIGNER_LOG_LEVEL: unknown level \"\(v)\"") }
+        }
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+}
+
+/// Parses a Prometheus duration such as `30s`, `5m`, `1h30m`, `250ms`, `1d`.
+public func parsePrometheusDuration(_ text: String) -> Duration? {
+    let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000),
+                                    ("w", 604_800_000), ("y", 31_536_000_000)]
+    var rest = Substring(text)
+    var total: Int64 = 0
+    guard !rest.isEmpty else { return nil }
+    while !rest.isEmpty {
+        let digits = rest.prefix(while: \.isNumber)
+        guard let n = Int64(digits) else { return nil }
+        rest = rest.dropFirst(digits.count)
+        guard let unit = units.first(where: { rest.hasPrefix($0.0) && !(($0.0 == "m") && rest.hasPrefix("ms")) }) else {
+            return nil
+        }
+        rest = rest.dropFirst(unit.0.count)
+        total += n * unit.1
+    }
+    return .milliseconds(total)
+}

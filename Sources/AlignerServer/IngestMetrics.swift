@@ -1,0 +1,105 @@
+import AlignerIngest
+import Prometheus
+
+/// The receiver's metrics, created once. Names follow `aligner_<subsystem>_<what>_<unit|total>`.
+struct IngestMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let requests: [Int: Counter]
+    let requestsOther: Counter
+    let samples: Counter
+    let samplesDuplicate: Counter
+    let samplesRejected: [WriteOutcome.SampleRejection: Counter]
+    let histograms: Counter
+    let histogramsRejected: Counter
+    let exemplars: Counter
+    let exemplarsRejected: Counter
+    let metadata: Counter
+    let metadataRejected: Counter
+    let seriesCreated: Counter
+    let seriesRejected: Counter
+    let seriesEvicted: Counter
+    let seriesActive: Gauge
+    let seriesMemory: Gauge
+    let inflightBytes: Gauge
+    let compressedBytes: Counter
+    let decodedBytes: Counter
+    let decodeSeconds: DurationHistogram
+
+    static let statuses = [204, 400, 413, 415, 429, 503]
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        var requests: [Int: Counter] = [:]
+        for code in IngestMetrics.statuses {
+            requests[code] = registry.makeCounter(
+                name: "aligner_http_requests_total", labels: [("handler", "write"), ("code", String(code))],
+                help: "HTTP requests by handler and status code.")
+        }
+        self.requests = requests
+        requestsOther = registry.makeCounter(
+            name: "aligner_http_requests_total", labels: [("handler", "write"), ("code", "other")],
+            help: "HTTP requests by handler and status code.")
+        samples = registry.makeCounter(
+            name: "aligner_ingest_samples_total", help: "Float samples accepted from remote write.")
+        samplesDuplicate = registry.makeCounter(
+            name: "aligner_ingest_samples_duplicate_total",
+            help: "Accepted samples that repeated a series' last sample exactly (retries).")
+        var rejected: [WriteOutcome.SampleRejection: Counter] = [:]
+        for reason in WriteOutcome.SampleRejection.allCases {
+            rejected[reason] = registry.makeCounter(
+                name: "aligner_ingest_samples_rejected_total", labels: [("reason", reason.rawValue)],
+                help: "Float samples not applied, by reason.")
+        }
+        samplesRejected = rejected
+        histograms = registry.makeCounter(name: "aligner_ingest_histograms_total", help: "Native histogram samples accepted.")
+        histogramsRejected = registry.makeCounter(
+            name: "aligner_ingest_histograms_rejected_total", help: "Native histogram samples rejected.")
+        exemplars = registry.makeCounter(name: "aligner_ingest_exemplars_total", help: "Exemplars accepted.")
+        exemplarsRejected = registry.makeCounter(name: "aligner_ingest_exemplars_rejected_total", help: "Exemplars rejected.")
+        metadata = registry.makeCounter(name: "aligner_ingest_metadata_total", help: "Metadata entries accepted.")
+        metadataRejected = registry.makeCounter(name: "aligner_ingest_metadata_rejected_total", help: "Metadata entries rejected.")
+        seriesCreated = registry.makeCounter(name: "aligner_ingest_series_created_total", help: "Series seen for the first time.")
+        seriesRejected = registry.makeCounter(
+            name: "aligner_ingest_series_rejected_total", help: "Series rejected (invalid labels, malformed, over the series limit).")
+        seriesEvicted = registry.makeCounter(
+            name: "aligner_ingest_series_evicted_total", help: "Series dropped after ingest.series_idle_timeout without samples.")
+        seriesActive = registry.makeGauge(name: "aligner_ingest_series_active", help: "Series in the series table.")
+        seriesMemory = registry.makeGauge(
+            name: "aligner_ingest_series_memory_bytes", help: "Bytes the series table holds for keys, records and slots.")
+        inflightBytes = registry.makeGauge(
+            name: "aligner_ingest_inflight_bytes", help: "Compressed plus declared decoded bytes of requests being decoded.")
+        compressedBytes = registry.makeCounter(
+            name: "aligner_ingest_body_bytes_total", labels: [("encoding", "snappy")], help: "Remote-write body bytes received.")
+        decodedBytes = registry.makeCounter(
+            name: "aligner_ingest_body_bytes_total", labels: [("encoding", "identity")], help: "Remote-write body bytes received.")
+        decodeSeconds = registry.makeDurationHistogram(
+            name: "aligner_ingest_decode_seconds",
+            buckets: [.microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
+                      .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                      .milliseconds(250), .seconds(1)],
+            help: "Time to decompress, decode and apply one remote-write body.")
+    }
+
+    func record(status: Int) {
+        (requests[status] ?? requestsOther).increment()
+    }
+
+    func record(_ o: WriteOutcome) {
+        decodedBytes.increment(by: Int64(o.decodedBytes))
+        if o.samplesWritten > 0 { samples.increment(by: Int64(o.samplesWritten)) }
+        if o.samplesDuplicate > 0 { samplesDuplicate.increment(by: Int64(o.samplesDuplicate)) }
+        if o.samplesOutOfOrder > 0 { samplesRejected[.outOfOrder]!.increment(by: Int64(o.samplesOutOfOrder)) }
+        if o.samplesDuplicateTimestamp > 0 {
+            samplesRejected[.duplicateTimestamp]!.increment(by: Int64(o.samplesDuplicateTimestamp))
+        }
+        if o.samplesInvalidSeries > 0 { samplesRejected[.invalidSeries]!.increment(by: Int64(o.samplesInvalidSeries)) }
+        if o.histogramsWritten > 0 { histograms.increment(by: Int64(o.histogramsWritten)) }
+        if o.histogramsRejected > 0 { histogramsRejected.increment(by: Int64(o.histogramsRejected)) }
+        if o.exemplarsWritten > 0 { exemplars.increment(by: Int64(o.exemplarsWritten)) }
+        if o.exemplarsRejected > 0 { exemplarsRejected.increment(by: Int64(o.exemplarsRejected)) }
+        if o.metadataWritten > 0 { metadata.increment(by: Int64(o.metadataWritten)) }
+        if o.metadataRejected > 0 { metadataRejected.increment(by: Int64(o.metadataRejected)) }
+        if o.seriesCreated > 0 { seriesCreated.increment(by: Int64(o.seriesCreated)) }
+        if o.seriesRejected > 0 { seriesRejected.increment(by: Int64(o.seriesRejected)) }
+    }
+}

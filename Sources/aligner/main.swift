@@ -1,0 +1,58 @@
+import AlignerServer
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Aligner: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aligner",
+        abstract: "Watches Prometheus remote-write streams and opens one event per troubled workload.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the remote-write receiver and the HTTP API.")
+
+    @Option(name: .long, help: "YAML configuration file (env ALIGNER_CONFIG).")
+    var config: String?
+
+    @Option(name: .long, help: "Address to listen on, host:port (default 127.0.0.1:9095; env ALIGNER_LISTEN).")
+    var listen: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (env ALIGNER_LOG_LEVEL).")
+    var logLevel: String?
+
+    func run() async throws {
+        var configuration: AlignerConfiguration
+        do {
+            let file = config ?? ProcessInfo.processInfo.environment["ALIGNER_CONFIG"]
+            configuration = try file.map { try .load(file: $0) } ?? .init()
+            try configuration.applyEnvironment()
+            if let listen {
+                guard let address = ListenAddress(parsing: listen) else {
+                    throw ValidationError("--listen must be host:port, got \"\(listen)\"")
+                }
+                configuration.listen = address
+            }
+            if let logLevel {
+                guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
+                    throw ValidationError("--log-level: unknown level \"\(logLevel)\"")
+                }
+                configuration.logLevel = level
+            }
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let server = AlignerServer(configuration: configuration, logger: Logger(label: "aligner"))
+        try await server.run()
+    }
+}

@@ -53,7 +53,7 @@ public final class Ingestor: Sendable {
     /// The limits in force.
     public let limits: IngestLimits
     private let workers = Mutex<[Worker]>([])
-    private let inflight = Atomic<Int>(0)
+    let inflight = Atomic<Int>(0)
 
     /// Creates an ingestor with a new series table.
     public init(limits: IngestLimits) {

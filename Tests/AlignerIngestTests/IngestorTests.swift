@@ -1,0 +1,195 @@
+@testable import AlignerIngest
+import AlignerCore
+import AlignerTesting
+import Testing
+
+/// Semantics of applying remote-write bodies: validation, ordering, limits, eviction.
+@Suite struct IngestorTests {
+    func ingestor(maxSeries: Int = 1000) -> Ingestor {
+        var limits = IngestLimits()
+        limits.maxSeries = maxSeries
+        return Ingestor(limits: limits)
+    }
+
+    func write(_ ingestor: Ingestor, _ request: TestRequest, version: RemoteWriteVersion = .v1, now: Int64 = 1) throws(IngestError) -> WriteOutcome {
+        let body = Snappy.compress(version == .v1 ? ProtobufC.encodeV1(request) : ProtobufC.encodeV2(request))
+        return try write(ingestor, compressed: body, version: version, now: now)
+    }
+
+    func write(_ ingestor: Ingestor, compressed: [UInt8], version: RemoteWriteVersion = .v1, now: Int64 = 1) throws(IngestError) -> WriteOutcome {
+        let result: Result<WriteOutcome, IngestError> = compressed.withUnsafeBytes { raw in
+            Result { () throws(IngestError) in try ingestor.write(compressed: raw, version: version, now: now) }
+        }
+        return try result.get()
+    }
+
+    @Test(arguments: [RemoteWriteVersion.v1, .v2])
+    func unsortedLabelsNameTheSameSeries(_ version: RemoteWriteVersion) throws {
+        let i = ingestor()
+        var a = TestSeries("up", [("job", "api"), ("instance", "x:1")], samples: [(1000, 1)])
+        _ = try write(i, TestRequest(series: [a]), version: version)
+        a.labels.reverse()
+        a.samples = [WireSample(timestamp: 2000, valueBits: (0.0).bitPattern)]
+        let o = try write(i, TestRequest(series: [a]), version: version)
+        #expect(o.seriesCreated == 0 && o.samplesWritten == 1)
+        let s = i.table.snapshot()
+        #expect(s.count == 1)
+        #expect(s[0].labels == [Label("__name__", "up"), Label("instance", "x:1"), Label("job", "api")])
+        #expect(s[0].lastTimestamp == 2000 && s[0].samples == 2)
+    }
+
+    @Test func emptyValuedLabelsAreDropped() throws {
+        let i = ingestor()
+        _ = try write(i, TestRequest(series: [TestSeries("up", [("job", "a"), ("zone", "")], samples: [(1, 1)])]))
+        _ = try write(i, TestRequest(series: [TestSeries("up", [("job", "a")], samples: [(2, 1)])]))
+        #expect(i.table.snapshot().map(\.labels) == [[Label("__name__", "up"), Label("job", "a")]])
+    }
+
+    @Test(arguments: [
+        (TestSeries(labels: [TestLabel("job", "a")], samples: [WireSample(timestamp: 1, valueBits: 0)]), "missing_metric_name"),
+        (TestSeries(labels: [], samples: [WireSample(timestamp: 1, valueBits: 0)]), "no_labels"),
+        (TestSeries("up", [("", "x")], samples: [(1, 1)]), "empty_label_name"),
+        (TestSeries("up", [("job", "a"), ("job", "b")], samples: [(1, 1)]), "duplicate_label_name"),
+        (TestSeries(labels: [TestLabel("__name__", "up"), TestLabel(name: Array("job".utf8), value: [0xff, 0xfe])],
+                    samples: [WireSample(timestamp: 1, valueBits: 0)]), "invalid_utf8"),
+    ])
+    func invalidSeriesAreRejectedAndTheRestApplied(_ bad: TestSeries, _ reason: String) throws {
+        for version in [RemoteWriteVersion.v1, .v2] {
+            let i = ingestor()
+            let good = TestSeries("up", [("job", "ok")], samples: [(1, 1), (2, 1)])
+            let o = try write(i, TestRequest(series: [good, bad]), version: version)
+            #expect(o.seriesRejectedByReason == [reason: 1], "\(version)")
+            #expect(o.samplesWritten == 2 && o.samplesInvalidSeries == 1)
+            #expect(o.hasRejections)
+            #expect(o.message.hasPrefix("rejected 1 of 2 series (1 \(reason)); rejected 1 of 3 samples (1 in rejected series); for example: "))
+            #expect(i.table.activeSeries == 1)
+        }
+    }
+
+    @Test func outOfOrderAndDuplicatesAreCountedAndIdenticalRetriesAccepted() throws {
+        let i = ingestor()
+        let s = TestSeries("temperature", samples: [(1000, 20), (2000, 21)])
+        #expect(try write(i, TestRequest(series: [s])).samplesWritten == 2)
+        // The same body again (a retry): accepted silently.
+        let retry = try write(i, TestRequest(series: [TestSeries("temperature", samples: [(2000, 21)])]))
+        #expect(!retry.hasRejections && retry.samplesWritten == 1 && retry.samplesDuplicate == 1)
+        let late = try write(i, TestRequest(series: [TestSeries("temperature", samples: [(1500, 5), (2000, 99), (3000, 22)])]))
+        #expect(late.samplesOutOfOrder == 1 && late.samplesDuplicateTimestamp == 1 && late.samplesWritten == 1)
+        #expect(late.message.contains("out-of-order sample for temperature: timestamp 1500 is older than the last accepted 2000"))
+        #expect(i.table.snapshot()[0].lastTimestamp == 3000)
+    }
+
+    @Test func staleMarkersKeepTheirBits() throws {
+        let i = ingestor()
+        _ = try write(i, TestRequest(series: [TestSeries(labels: [TestLabel("__name__", "up")],
+                                                        samples: [WireSample(timestamp: 5, valueBits: SampleValue.staleNaNBits)])]))
+        let last = i.table.snapshot()[0].lastValue
+        #expect(last.bitPattern == SampleValue.staleNaNBits)
+        #expect(SampleValue.isStale(bits: last.bitPattern) && !SampleValue.isStale(bits: Double.nan.bitPattern))
+    }
+
+    @Test func seriesLimitRejectsNewSeriesOnly() throws {
+        let i = ingestor(maxSeries: 2)
+        let series = (0..<3).map { TestSeries("m", [("i", "\($0)")], samples: [(1, 1)]) }
+        let o = try write(i, TestRequest(series: series))
+        #expect(o.seriesRejectedByReason == ["series_limit": 1])
+        #expect(o.message.contains("active series limit 2 reached (ingest.max_series)"))
+        // Existing series still take samples.
+        let again = try write(i, TestRequest(series: Array(series.prefix(2)).map { var s = $0; s.samples = [WireSample(timestamp: 2, valueBits: 0)]; return s }))
+        #expect(!again.hasRejections && i.table.activeSeries == 2)
+    }
+
+    @Test func idleSeriesAreEvictedAndComeBack() throws {
+        let i = ingestor()
+        _ = try write(i, TestRequest(series: (0..<100).map { TestSeries("m", [("i", "\($0)")], samples: [(1, 1)]) }), now: 1000)
+        _ = try write(i, TestRequest(series: [TestSeries("m", [("i", "7")], samples: [(2, 1)])]), now: 5000)
+        #expect(i.table.evictIdle(before: 2000) == 99)
+        #expect(i.table.activeSeries == 1)
+        #expect(i.table.snapshot().map(\.labels) == [[Label("__name__", "m"), Label("i", "7")]])
+        let o = try write(i, TestRequest(series: (0..<100).map { TestSeries("m", [("i", "\($0)")], samples: [(3, 1)]) }), now: 6000)
+        #expect(o.seriesCreated == 99 && !o.hasRejections && i.table.activeSeries == 100)
+    }
+
+    @Test func collidingHashesNeverMergeSeries() {
+        var shard = Shard()
+        let a = Array("first".utf8), b = Array("second".utf8)
+        let ia = a.withUnsafeBytes { shard.insert(hash: 42, key: $0, now: 0) }
+        let ib = b.withUnsafeBytes { shard.insert(hash: 42, key: $0, now: 0) }
+        #expect(ia != ib)
+        #expect(a.withUnsafeBytes { shard.find(hash: 42, key: $0) } == ia)
+        #expect(b.withUnsafeBytes { shard.find(hash: 42, key: $0) } == ib)
+        #expect(Array("third".utf8).withUnsafeBytes { shard.find(hash: 42, key: $0) } == -1)
+    }
+
+    @Test func snappyLimitsAndFormats() {
+        let i = ingestor()
+        let raw = ProtobufC.encodeV1(TestRequest(series: [TestSeries("up", samples: [(1, 1)])]))
+        var limits = IngestLimits()
+        limits.maxDecodedBytes = raw.count - 1
+        let small = Ingestor(limits: limits)
+        #expect(throws: IngestError.self) { try write(small, compressed: Snappy.compress(raw)) }
+        do {
+            _ = try write(small, compressed: Snappy.compress(raw))
+        } catch {
+            #expect(error.kind == .invalid)
+            #expect(error.message == "cannot decompress remote-write body: declared size \(raw.count) exceeds limit \(raw.count - 1) (ingest.max_decoded_bytes)")
+        }
+        // A huge declared size is refused before anything is allocated.
+        do {
+            _ = try write(i, compressed: [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00])
+        } catch {
+            #expect(error.message.hasPrefix("cannot decompress remote-write body: declared size 4294967295 exceeds limit"))
+        }
+        do {
+            _ = try write(i, compressed: [0xff, 0x06, 0x00, 0x00] + Array("sNaPpY".utf8) + [0x01, 0x00])
+        } catch {
+            #expect(error.kind == .unsupportedEncoding)
+        }
+        do {
+            var corrupt = Snappy.compress(raw)
+            corrupt[corrupt.count / 2] ^= 0xff
+            corrupt.removeLast()
+            _ = try write(i, compressed: corrupt)
+            Issue.record("corrupt snappy accepted")
+        } catch {
+            #expect(error.kind == .invalid)
+        }
+    }
+
+    @Test func inflightBoundAnswersOverloaded() {
+        var limits = IngestLimits()
+        limits.maxInflightBytes = 1000
+        let i = Ingestor(limits: limits)
+        // Another request holds bytes in flight.
+        _ = i.inflight.add(999, ordering: .relaxed)
+        let body = Snappy.compress(ProtobufC.encodeV1(TestRequest(series: [TestSeries("up", samples: [(1, 1)])])))
+        do {
+            _ = try write(i, compressed: body)
+            Issue.record("admitted past the in-flight bound")
+        } catch {
+            #expect(error.kind == .overloaded)
+            #expect(error.message.contains("(ingest.max_inflight_bytes)"))
+        }
+        _ = i.inflight.subtract(999, ordering: .relaxed)
+        #expect(i.inflightBytes == 0)
+    }
+
+    @Test func histogramsAndExemplarsAreCheckedAndCounted() throws {
+        let i = ingestor()
+        var s = TestSeries("latency", samples: [(1, 1)])
+        s.fullHistograms = [.integer(timestamp: 1, counts: [1, 2])]
+        var bad = TestHistogram.integer(timestamp: 2, counts: [1, 2])
+        bad.countBits = 1  // fewer observations than the buckets hold
+        s.fullHistograms.append(bad)
+        var spans = TestHistogram.integer(timestamp: 3, counts: [1, 2])
+        spans.positiveSpans = [TestSpan(0, 5)]
+        s.fullHistograms.append(spans)
+        s.exemplars = [TestExemplar(labels: [TestLabel("trace_id", "t")], value: 1, timestamp: 1)]
+        for version in [RemoteWriteVersion.v1, .v2] {
+            let o = try write(ingestor(), TestRequest(series: [s]), version: version)
+            #expect(o.histogramsWritten == 1 && o.histogramsRejected == 2 && o.exemplarsWritten == 1)
+            #expect(o.message.contains("histogram count 1.0 is less than its buckets' total 3.0"))
+        }
+        _ = i
+    }
+}

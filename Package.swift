@@ -60,6 +60,7 @@ let package = Package(
         .testTarget(name: "AlignerServerTests",
                     dependencies: [
                         "AlignerServer", "AlignerTesting",
+                        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                     ],
                     swiftSettings: strict),
     ]

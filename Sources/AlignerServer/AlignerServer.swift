@@ -29,13 +29,18 @@ public struct AlignerServer: Sendable {
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully. `onServerRunning` receives the
     /// bound port (useful with port 0).
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await makeServiceGroup(onServerRunning: onServerRunning).run()
+    }
+
+    /// Every service Aligner runs, in one group that shuts down on SIGTERM or SIGINT (or on
+    /// `triggerGracefulShutdown()`).
+    public func makeServiceGroup(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> ServiceGroup {
         let app = makeApplication(onServerRunning: onServerRunning)
-        let group = ServiceGroup(
+        return ServiceGroup(
             configuration: .init(
                 services: [.init(service: app), .init(service: SeriesSweeper(server: self))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
     }
 
     /// The Hummingbird application serving every route, as a `Service`.

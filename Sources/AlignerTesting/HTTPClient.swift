@@ -14,6 +14,7 @@ public enum HTTPClient {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// Sends one request; every call is bounded by `timeout`.
@@ -75,4 +76,18 @@ public enum HTTPClient {
     }
 
     nonisolated(unsafe) static let curlGlobalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+}
+
+extension HTTPClient {
+    /// `send` on a Dispatch thread, so a test's blocking call never holds a cooperative thread.
+    public static func request(
+        _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
+        timeout: Duration = .seconds(10)
+    ) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try send(method, url, headers: headers, body: body, timeout: timeout) })
+            }
+        }
+    }
 }

@@ -1,0 +1,59 @@
+import AlignerServer
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsNeedNoFile() {
+        let c = AlignerConfiguration()
+        #expect(c.listen == ListenAddress(host: "127.0.0.1", port: 9095))
+        #expect(c.ingest.maxDecodedBytes == 32 << 20)
+    }
+
+    @Test func fileValuesApply() throws {
+        let c = try AlignerConfiguration.parse(yaml: """
+            listen: 0.0.0.0:9200
+            log_level: debug
+            ingest:
+              max_series: 5000
+              series_idle_timeout: 1h30m
+            """)
+        #expect(c.listen == ListenAddress(host: "0.0.0.0", port: 9200))
+        #expect(c.ingest.maxSeries == 5000)
+        #expect(c.ingest.seriesIdleTimeout == .seconds(5400))
+    }
+
+    @Test func everyProblemIsReportedWithItsPosition() {
+        do {
+            _ = try AlignerConfiguration.parse(yaml: """
+                listen: nowhere
+                ingest:
+                  max_series: -3
+                  colour: blue
+                extra: 1
+                """, file: "aligner.yml")
+            Issue.record("a bad file was accepted")
+        } catch let error as ConfigurationError {
+            #expect(error.problems == [
+                "aligner.yml:1:9: listen must be host:port, got \"nowhere\"",
+                "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
+                "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout)",
+                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout)",
+            ])
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test func environmentOverridesFile() throws {
+        var c = try AlignerConfiguration.parse(yaml: "listen: 127.0.0.1:1")
+        try c.applyEnvironment(["ALIGNER_LISTEN": "127.0.0.1:2"])
+        #expect(c.listen.port == 2)
+    }
+
+    @Test func prometheusDurations() {
+        #expect(parsePrometheusDuration("250ms") == .milliseconds(250))
+        #expect(parsePrometheusDuration("1h30m") == .seconds(5400))
+        #expect(parsePrometheusDuration("2d") == .seconds(172_800))
+        #expect(parsePrometheusDuration("5") == nil)
+        #expect(parsePrometheusDuration("") == nil)
+    }
+}

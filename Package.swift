@@ -24,6 +24,8 @@ let package = Package(
                        providers: [.apt(["libsnappy-dev"])]),
         .systemLibrary(name: "CAlignerProtobufC", pkgConfig: "libprotobuf-c",
                        providers: [.apt(["libprotobuf-c-dev"])]),
+        // Compiler intrinsics Swift does not expose (cache prefetch), header only.
+        .systemLibrary(name: "CAlignerIntrinsics"),
         // libcurl with typed setters for its variadic curl_easy_setopt.
         .target(name: "CAlignerCurl", linkerSettings: [.linkedLibrary("curl")]),
         // protoc-c output for remote-write 1.0 and 2.0 (regenerate with its generate.sh).
@@ -32,8 +34,9 @@ let package = Package(
 
         .target(name: "AlignerCore", swiftSettings: strict),
         .target(name: "AlignerIngest",
-                dependencies: ["AlignerCore", "CAlignerSnappy"],
-                swiftSettings: strict + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+                dependencies: ["AlignerCore", "CAlignerSnappy", "CAlignerIntrinsics"],
+                swiftSettings: strict + [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"],
+                                                      .when(configuration: .release))]),
         .target(name: "AlignerServer",
                 dependencies: [
                     "AlignerCore", "AlignerIngest",
@@ -54,6 +57,15 @@ let package = Package(
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ],
                           swiftSettings: strict),
+        // libFuzzer target: fast decoder vs libprotobuf-c (fuzz/run.sh); replays files otherwise.
+        .executableTarget(name: "aligner-fuzz", dependencies: ["AlignerIngest", "AlignerTesting"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        // Benchmarks (benchmarks/README.md): decode + series lookup per core, allocations per request.
+        .target(name: "CAlignerMallocCounter", path: "benchmarks/CAlignerMallocCounter"),
+        .executableTarget(name: "aligner-bench",
+                          dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerMallocCounter", "CAlignerSnappy"],
+                          path: "benchmarks/aligner-bench",
+                          swiftSettings: strict + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         .testTarget(name: "AlignerIngestTests",
                     dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerRemoteWrite"],
                     swiftSettings: strict),

@@ -136,7 +136,8 @@ public struct DecodedSeries {
     public var problem: SeriesProblem?
 }
 
-/// Receives what a `RemoteWriteDecoder` decodes, one series at a time.
+/// Receives what a `RemoteWriteDecoder` decodes, one series at a time. The decoder may still fail
+/// on a later byte of the request: a sink collects, and applies only after the decoder returns.
 public protocol RemoteWriteSink {
     /// One series. Called in request order.
     mutating func series(_ series: DecodedSeries)

@@ -99,7 +99,24 @@ public final class Ingestor: Sendable {
         } catch {
             throw IngestError(snappy: error, limits: limits)
         }
-        var sink = IngestSink(table: table, order: worker.order, key: worker.key, now: now)
+        return try apply(body, version: version, now: now, worker: worker)
+    }
+
+    /// Decodes and applies an already decompressed body (benchmarks and tools; `write` is the
+    /// receiver's entry point).
+    public func apply(
+        decompressed body: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64
+    ) throws(IngestError) -> WriteOutcome {
+        let worker = workers.withLock { $0.popLast() } ?? Worker()
+        defer { workers.withLock { $0.append(worker) } }
+        return try apply(body, version: version, now: now, worker: worker)
+    }
+
+    @inline(__always)
+    func apply(
+        _ body: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64, worker: Worker
+    ) throws(IngestError) -> WriteOutcome {
+        var sink = IngestSink(table: table, worker: worker, now: now)
         do {
             switch version {
             case .v1: try worker.decoder.decodeV1(body, into: &sink)
@@ -108,6 +125,7 @@ public final class Ingestor: Sendable {
         } catch {
             throw IngestError(kind: .invalid, message: error.message)
         }
+        sink.finish()
         sink.outcome.decodedBytes = body.count
         return sink.outcome
     }
@@ -135,51 +153,63 @@ final class Worker: @unchecked Sendable {
     let decoder = RemoteWriteDecoder()
     let decompressed = ByteScratch(capacity: 1 << 20)
     let order = Scratch<Int32>(capacity: 64)
-    let key = ByteScratch(capacity: 1024)
+    let keys = ByteScratch(capacity: 1 << 16)
+    let pending = Scratch<PendingSeries>(capacity: 1024)
+    let samples = Scratch<WireSample>(capacity: 1024)
 
     /// Keeps at most 8 MiB of decompression buffer between requests.
-    func releaseLargeBuffers() { decompressed.shrink(to: 8 << 20) }
+    func releaseLargeBuffers() {
+        decompressed.shrink(to: 8 << 20)
+        keys.shrink(to: 1 << 20)
+    }
 }
 
-/// Applies decoded series to the table, counting what was written and rejected.
+/// Collects a request's decoded series (keyed and hashed), then applies them to the table in one
+/// pass, counting what was written and rejected.
 struct IngestSink: RemoteWriteSink {
     let table: SeriesTable
-    let order: Scratch<Int32>
-    let key: ByteScratch
+    let worker: Worker
     let now: Int64
     var outcome = WriteOutcome()
 
-    init(table: SeriesTable, order: Scratch<Int32>, key: ByteScratch, now: Int64) {
+    init(table: SeriesTable, worker: Worker, now: Int64) {
         self.table = table
-        self.order = order
-        self.key = key
+        self.worker = worker
         self.now = now
+        worker.keys.count = 0
+        worker.pending.removeAll()
+        worker.samples.removeAll()
     }
 
     @inline(__always)
     mutating func series(_ series: DecodedSeries) {
         outcome.seriesTotal += 1
-        var problem = series.problem
-        if problem == nil {
-            let keyBytes: UnsafeRawBufferPointer
-            if let canonical = series.canonicalKey {
-                keyBytes = canonical
-            } else {
-                SeriesKey.build(series.labels, order: order, into: key)
-                keyBytes = key.bytes
-            }
-            problem = table.apply(key: keyBytes, samples: series.samples, now: now, outcome: &outcome)
-        }
-        if let problem {
+        if let problem = series.problem {
             reject(series, problem)
             return
         }
+        var entry = PendingSeries(
+            keyBase: nil, keyOffset: 0, keyCount: 0, hash: 0, sampleStart: worker.samples.count,
+            sampleCount: series.samples.count, histograms: 0, exemplars: 0, metadata: series.metadata == nil ? 0 : 1)
+        let key: UnsafeRawBufferPointer
+        if let canonical = series.canonicalKey {
+            key = canonical
+            entry.keyBase = canonical.baseAddress
+        } else {
+            let start = worker.keys.count
+            SeriesKey.build(series.labels, order: worker.order, appendingTo: worker.keys)
+            entry.keyOffset = start
+            key = UnsafeRawBufferPointer(start: worker.keys.base + start, count: worker.keys.count - start)
+        }
+        entry.keyCount = key.count
+        entry.hash = table.hash(key)
+        for sample in series.samples { worker.samples.append(sample) }
         for h in series.histograms {
             if let p = h.problem {
                 outcome.histogramsRejected += 1
                 outcome.addExample("inconsistent histogram at timestamp \(h.timestamp): \(p)")
             } else {
-                outcome.histogramsWritten += 1
+                entry.histograms += 1
             }
         }
         for e in series.exemplars {
@@ -188,12 +218,18 @@ struct IngestSink: RemoteWriteSink {
                 let l = series.exemplarLabels[i]
                 if l.name.count == 0 || !SeriesKey.isValidUTF8(l.name) || !SeriesKey.isValidUTF8(l.value) { valid = false }
             }
-            if valid { outcome.exemplarsWritten += 1 } else {
+            if valid { entry.exemplars += 1 } else {
                 outcome.exemplarsRejected += 1
                 outcome.addExample("exemplar at timestamp \(e.timestamp) has an empty or non-UTF-8 label")
             }
         }
-        if series.metadata != nil { outcome.metadataWritten += 1 }
+        worker.pending.append(entry)
+    }
+
+    /// Applies everything collected; call once, after the decoder finished.
+    mutating func finish() {
+        table.apply(worker.pending.buffer, keyArena: UnsafeRawPointer(worker.keys.base),
+                    samples: worker.samples.buffer, now: now, outcome: &outcome)
     }
 
     mutating func reject(_ series: DecodedSeries, _ problem: SeriesProblem) {

@@ -4,8 +4,9 @@
 /// It reads the decompressed bytes in place and hands each series to a sink with labels borrowed
 /// from the body, keeping its scratch space between requests so a warm decoder allocates nothing.
 /// Unknown fields are skipped; repeated scalars are accepted packed and unpacked. The framing of
-/// the whole request is checked before any series is handed out, so a truncated body applies
-/// nothing; a problem inside one series only rejects that series.
+/// the whole request is checked as it is read: a sink must apply nothing before the decoder
+/// returns, so that a truncated body applies nothing. A problem inside one series only rejects
+/// that series.
 ///
 /// Not thread-safe: one decoder per request in flight (see `DecoderPool`).
 public final class RemoteWriteDecoder {
@@ -28,25 +29,28 @@ public final class RemoteWriteDecoder {
     public func decodeV1<S: RemoteWriteSink>(
         _ body: UnsafeRawBufferPointer, into sink: inout S
     ) throws(RequestDecodeError) {
-        try checkFraming(body, version: "1.0", lengthDelimitedFields: (1, 3))
         var r = WireReader(body)
-        do {
+        var field: UInt64 = 0
+        var offset = 0
+        do throws(WireError) {
             while !r.isAtEnd {
-                let (field, wireType) = try r.tag()
-                switch field {
+                offset = body.count - r.remaining
+                let (f, wireType) = try r.tag()
+                field = f
+                switch f {
                 case 1:
-                    let bytes = try r.lengthDelimited()
-                    sink.series(decodeSeriesV1(bytes))
+                    guard wireType == 2 else { throw .wrongWireType(field: f, got: wireType) }
+                    sink.series(decodeSeriesV1(try r.lengthDelimited()))
                 case 3:
-                    let bytes = try r.lengthDelimited()
-                    sink.metadata(decodeMetadataV1(bytes))
+                    guard wireType == 2 else { throw .wrongWireType(field: f, got: wireType) }
+                    sink.metadata(decodeMetadataV1(try r.lengthDelimited()))
                 default:
                     try r.skip(wireType: wireType)
                 }
             }
         } catch {
-            // checkFraming has walked the same fields; this cannot happen.
-            throw RequestDecodeError("cannot decode remote-write 1.0 body: \(error)")
+            throw RequestDecodeError(
+                "cannot decode remote-write 1.0 body: \(error) (field \(field) at byte \(offset) of \(body.count))")
         }
     }
 
@@ -63,6 +67,26 @@ public final class RemoteWriteDecoder {
         var problem: SeriesProblem?
         do throws(WireError) {
             while !r.isAtEnd {
+                // Fast paths for what Prometheus sends: a label `0A len 0A n name 12 v value` and a
+                // sample `12 len 09 value 10 timestamp`, every length a single byte.
+                if let label = fastLabel(&r) {
+                    if canonical {
+                        let tagStart = r.p - label.encodedCount
+                        if keyStart == nil {
+                            keyStart = tagStart
+                        } else if keyEnd != tagStart {
+                            canonical = false
+                        }
+                        if labels.count > 0, !precedes(labels[labels.count - 1].name, label.ref.name) { canonical = false }
+                        keyEnd = r.p
+                    }
+                    labels.append(label.ref)
+                    continue
+                }
+                if let sample = fastSample(&r) {
+                    samples.append(sample)
+                    continue
+                }
                 let tagStart = r.p
                 let (field, wireType) = try r.tag()
                 switch field {
@@ -88,7 +112,7 @@ public final class RemoteWriteDecoder {
                             || label.value.baseAddress! != label.name.baseAddress! + n + 1 + varintSize(v)
                         {
                             canonical = false
-                        } else if labels.count > 0, labels[labels.count - 1].name.compareBytes(label.name) >= 0 {
+                        } else if labels.count > 0, !precedes(labels[labels.count - 1].name, label.name) {
                             canonical = false
                         }
                         keyEnd = r.p
@@ -118,6 +142,51 @@ public final class RemoteWriteDecoder {
             labels: labels.buffer, canonicalKey: key, samples: samples.buffer,
             histograms: histograms.buffer, exemplars: exemplars.buffer,
             exemplarLabels: exemplarLabels.buffer, metadata: nil, createdTimestamp: 0, problem: problem)
+    }
+
+    /// A canonically encoded label with one-byte lengths, non-empty name and value; nil (and the
+    /// reader untouched) for anything else, which the general path then reads.
+    @inline(__always)
+    func fastLabel(_ r: inout WireReader) -> (ref: LabelRef, encodedCount: Int)? {
+        let p = r.p
+        let available = r.end - p
+        guard available >= 6, p[0] == 0x0A else { return nil }
+        let length = Int(p[1])
+        guard length < 0x80, length + 2 <= available, p[2] == 0x0A else { return nil }
+        let n = Int(p[3])
+        guard n > 0, n < 0x80, n + 4 < length + 2, p[4 + n] == 0x12 else { return nil }
+        let v = Int(p[5 + n])
+        guard v > 0, v < 0x80, 4 + n + v == length else { return nil }
+        r.p = p + 2 + length
+        let name = UnsafeRawBufferPointer(start: p + 4, count: n)
+        let value = UnsafeRawBufferPointer(start: p + 6 + n, count: v)
+        return (LabelRef(name: name, value: value), 2 + length)
+    }
+
+    /// A sample encoded as `12 len 09 <8 bytes> 10 <varint>`; nil (reader untouched) otherwise.
+    @inline(__always)
+    func fastSample(_ r: inout WireReader) -> WireSample? {
+        let p = r.p
+        let available = r.end - p
+        guard available >= 13, p[0] == 0x12 else { return nil }
+        let length = Int(p[1])
+        guard length < 0x80, length >= 11, length + 2 <= available, p[2] == 0x09, p[11] == 0x10 else { return nil }
+        let end = p + 2 + length
+        var q = p + 12
+        var ts: UInt64 = 0
+        var shift: UInt64 = 0
+        while q < end {
+            let b = q.pointee
+            q += 1
+            ts |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { break }
+            shift += 7
+            if shift >= 63 { return nil }
+        }
+        guard q == end, end[-1] < 0x80 else { return nil }
+        let bits = UInt64(littleEndian: UnsafeRawPointer(p + 3).loadUnaligned(as: UInt64.self))
+        r.p = end
+        return WireSample(timestamp: Int64(bitPattern: ts), valueBits: bits)
     }
 
     @inline(__always)
@@ -217,17 +286,23 @@ public final class RemoteWriteDecoder {
     public func decodeV2<S: RemoteWriteSink>(
         _ body: UnsafeRawBufferPointer, into sink: inout S
     ) throws(RequestDecodeError) {
-        try checkFraming(body, version: "2.0", lengthDelimitedFields: (4, 5))
-        // Symbols may follow the series on the wire: collect them first.
+        // Symbols may follow the series on the wire: collect them first, checking the framing of
+        // the whole request on the way.
         symbols.removeAll()
         var r = WireReader(body)
-        do {
+        var field: UInt64 = 0
+        var offset = 0
+        do throws(WireError) {
             while !r.isAtEnd {
-                let (field, wireType) = try r.tag()
-                if field == 4 { symbols.append(try r.lengthDelimited()) } else { try r.skip(wireType: wireType) }
+                offset = body.count - r.remaining
+                let (f, wireType) = try r.tag()
+                field = f
+                if (f == 4 || f == 5) && wireType != 2 { throw .wrongWireType(field: f, got: wireType) }
+                if f == 4 { symbols.append(try r.lengthDelimited()) } else { try r.skip(wireType: wireType) }
             }
         } catch {
-            throw RequestDecodeError("cannot decode remote-write 2.0 body: \(error)")
+            throw RequestDecodeError(
+                "cannot decode remote-write 2.0 body: \(error) (field \(field) at byte \(offset) of \(body.count))")
         }
         if symbols.count > 0, symbols[0].count != 0 {
             throw RequestDecodeError(
@@ -398,33 +473,17 @@ public final class RemoteWriteDecoder {
         }
         return m
     }
+}
 
-    // MARK: Framing
-
-    /// Walks the top-level fields once, checking that every field is well framed and that the
-    /// message fields have the length-delimited wire type, before anything is applied.
-    func checkFraming(
-        _ body: UnsafeRawBufferPointer, version: String, lengthDelimitedFields: (UInt64, UInt64)
-    ) throws(RequestDecodeError) {
-        var r = WireReader(body)
-        do {
-            while !r.isAtEnd {
-                let offset = body.count - r.remaining
-                let (field, wireType) = try r.tag()
-                if (field == lengthDelimitedFields.0 || field == lengthDelimitedFields.1) && wireType != 2 {
-                    throw RequestDecodeError(
-                        "cannot decode remote-write \(version) body: field \(field) at byte \(offset) has wire type \(wireType), want 2")
-                }
-                do { try r.skip(wireType: wireType) } catch {
-                    throw RequestDecodeError(
-                        "cannot decode remote-write \(version) body: \(error) (field \(field) at byte \(offset) of \(body.count))")
-                }
-            }
-        } catch let error as RequestDecodeError {
-            throw error
-        } catch {
-            throw RequestDecodeError(
-                "cannot decode remote-write \(version) body: \(error) at byte \(body.count - r.remaining) of \(body.count)")
-        }
+/// Whether `a` sorts strictly before `b` (byte order, then length).
+@inline(__always)
+func precedes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    let n = min(a.count, b.count)
+    var i = 0
+    while i < n {
+        let x = a[i], y = b[i]
+        if x != y { return x < y }
+        i += 1
     }
+    return a.count < b.count
 }

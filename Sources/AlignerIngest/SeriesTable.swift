@@ -1,12 +1,13 @@
 import AlignerCore
+import CAlignerIntrinsics
 import Synchronization
 
-/// A compact handle on a series in the `SeriesTable`: shard in the top bits, slot below.
+/// A compact handle on a series in the `SeriesTable`: its shard and its place in the shard.
 public struct SeriesRef: Hashable, Sendable, CustomStringConvertible {
-    /// The packed shard and record index.
-    public let rawValue: UInt32
+    /// The shard (top 6 bits) and the entry's word offset in the shard's arena.
+    public let rawValue: UInt64
 
-    init(shard: Int, index: Int) { rawValue = UInt32(shard) << SeriesTable.indexBits | UInt32(index) }
+    init(shard: Int, offset: Int) { rawValue = UInt64(shard) << 58 | UInt64(offset >> 3) }
 
     public var description: String { "series#\(rawValue)" }
 }
@@ -20,18 +21,35 @@ public struct SeriesSnapshot: Sendable {
     public var samples: UInt64
 }
 
-/// Maps series label bytes to a `SeriesRef` and keeps each series' last sample.
-///
-/// Keys live in per-shard byte arenas; a lookup hashes the key bytes with a per-process seed and
-/// compares the full bytes on a hash hit, so colliding inputs never merge two series. `String`s
-/// are built only when someone asks for a series' labels. Shards are guarded by mutexes touched
-/// synchronously from the request; nothing hops threads per sample.
-public final class SeriesTable: Sendable {
-    static let shardBits: UInt32 = 6
-    static let indexBits: UInt32 = 32 - shardBits
-    static let shardCount = 1 << shardBits
+/// One series of a request, decoded and keyed, waiting to be applied to the table.
+struct PendingSeries {
+    /// Where the key is: a pointer into the request body, or nil for the request's key arena.
+    var keyBase: UnsafeRawPointer?
+    var keyOffset: Int
+    var keyCount: Int
+    var hash: UInt64
+    var sampleStart: Int
+    var sampleCount: Int
+    /// Valid histograms and exemplars, counted written unless the series is rejected.
+    var histograms: Int
+    var exemplars: Int
+    var metadata: Int
+}
 
-    let shards: [ShardBox]
+/// Maps series label bytes to the series' state (its last sample).
+///
+/// Each of 64 shards keeps its series in one arena: a 48-byte header followed by the key bytes
+/// (the canonical label encoding, see `SeriesKey`), found through an open-addressing table whose
+/// slots hold a hash tag and the entry's offset. A lookup compares the full key bytes after a tag
+/// match, so colliding inputs never merge two series. `String`s are built only when someone asks
+/// for a series' labels. A request's series are applied in one pass that prefetches each entry a
+/// few series ahead, because with many series the lookup is bound by cache misses.
+public final class SeriesTable: Sendable {
+    static let shardCount = 64
+    /// Unretained: the table owns the shards for its whole life (`owner`), and the hot path
+    /// then touches them without reference counting.
+    let shards: [Unmanaged<Shard>]
+    let owner: [Shard]
     let hasher: SeriesHasher
     /// The most active series the table holds (`ingest.max_series`).
     public let maxSeries: Int
@@ -41,7 +59,8 @@ public final class SeriesTable: Sendable {
     public init(maxSeries: Int, seed: UInt64 = UInt64.random(in: .min ... .max)) {
         self.maxSeries = maxSeries
         hasher = SeriesHasher(seed: seed)
-        shards = (0..<SeriesTable.shardCount).map { _ in ShardBox() }
+        owner = (0..<SeriesTable.shardCount).map { _ in Shard() }
+        shards = owner.map { Unmanaged.passUnretained($0) }
     }
 
     /// The number of series in the table.
@@ -50,36 +69,93 @@ public final class SeriesTable: Sendable {
     @inline(__always)
     func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { hasher.hash(key) }
 
-    /// Applies a series' samples: finds or creates the series (validating its labels once, when it
-    /// is new) and appends every sample newer than the last one. An identical repeat of the last
-    /// sample is accepted silently; an older one, or a different value at the same timestamp, is not.
     @inline(__always)
+    static func shardIndex(_ hash: UInt64) -> Int { Int(hash >> 58) }
+
+    /// Applies a request's series: finds or creates each (validating its labels once, when it is
+    /// new) and appends every sample newer than the series' last one. An identical repeat of the
+    /// last sample is accepted silently; an older one, or another value at the same timestamp, is not.
     func apply(
-        key: UnsafeRawBufferPointer, samples: UnsafeBufferPointer<WireSample>, now: Int64,
+        _ pending: UnsafeBufferPointer<PendingSeries>, keyArena: UnsafeRawPointer,
+        samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome
+    ) {
+        // Two stages: a series' slot is prefetched 2d series ahead, its entry d ahead (through
+        // the slot, by then in cache), so neither load stalls when the series comes up.
+        let d = 8
+        let n = pending.count
+        for i in 0..<min(2 * d, n) { prefetchSlot(pending[i]) }
+        for i in 0..<min(d, n) { prefetchEntry(pending[i]) }
+        for i in 0..<n {
+            if i + 2 * d < n { prefetchSlot(pending[i + 2 * d]) }
+            if i + d < n { prefetchEntry(pending[i + d]) }
+            let p = pending[i]
+            let key = UnsafeRawBufferPointer(start: (p.keyBase ?? keyArena) + p.keyOffset, count: p.keyCount)
+            let sampleSlice = UnsafeBufferPointer(rebasing: samples[p.sampleStart..<(p.sampleStart + p.sampleCount)])
+            if let problem = applyOne(key: key, hash: p.hash, samples: sampleSlice, now: now, outcome: &outcome) {
+                outcome.seriesRejected += 1
+                outcome.seriesRejectedByReason[problem.reason, default: 0] += 1
+                outcome.samplesInvalidSeries += p.sampleCount
+                outcome.histogramsRejected += p.histograms
+                outcome.exemplarsRejected += p.exemplars
+                outcome.addExample("\(problem): \(decodeLabels(key).promText)")
+            } else {
+                outcome.histogramsWritten += p.histograms
+                outcome.exemplarsWritten += p.exemplars
+                outcome.metadataWritten += p.metadata
+            }
+        }
+    }
+
+    @inline(__always)
+    func prefetchSlot(_ p: PendingSeries) {
+        let table = shards[SeriesTable.shardIndex(p.hash)]._withUnsafeGuaranteedRef { $0.slotTable }
+        aligner_prefetch(table + 1 + (Int(truncatingIfNeeded: p.hash) & Int(table[0])))
+    }
+
+    /// Prefetches the series' entry through a racy read of its slot. Slot tables are never freed
+    /// while the table lives, so the read is memory-safe; a stale value only prefetches the wrong line.
+    @inline(__always)
+    func prefetchEntry(_ p: PendingSeries) {
+        let (table, arena) = shards[SeriesTable.shardIndex(p.hash)]._withUnsafeGuaranteedRef { ($0.slotTable, $0.arena) }
+        let value = table[1 + (Int(truncatingIfNeeded: p.hash) & Int(table[0]))]
+        if value != 0 && value != Shard.tombstone {
+            let entry = arena + Int((value & 0xFFFF_FFFF) - 1) << 3
+            aligner_prefetch(entry)
+            aligner_prefetch(entry + 64)
+            aligner_prefetch(entry + 128)
+            aligner_prefetch(entry + 192)
+        }
+    }
+
+    @inline(__always)
+    func applyOne(
+        key: UnsafeRawBufferPointer, hash: UInt64, samples: UnsafeBufferPointer<WireSample>, now: Int64,
         outcome: inout WriteOutcome
     ) -> SeriesProblem? {
-        let hash = hasher.hash(key)
-        let shardIndex = Int(hash >> 58)
-        return shards[shardIndex].mutex.withLock { shard -> SeriesProblem? in
-            var index = shard.find(hash: hash, key: key)
-            if index < 0 {
+        return shards[SeriesTable.shardIndex(hash)]._withUnsafeGuaranteedRef { shard in
+            shard.lock.withLock { _ -> SeriesProblem? in
+            var offset = shard.find(hash: hash, key: key)
+            if offset < 0 {
                 if let problem = SeriesKey.validate(key) { return problem }
                 if active.add(1, ordering: .relaxed).newValue > maxSeries {
                     active.subtract(1, ordering: .relaxed)
                     return .seriesLimit(maxSeries)
                 }
-                index = shard.insert(hash: hash, key: key, now: now)
+                offset = shard.insert(hash: hash, key: key, now: now)
                 outcome.seriesCreated += 1
             }
-            shard.records[index].lastSeen = now
+            let entry = shard.arena + offset
+            entry.storeBytes(of: now, toByteOffset: EntryLayout.lastSeen, as: Int64.self)
+            var last = entry.load(fromByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
+            var lastBits = entry.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
+            var appended: UInt64 = 0
             for sample in samples {
-                let last = shard.records[index].lastTimestamp
                 if sample.timestamp > last {
-                    shard.records[index].lastTimestamp = sample.timestamp
-                    shard.records[index].lastValueBits = sample.valueBits
-                    shard.records[index].samples &+= 1
+                    last = sample.timestamp
+                    lastBits = sample.valueBits
+                    appended += 1
                     outcome.samplesWritten += 1
-                } else if sample.timestamp == last && sample.valueBits == shard.records[index].lastValueBits {
+                } else if sample.timestamp == last && sample.valueBits == lastBits {
                     outcome.samplesWritten += 1  // an identical retry
                     outcome.samplesDuplicate += 1
                 } else {
@@ -88,17 +164,21 @@ public final class SeriesTable: Sendable {
                         key: key, timestamp: sample.timestamp, last: last)
                 }
             }
+            if appended > 0 {
+                entry.storeBytes(of: last, toByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
+                entry.storeBytes(of: lastBits, toByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
+                let count = entry.load(fromByteOffset: EntryLayout.samples, as: UInt64.self)
+                entry.storeBytes(of: count &+ appended, toByteOffset: EntryLayout.samples, as: UInt64.self)
+            }
             return nil
+        }
         }
     }
 
     /// Removes series that received nothing since `cutoff` (milliseconds, wall clock); returns how many.
     public func evictIdle(before cutoff: Int64) -> Int {
         var evicted = 0
-        for box in shards {
-            let n = box.mutex.withLock { $0.evict(before: cutoff) }
-            evicted += n
-        }
+        for shard in owner { evicted += shard.lock.withLock { _ in shard.evict(before: cutoff) } }
         active.subtract(evicted, ordering: .relaxed)
         return evicted
     }
@@ -106,31 +186,27 @@ public final class SeriesTable: Sendable {
     /// Every series whose labels satisfy `filter`, with its labels decoded (a cold path: builds Strings).
     public func snapshot(limit: Int = .max, where filter: ([Label]) -> Bool = { _ in true }) -> [SeriesSnapshot] {
         var result: [SeriesSnapshot] = []
-        for (s, box) in shards.enumerated() {
-            box.mutex.withLock { shard in
-                for i in shard.records.indices where shard.records[i].live && result.count < limit {
-                    let r = shard.records[i]
-                    let labels = shard.arena.withUnsafeBytes { arena in
-                        decodeLabels(UnsafeRawBufferPointer(rebasing: arena[Int(r.keyOffset)..<Int(r.keyOffset + r.keyLength)]))
-                    }
-                    if filter(labels) {
-                        result.append(SeriesSnapshot(
-                            ref: SeriesRef(shard: s, index: i), labels: labels, lastTimestamp: r.lastTimestamp,
-                            lastValue: Double(bitPattern: r.lastValueBits), samples: r.samples))
-                    }
+        for (s, shard) in owner.enumerated() where result.count < limit {
+            shard.lock.withLock { _ in
+                shard.forEachLive { offset, key in
+                    guard result.count < limit else { return }
+                    let labels = decodeLabels(key)
+                    guard filter(labels) else { return }
+                    let e = shard.arena + offset
+                    result.append(SeriesSnapshot(
+                        ref: SeriesRef(shard: s, offset: offset), labels: labels,
+                        lastTimestamp: e.load(fromByteOffset: EntryLayout.lastTimestamp, as: Int64.self),
+                        lastValue: Double(bitPattern: e.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self)),
+                        samples: e.load(fromByteOffset: EntryLayout.samples, as: UInt64.self)))
                 }
             }
         }
         return result
     }
 
-    /// Bytes the table holds for keys, records and hash slots (reported in `/metrics`).
+    /// Bytes the table holds for entries and slots (reported in `/metrics`).
     public var memoryBytes: Int {
-        shards.reduce(0) { total, box in
-            total + box.mutex.withLock { s in
-                s.arena.capacity + s.records.capacity * MemoryLayout<SeriesRecord>.stride + s.slots.count * 4
-            }
-        }
+        owner.reduce(0) { total, shard in total + shard.lock.withLock { _ in shard.memoryBytes } }
     }
 }
 
@@ -143,116 +219,192 @@ func decodeLabels(_ key: UnsafeRawBufferPointer) -> [Label] {
     return labels
 }
 
-final class ShardBox: Sendable {
-    let mutex = Mutex(Shard())
+/// Byte offsets of an arena entry's header fields; the key follows the header.
+enum EntryLayout {
+    static let hash = 0
+    static let lastTimestamp = 8
+    static let lastValueBits = 16
+    static let lastSeen = 24
+    static let samples = 32
+    static let keyLength = 40
+    static let dead = 44
+    static let header = 48
+
+    @inline(__always)
+    static func size(keyLength: Int) -> Int { (header + keyLength + 7) & ~7 }
 }
 
-struct SeriesRecord {
-    var hash: UInt64
-    var keyOffset: UInt32
-    var keyLength: UInt32
-    var lastTimestamp: Int64 = .min
-    var lastValueBits: UInt64 = 0
-    var lastSeen: Int64
-    var samples: UInt64 = 0
-    var live = true
-}
+/// One shard: an arena of entries and an open-addressing slot table (linear probing). Every field
+/// is touched under `lock`, except `slotTable` and `arena`, which `SeriesTable.prefetch` reads racily.
+final class Shard: @unchecked Sendable {
+    static let empty: UInt64 = 0
+    static let tombstone: UInt64 = .max
 
-/// One shard: an open-addressing hash table (linear probing) over records and a key arena.
-struct Shard {
-    static let empty: UInt32 = 0
-    static let tombstone: UInt32 = .max
-
-    var slots = [UInt32](repeating: 0, count: 64)
-    var records: [SeriesRecord] = []
-    var free: [UInt32] = []
-    var arena: [UInt8] = []
+    let lock = Mutex<Void>(())
+    /// `[mask, slot 0, slot 1, ...]`. A slot is 0 (empty), `tombstone`, or the hash's high 32 bits
+    /// over the entry's word offset + 1.
+    var slotTable: UnsafeMutablePointer<UInt64>
+    /// Slot tables replaced by a rehash, kept until the table dies so racy prefetch reads stay safe.
+    var retired: [UnsafeMutablePointer<UInt64>] = []
+    var arena: UnsafeMutableRawPointer
+    var arenaCount = 0
+    var arenaCapacity = 4096
     var live = 0
     var tombstones = 0
     var deadBytes = 0
 
-    /// The record index for `key`, or -1.
+    init() {
+        slotTable = Shard.makeSlotTable(64)
+        arena = .allocate(byteCount: arenaCapacity, alignment: 8)
+    }
+
+    deinit {
+        slotTable.deallocate()
+        for t in retired { t.deallocate() }
+        arena.deallocate()
+    }
+
+    static func makeSlotTable(_ count: Int) -> UnsafeMutablePointer<UInt64> {
+        let t = UnsafeMutablePointer<UInt64>.allocate(capacity: count + 1)
+        t.initialize(repeating: 0, count: count + 1)
+        t[0] = UInt64(count - 1)
+        return t
+    }
+
+    var slotCount: Int { Int(slotTable[0]) + 1 }
+
+    var memoryBytes: Int { arenaCapacity + slotCount * 8 }
+
+    /// The entry offset for `key`, or -1.
     @inline(__always)
     func find(hash: UInt64, key: UnsafeRawBufferPointer) -> Int {
-        let mask = slots.count - 1
+        let mask = Int(slotTable[0])
+        let slots = slotTable + 1
+        let tag = hash >> 32
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
-            let slot = slots[i]
-            if slot == Shard.empty { return -1 }
-            if slot != Shard.tombstone {
-                let index = Int(slot - 1)
-                let r = records[index]
-                if r.hash == hash && Int(r.keyLength) == key.count {
-                    let equal = arena.withUnsafeBytes { a in
-                        memcmp(a.baseAddress! + Int(r.keyOffset), key.baseAddress!, key.count) == 0
-                    }
-                    if equal { return index }
+            let s = slots[i]
+            if s == Shard.empty { return -1 }
+            if s != Shard.tombstone && s >> 32 == tag {
+                let offset = Int((s & 0xFFFF_FFFF) - 1) << 3
+                let e = arena + offset
+                if e.load(fromByteOffset: EntryLayout.hash, as: UInt64.self) == hash
+                    && Int(e.load(fromByteOffset: EntryLayout.keyLength, as: UInt32.self)) == key.count
+                    && (key.count == 0 || memcmp(e + EntryLayout.header, key.baseAddress!, key.count) == 0)
+                {
+                    return offset
                 }
             }
             i = (i + 1) & mask
         }
     }
 
-    mutating func insert(hash: UInt64, key: UnsafeRawBufferPointer, now: Int64) -> Int {
-        if (live + tombstones + 1) * 2 > slots.count { rehash(capacity: max(64, (live + 1) * 4)) }
-        let offset = arena.count
-        arena.append(contentsOf: key)
-        let record = SeriesRecord(hash: hash, keyOffset: UInt32(offset), keyLength: UInt32(key.count), lastSeen: now)
-        let index: Int
-        if let reused = free.popLast() {
-            index = Int(reused)
-            records[index] = record
-        } else {
-            index = records.count
-            records.append(record)
+    func insert(hash: UInt64, key: UnsafeRawBufferPointer, now: Int64) -> Int {
+        if (live + tombstones + 1) * 2 > slotCount { rehash(capacity: max(64, (live + 1) * 4)) }
+        let size = EntryLayout.size(keyLength: key.count)
+        if arenaCount + size > arenaCapacity {
+            var capacity = arenaCapacity * 2
+            while arenaCount + size > capacity { capacity *= 2 }
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+            grown.copyMemory(from: arena, byteCount: arenaCount)
+            arena.deallocate()
+            arena = grown
+            arenaCapacity = capacity
         }
-        place(hash: hash, slot: UInt32(index + 1))
+        let offset = arenaCount
+        let e = arena + offset
+        e.storeBytes(of: hash, toByteOffset: EntryLayout.hash, as: UInt64.self)
+        e.storeBytes(of: Int64.min, toByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
+        e.storeBytes(of: 0, toByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
+        e.storeBytes(of: now, toByteOffset: EntryLayout.lastSeen, as: Int64.self)
+        e.storeBytes(of: 0, toByteOffset: EntryLayout.samples, as: UInt64.self)
+        e.storeBytes(of: UInt32(key.count), toByteOffset: EntryLayout.keyLength, as: UInt32.self)
+        e.storeBytes(of: 0, toByteOffset: EntryLayout.dead, as: UInt32.self)
+        if key.count > 0 { (e + EntryLayout.header).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        arenaCount += size
+        place(hash: hash, offset: offset)
         live += 1
-        return index
+        return offset
     }
 
     @inline(__always)
-    mutating func place(hash: UInt64, slot: UInt32) {
-        let mask = slots.count - 1
+    func place(hash: UInt64, offset: Int) {
+        let mask = Int(slotTable[0])
+        let slots = slotTable + 1
         var i = Int(truncatingIfNeeded: hash) & mask
         while slots[i] != Shard.empty && slots[i] != Shard.tombstone { i = (i + 1) & mask }
         if slots[i] == Shard.tombstone { tombstones -= 1 }
-        slots[i] = slot
+        slots[i] = (hash >> 32) << 32 | UInt64(offset >> 3 + 1)
     }
 
-    mutating func rehash(capacity: Int) {
+    /// Moves to a larger slot table. Tables only grow, so the retired ones add up to less than
+    /// the current one.
+    func rehash(capacity: Int) {
         var size = 64
         while size < capacity { size *= 2 }
-        slots = [UInt32](repeating: 0, count: size)
+        guard size > slotCount else { return rebuildSlots() }
+        retired.append(slotTable)
+        slotTable = Shard.makeSlotTable(size)
         tombstones = 0
-        for i in records.indices where records[i].live { place(hash: records[i].hash, slot: UInt32(i + 1)) }
+        forEachLive { offset, _ in
+            place(hash: (arena + offset).load(fromByteOffset: EntryLayout.hash, as: UInt64.self), offset: offset)
+        }
     }
 
-    mutating func evict(before cutoff: Int64) -> Int {
+    func forEachLive(_ body: (Int, UnsafeRawBufferPointer) -> Void) {
+        var offset = 0
+        while offset < arenaCount {
+            let e = arena + offset
+            let length = Int(e.load(fromByteOffset: EntryLayout.keyLength, as: UInt32.self))
+            if e.load(fromByteOffset: EntryLayout.dead, as: UInt32.self) == 0 {
+                body(offset, UnsafeRawBufferPointer(start: e + EntryLayout.header, count: length))
+            }
+            offset += EntryLayout.size(keyLength: length)
+        }
+    }
+
+    func evict(before cutoff: Int64) -> Int {
         var evicted = 0
-        for i in records.indices where records[i].live && records[i].lastSeen < cutoff {
-            records[i].live = false
-            deadBytes += Int(records[i].keyLength)
-            free.append(UInt32(i))
-            live -= 1
-            evicted += 1
+        forEachLive { offset, key in
+            let e = arena + offset
+            if e.load(fromByteOffset: EntryLayout.lastSeen, as: Int64.self) < cutoff {
+                e.storeBytes(of: 1, toByteOffset: EntryLayout.dead, as: UInt32.self)
+                deadBytes += EntryLayout.size(keyLength: key.count)
+                evicted += 1
+            }
         }
         guard evicted > 0 else { return 0 }
-        // Drop the slots of dead records and compact the arena when half of it is dead.
-        rehash(capacity: max(64, live * 4))
-        if deadBytes * 2 > arena.count { compactArena() }
+        live -= evicted
+        if deadBytes * 2 > arenaCount { compact() }
+        rebuildSlots()
         return evicted
     }
 
-    mutating func compactArena() {
-        var fresh: [UInt8] = []
-        fresh.reserveCapacity(arena.count - deadBytes)
-        for i in records.indices where records[i].live {
-            let start = Int(records[i].keyOffset), end = start + Int(records[i].keyLength)
-            records[i].keyOffset = UInt32(fresh.count)
-            fresh.append(contentsOf: arena[start..<end])
+    /// Re-slots the live entries in the same slot table (dropping tombstones and dead entries).
+    /// Racy prefetch reads may see a half-built table; they only prefetch the wrong line.
+    func rebuildSlots() {
+        (slotTable + 1).update(repeating: 0, count: slotCount)
+        tombstones = 0
+        forEachLive { offset, _ in
+            place(hash: (arena + offset).load(fromByteOffset: EntryLayout.hash, as: UInt64.self), offset: offset)
         }
+    }
+
+    /// Copies the live entries into a fresh arena (offsets change; the rehash that follows re-slots them).
+    func compact() {
+        var capacity = 4096
+        while capacity < (arenaCount - deadBytes) * 2 { capacity *= 2 }
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        var count = 0
+        forEachLive { offset, key in
+            let size = EntryLayout.size(keyLength: key.count)
+            (fresh + count).copyMemory(from: arena + offset, byteCount: size)
+            count += size
+        }
+        arena.deallocate()
         arena = fresh
+        arenaCount = count
+        arenaCapacity = capacity
         deadBytes = 0
     }
 }

@@ -58,15 +58,16 @@ struct WireReader {
         return result
     }
 
-    /// A field tag: the field number and wire type. Field number 0 is invalid.
+    /// A field tag: the field number and wire type. As in libprotobuf-c: at most 5 bytes, a first
+    /// byte with field bits 0 is invalid, and the field number keeps its low 32 bits.
     @inlinable @inline(__always)
     mutating func tag() throws(WireError) -> (field: UInt64, wireType: UInt8) {
+        guard p < end else { throw .truncated }
+        if p.pointee & 0xf8 == 0 { throw .malformedTag }
         let start = p
         let raw = try varint()
         if p - start > 5 { throw .malformedTag }
-        let field = raw >> 3
-        if field == 0 || field > 0x1FFF_FFFF { throw .malformedTag }
-        return (field, UInt8(truncatingIfNeeded: raw & 7))
+        return ((raw >> 3) & 0xFFFF_FFFF, UInt8(truncatingIfNeeded: raw & 7))
     }
 
     /// A length-delimited field's bytes; the length prefix is at most 5 bytes, as in protobuf-c.

@@ -1,3 +1,4 @@
+import Foundation
 import AlignerIngest
 import AlignerTesting
 import Testing
@@ -233,5 +234,20 @@ enum RandomRequests {
     static func randomString(_ rng: inout SplitMix64) -> String {
         let alphabet = Array("abcxyz019_-:.é")
         return String((0..<Int(rng.next() % 9)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+    }
+}
+
+/// Inputs the fuzzer once found disagreeing; they must stay in agreement.
+@Suite struct FuzzRegressionTests {
+    @Test func regressionsAgreeWithOracle() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../fuzz/regressions").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(!files.isEmpty)
+        for file in files {
+            let data = try [UInt8](Data(contentsOf: directory.appendingPathComponent(file)))
+            let version: RemoteWriteVersion = data[0] & 1 == 0 ? .v1 : .v2
+            #expect(FastDecode.differenceFromOracle(Array(data.dropFirst()), version: version) == nil, "\(file)")
+        }
     }
 }

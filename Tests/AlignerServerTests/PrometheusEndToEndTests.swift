@@ -1,0 +1,101 @@
+import AlignerTesting
+import Foundation
+import Testing
+
+/// A real Prometheus (Debian's `prometheus`) scrapes itself and Aligner on loopback and
+/// remote-writes everything to Aligner; every sample and metadata entry it sent must arrive.
+@Suite(.serialized) struct PrometheusEndToEndTests {
+    @Test(.timeLimit(.minutes(2))) func prometheusRemoteWritesToAligner() async throws {
+        let binary = ProcessInfo.processInfo.environment["PROMETHEUS_BINARY"] ?? "/usr/bin/prometheus"
+        try #require(FileManager.default.isExecutableFile(atPath: binary),
+                     "Prometheus is not installed: run ./scripts/test.sh, which installs it (apt-get install prometheus)")
+        let s = try await RunningServer.start()
+        defer { Task { await s.stop() } }
+        let promPort = try freeLoopbackPort()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = """
+            global:
+              scrape_interval: 1s
+              external_labels: {sender: e2e}
+            scrape_configs:
+              - job_name: prometheus
+                static_configs: [{targets: ['127.0.0.1:\(promPort)']}]
+              - job_name: aligner
+                static_configs: [{targets: ['127.0.0.1:\(s.port)']}]
+            remote_write:
+              - url: http://127.0.0.1:\(s.port)/api/v1/write
+                queue_config: {batch_send_deadline: 1s, max_samples_per_send: 500, min_backoff: 50ms}
+                metadata_config: {send_interval: 2s}
+            """
+        try config.write(to: dir.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
+        let prometheus = Process()
+        prometheus.executableURL = URL(fileURLWithPath: binary)
+        prometheus.arguments = [
+            "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
+            "--web.listen-address=127.0.0.1:\(promPort)",
+        ]
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        prometheus.standardOutput = log
+        prometheus.standardError = log
+        try prometheus.run()
+        defer {
+            prometheus.terminate()
+            prometheus.waitUntilExit()
+        }
+
+        // Both scrape jobs' `up` series arrive, with the sender's external label.
+        var upJobs: Set<String> = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let body = try await HTTPClient.request("GET", "\(s.base)/api/v1/series?match[]=up").text
+            upJobs = Set(["prometheus", "aligner"].filter { body.contains("\"job\":\"\($0)\"") && body.contains("\"sender\":\"e2e\"") })
+            if upJobs.count == 2, try await s.metric("aligner_ingest_metadata_total") ?? 0 > 0 { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(upJobs == ["prometheus", "aligner"])
+
+        // Every sample the sender counts as sent was accepted: compare at a quiet moment.
+        func sender(_ name: String) async throws -> Double {
+            let text = try await HTTPClient.request("GET", "http://127.0.0.1:\(promPort)/metrics").text
+            let line = text.split(separator: "\n").first { $0.hasPrefix(name + "{") }
+            return line.flatMap { Double($0.split(separator: " ").last!) } ?? -1
+        }
+        var matched = false
+        var last = ""
+        while ContinuousClock.now < deadline + .seconds(30) {
+            let sentBefore = try await sender("prometheus_remote_storage_samples_total")
+            let received = try await s.metric("aligner_ingest_samples_total") ?? 0
+            let sentAfter = try await sender("prometheus_remote_storage_samples_total")
+            let metadataSent = try await sender("prometheus_remote_storage_metadata_total")
+            let metadataReceived = try await s.metric("aligner_ingest_metadata_total") ?? 0
+            last = "sent \(sentBefore)/\(sentAfter), received \(received); metadata sent \(metadataSent), received \(metadataReceived)"
+            if sentBefore == sentAfter && sentAfter == received && sentAfter > 100 && metadataSent == metadataReceived {
+                matched = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(matched, "\(last)")
+        #expect(try await sender("prometheus_remote_storage_samples_failed_total") == 0)
+        #expect(try await s.metric("aligner_http_requests_total{handler=\"write\",code=\"400\"}") == 0)
+        #expect(try await s.metric("aligner_ingest_series_active") ?? 0 > 100)
+    }
+}
+
+/// An unused TCP port on 127.0.0.1 (bound to 0, read back, released).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw HTTPClient.Failure(description: "cannot find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

@@ -1,0 +1,223 @@
+import AlignerIngest
+import AlignerTesting
+import CAlignerMallocCounter
+import Foundation
+
+/// Decode + series-lookup benchmark on one core (one thread).
+///
+///     swift run -c release aligner-bench [--payloads DIR] [--rounds N] [--v2]
+///
+/// Bodies are the shared harness's payloads (../shared/bench/gen_payloads.py; default
+/// $BENCH_WORK/payloads/default) or, without them, generated ones of the same shape. Every round
+/// rewrites each body's sample timestamps in place (same varint width), so every sample is a new,
+/// in-order append, as in steady remote-write traffic. Round 0 creates the series and is not timed.
+struct Options {
+    var payloads = (ProcessInfo.processInfo.environment["BENCH_WORK"] ?? "/tmp/aligner-bench") + "/payloads/default"
+    var rounds = 20
+    var v2 = false
+
+    init() {
+        var args = CommandLine.arguments.dropFirst()
+        while let a = args.popFirst() {
+            switch a {
+            case "--payloads": payloads = args.popFirst()!
+            case "--rounds": rounds = Int(args.popFirst()!)!
+            case "--v2": v2 = true
+            default: fatalError("unknown argument \(a)")
+            }
+        }
+    }
+}
+
+let options = Options()
+
+// MARK: bodies
+
+func loadBodies() -> (bodies: [[UInt8]], source: String) {
+    let fm = FileManager.default
+    if let names = try? fm.contentsOfDirectory(atPath: options.payloads).filter({ $0.hasSuffix(".bin") }).sorted(),
+       !names.isEmpty
+    {
+        // One value version per set is enough: timestamps are rewritten each round.
+        let chosen = names.filter { $0.hasSuffix("_00.bin") }
+        let bodies = (chosen.isEmpty ? names : chosen).map { name -> [UInt8] in
+            let compressed = [UInt8](fm.contents(atPath: options.payloads + "/" + name)!)
+            return decompress(compressed)
+        }
+        return (bodies, "\(bodies.count) bodies from \(options.payloads)")
+    }
+    return (generatedBodies(), "64 generated bodies (no payloads at \(options.payloads))")
+}
+
+func decompress(_ compressed: [UInt8]) -> [UInt8] {
+    let scratch = ByteScratch()
+    let bytes = compressed.withUnsafeBytes { try! Snappy.decompress($0, into: scratch, limit: 1 << 30) }
+    return Array(bytes)
+}
+
+/// 64 bodies x 2000 series of Kubernetes-like series with about 10 labels each.
+func generatedBodies() -> [[UInt8]] {
+    let metrics = ["http_requests_total", "container_cpu_usage_seconds_total", "kube_pod_status_phase",
+                   "node_cpu_seconds_total", "process_resident_memory_bytes"]
+    var bodies: [[UInt8]] = []
+    for b in 0..<64 {
+        var series: [TestSeries] = []
+        for i in 0..<2000 {
+            let n = b * 2000 + i
+            series.append(TestSeries(metrics[n % metrics.count], [
+                ("cluster", "prod-eu-1"), ("container", "app"), ("instance", "10.0.\(n / 250 % 250).\(n % 250):8080"),
+                ("job", "kubernetes-pods"), ("namespace", "ns-\(n % 40)"), ("pod", "workload-\(n / 40)-7d9f8c-x\(n % 7)"),
+                ("service", "svc-\(n / 40)"), ("code", "\(200 + n % 5)"), ("method", "GET"),
+            ].sorted { $0.0 < $1.0 }, samples: [(1_760_000_000_000, Double(n))]))
+        }
+        bodies.append(ProtobufC.encodeV1(TestRequest(series: series)))
+    }
+    return bodies
+}
+
+/// Byte offsets and widths of every sample timestamp varint in a 1.0 body.
+func timestampSlots(_ body: [UInt8]) -> [(offset: Int, width: Int)] {
+    var slots: [(Int, Int)] = []
+    func varint(_ b: [UInt8], _ i: inout Int) -> UInt64 {
+        var v: UInt64 = 0, shift: UInt64 = 0
+        while true {
+            let x = b[i]; i += 1
+            v |= UInt64(x & 0x7f) << shift
+            if x < 0x80 { return v }
+            shift += 7
+        }
+    }
+    func walk(_ start: Int, _ end: Int, depth: Int) {
+        var i = start
+        while i < end {
+            let tag = varint(body, &i)
+            let field = tag >> 3, wt = tag & 7
+            switch wt {
+            case 0:
+                let s = i
+                _ = varint(body, &i)
+                if depth == 2 && field == 2 { slots.append((s, i - s)) }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                let n = Int(varint(body, &i))
+                if (depth == 0 && field == 1) || (depth == 1 && field == 2) { walk(i, i + n, depth: depth + 1) }
+                i += n
+            default: fatalError("unexpected wire type")
+            }
+        }
+    }
+    walk(0, body.count, depth: 0)
+    return slots
+}
+
+func patch(_ body: inout [UInt8], _ slots: [(offset: Int, width: Int)], timestamp: Int64) {
+    for (offset, width) in slots {
+        var v = UInt64(timestamp)
+        for k in 0..<width {
+            let last = k == width - 1
+            body[offset + k] = UInt8(v & 0x7f) | (last ? 0 : 0x80)
+            v >>= 7
+        }
+    }
+}
+
+// MARK: run
+
+func rssMiB() -> Double {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return Double(line.split(separator: " ").dropFirst().first ?? "0")! / 1024
+}
+
+let (v1Bodies, source) = loadBodies()
+var bodies = v1Bodies
+let slots = bodies.map(timestampSlots)
+if options.v2 {
+    // Re-encode as 2.0 through libprotobuf-c; timestamps are then patched in the 2.0 bytes.
+    fatalError("--v2 is not implemented in this harness yet")
+}
+let samplesPerRound = slots.reduce(0) { $0 + $1.count }
+let rssBefore = rssMiB()
+var limits = IngestLimits()
+limits.maxSeries = 10_000_000
+let ingestor = Ingestor(limits: limits)
+let base: Int64 = 1_760_000_000_000
+print("source: \(source); \(samplesPerRound) samples per round; \(bodies.reduce(0) { $0 + $1.count } / bodies.count) bytes per decoded body")
+
+@MainActor func runRound(_ r: Int, compressedToo: Bool) -> (decode: Duration, full: Duration, allocations: UInt64, written: Int) {
+    for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000) }
+    var written = 0
+    let allocations0 = aligner_malloc_count()
+    let clock = ContinuousClock()
+    let decode = clock.measure {
+        for body in bodies {
+            let o = body.withUnsafeBytes { try! ingestor.apply(decompressed: $0, version: .v1, now: 1) }
+            written += o.samplesWritten
+        }
+    }
+    let allocations = aligner_malloc_count() - allocations0
+    var full = Duration.zero
+    if compressedToo {
+        for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000 + 500) }
+        let compressed = bodies.map { Snappy.compress($0) }
+        full = clock.measure {
+            for body in compressed {
+                let o = body.withUnsafeBytes { try! ingestor.write(compressed: $0, version: .v1, now: 1) }
+                written += o.samplesWritten
+            }
+        }
+    }
+    return (decode, full, allocations, written)
+}
+
+/// Decoding alone: a sink that only counts, to separate decode cost from series lookup.
+struct CountingSink: RemoteWriteSink {
+    var samples = 0
+    var keyBytes = 0
+    mutating func series(_ series: DecodedSeries) {
+        samples += series.samples.count
+        keyBytes &+= series.canonicalKey?.count ?? 0
+    }
+    mutating func metadata(_ metadata: WireMetadata) {}
+}
+
+@MainActor func decodeOnly(hot: Bool) -> Double {
+    let decoder = RemoteWriteDecoder()
+    var sink = CountingSink()
+    let clock = ContinuousClock()
+    var total = Duration.zero
+    for body in bodies {
+        if hot { body.withUnsafeBytes { try! decoder.decodeV1($0, into: &sink) } }  // bring into cache
+        total += clock.measure { body.withUnsafeBytes { try! decoder.decodeV1($0, into: &sink) } }
+    }
+    let samples = Double(sink.samples) / (hot ? 2 : 1)
+    precondition(sink.keyBytes > 0, "no canonical keys found in place")
+    return samples / (Double(total.components.seconds) + Double(total.components.attoseconds) * 1e-18)
+}
+print(String(format: "decode alone, body in cache: %.2f M samples/s; body from memory: %.2f M samples/s",
+             decodeOnly(hot: true) / 1e6, decodeOnly(hot: false) / 1e6))
+
+_ = runRound(0, compressedToo: false)  // creates every series
+let rssAfterCreate = rssMiB()
+var decodeTime = Duration.zero, fullTime = Duration.zero
+var allocations: UInt64 = 0
+var written = 0
+for r in 1...options.rounds {
+    let result = runRound(r, compressedToo: true)
+    decodeTime += result.decode
+    fullTime += result.full
+    allocations += result.allocations
+    written += result.written
+}
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+let samples = Double(samplesPerRound * options.rounds)
+precondition(written == samplesPerRound * options.rounds * 2, "not every sample was applied: \(written)")
+let requests = Double(bodies.count * options.rounds)
+print(String(format: "decode + series lookup (decompressed bodies): %.2f M samples/s on one core (%.1f ns/sample)",
+             samples / seconds(decodeTime) / 1e6, seconds(decodeTime) / samples * 1e9))
+print(String(format: "snappy + decode + series lookup (compressed bodies): %.2f M samples/s on one core",
+             samples / seconds(fullTime) / 1e6))
+print(String(format: "allocations per warm request (decode path): %.2f", Double(allocations) / requests))
+print(String(format: "active series: %d; series table %.1f MiB; process RSS %.1f MiB before ingest, %.1f MiB after creating the series",
+             ingestor.table.activeSeries, Double(ingestor.table.memoryBytes) / 1048576, rssBefore, rssAfterCreate))

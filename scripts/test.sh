@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and HTTP tests, the end-to-end test with a real Prometheus, and the
+# decoder fuzzer against libprotobuf-c for a bounded time (ALIGNER_FUZZ_SECONDS, default 60).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test
+swift build --build-tests
+swift test --skip-build
+fuzz/run.sh "${ALIGNER_FUZZ_SECONDS:-60}"

@@ -27,7 +27,9 @@ let package = Package(
         // Compiler intrinsics Swift does not expose (cache prefetch), header only.
         .systemLibrary(name: "CAlignerIntrinsics"),
         // libcurl with typed setters for its variadic curl_easy_setopt.
-        .target(name: "CAlignerCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .systemLibrary(name: "CAlignerCurlSystem", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CAlignerCurl", dependencies: ["CAlignerCurlSystem"]),
         // protoc-c output for remote-write 1.0 and 2.0 (regenerate with its generate.sh).
         .target(name: "CAlignerRemoteWrite", dependencies: ["CAlignerProtobufC"],
                 exclude: ["generate.sh", "proto"]),

@@ -61,13 +61,30 @@ public final class Ingestor: Sendable {
         table = SeriesTable(maxSeries: limits.maxSeries)
     }
 
-    /// Bytes of requests being decoded now.
+    /// Bytes of requests being received or decoded now.
     public var inflightBytes: Int { inflight.load(ordering: .relaxed) }
+
+    /// Reserves `bytes` against `ingest.max_inflight_bytes`; false (nothing reserved) when that
+    /// would exceed the bound while other requests are in flight. A request alone is always
+    /// admitted, so one large body cannot starve.
+    /// `held` is what the same request has reserved already.
+    public func reserve(_ bytes: Int, held: Int = 0) -> Bool {
+        let after = inflight.add(bytes, ordering: .relaxed).newValue
+        if after > limits.maxInflightBytes && after != bytes + held {
+            inflight.subtract(bytes, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Gives back bytes taken with `reserve`.
+    public func release(_ bytes: Int) { inflight.subtract(bytes, ordering: .relaxed) }
 
     /// Decompresses and applies one body. `now` is the wall clock in milliseconds (idle tracking).
     /// Throws only when nothing of the request was applied.
+    /// `held` is what the caller has reserved for this request (its body), see `reserve`.
     public func write(
-        compressed: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64
+        compressed: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64, held: Int = 0
     ) throws(IngestError) -> WriteOutcome {
         let declared: Int
         do {
@@ -78,16 +95,14 @@ public final class Ingestor: Sendable {
         if declared > limits.maxDecodedBytes {
             throw IngestError(snappy: .tooLarge(declared: declared, limit: limits.maxDecodedBytes), limits: limits)
         }
-        // Admission: the decoded size plus the compressed body count against the in-flight bound;
-        // one request is always admitted so a single large body cannot starve.
-        let cost = declared + compressed.count
-        let after = inflight.add(cost, ordering: .relaxed).newValue
-        defer { inflight.subtract(cost, ordering: .relaxed) }
-        if after > limits.maxInflightBytes && after != cost {
+        // Admission: the decoded size counts against the in-flight bound (the caller has already
+        // reserved the compressed body, see `reserve`).
+        guard reserve(declared, held: held) else {
             throw IngestError(
                 kind: .overloaded,
-                message: "too many bytes in flight: \(after) exceeds limit \(limits.maxInflightBytes) (ingest.max_inflight_bytes); retry later")
+                message: "too many bytes in flight: decoding \(declared) more would exceed limit \(limits.maxInflightBytes) (ingest.max_inflight_bytes); retry later")
         }
+        defer { release(declared) }
         let worker = workers.withLock { $0.popLast() } ?? Worker()
         defer {
             worker.releaseLargeBuffers()

@@ -58,9 +58,25 @@ struct RemoteWriteRoute: Sendable {
             version = v
         }
         let limit = ingestor.limits.maxBodyBytes
-        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
-            return respond(.badRequest, "request body of \(declared) bytes exceeds limit \(limit) (ingest.max_body_bytes)",
+        let declaredLength = request.headers[.contentLength].flatMap(Int.init)
+        if let declaredLength, declaredLength > limit {
+            return respond(.badRequest, "request body of \(declaredLength) bytes exceeds limit \(limit) (ingest.max_body_bytes)",
                            version: version, outcome: nil)
+        }
+        // The body counts against ingest.max_inflight_bytes while it is received and decoded.
+        var reserved = 0
+        defer { ingestor.release(reserved) }
+        func overloaded() -> Response {
+            var response = respond(
+                .serviceUnavailable,
+                "too many bytes in flight (limit \(ingestor.limits.maxInflightBytes), ingest.max_inflight_bytes); retry later",
+                version: version, outcome: nil)
+            response.headers[.retryAfter] = "1"
+            return response
+        }
+        if let declaredLength {
+            guard ingestor.reserve(declaredLength) else { return overloaded() }
+            reserved = declaredLength
         }
         var body: ByteBuffer?
         for try await chunk in request.body {
@@ -73,6 +89,11 @@ struct RemoteWriteRoute: Sendable {
                 return respond(.badRequest, "request body exceeds limit \(limit) bytes (ingest.max_body_bytes)",
                                version: version, outcome: nil)
             }
+            if body!.readableBytes > reserved {
+                let more = body!.readableBytes - reserved
+                guard ingestor.reserve(more, held: reserved) else { return overloaded() }
+                reserved += more
+            }
         }
         guard let body, body.readableBytes > 0 else {
             return respond(.badRequest, "empty request body: want a snappy-compressed remote-write message",
@@ -81,7 +102,7 @@ struct RemoteWriteRoute: Sendable {
         let start = ContinuousClock.now
         let now = WallClock.nowMilliseconds()
         let result: Result<WriteOutcome, IngestError> = body.withUnsafeReadableBytes { bytes in
-            Result { () throws(IngestError) in try ingestor.write(compressed: bytes, version: version, now: now) }
+            Result { () throws(IngestError) in try ingestor.write(compressed: bytes, version: version, now: now, held: reserved) }
         }
         metrics.decodeSeconds.record(ContinuousClock.now - start)
         metrics.compressedBytes.increment(by: Int64(body.readableBytes))

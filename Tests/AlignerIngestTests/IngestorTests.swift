@@ -161,7 +161,8 @@ import Testing
         limits.maxInflightBytes = 1000
         let i = Ingestor(limits: limits)
         // Another request holds bytes in flight.
-        _ = i.inflight.add(999, ordering: .relaxed)
+        #expect(i.reserve(999))
+        #expect(!i.reserve(2))
         let body = Snappy.compress(ProtobufC.encodeV1(TestRequest(series: [TestSeries("up", samples: [(1, 1)])])))
         do {
             _ = try write(i, compressed: body)
@@ -170,7 +171,7 @@ import Testing
             #expect(error.kind == .overloaded)
             #expect(error.message.contains("(ingest.max_inflight_bytes)"))
         }
-        _ = i.inflight.subtract(999, ordering: .relaxed)
+        i.release(999)
         #expect(i.inflightBytes == 0)
     }
 

@@ -125,6 +125,22 @@ import Testing
         #expect(try await s.metric("aligner_ingest_samples_duplicate_total") == 2)
     }
 
+    @Test func overloadIs503WithRetryAfter() async throws {
+        let s = try await RunningServer.start { $0.ingest.maxInflightBytes = 64 }
+        defer { Task { await s.stop() } }
+        // Another request holds bytes in flight.
+        #expect(s.server.ingestor.reserve(60))
+        let body = Snappy.compress(ProtobufC.encodeV2(Self.request))
+        let r = try await s.write(body, headers: v2Headers)
+        #expect(r.status == 503)
+        #expect(r.headers["retry-after"] == "1")
+        #expect(r.headers["x-prometheus-remote-write-samples-written"] == "0")
+        s.server.ingestor.release(60)
+        // Alone, the same request is admitted.
+        #expect(try await s.write(body, headers: v2Headers).status == 204)
+        #expect(s.server.ingestor.inflightBytes == 0)
+    }
+
     @Test func healthReadyAndMetrics() async throws {
         let s = try await RunningServer.start()
         defer { Task { await s.stop() } }

@@ -39,9 +39,12 @@ let package = Package(
                 dependencies: ["AlignerCore", "CAlignerSnappy", "CAlignerIntrinsics"],
                 swiftSettings: strict + [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"],
                                                       .when(configuration: .release))]),
+        .target(name: "AlignerRules",
+                dependencies: ["AlignerCore", .product(name: "Yams", package: "Yams")],
+                swiftSettings: strict),
         .target(name: "AlignerServer",
                 dependencies: [
-                    "AlignerCore", "AlignerIngest",
+                    "AlignerCore", "AlignerIngest", "AlignerRules",
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                     .product(name: "Prometheus", package: "swift-prometheus"),
@@ -71,6 +74,7 @@ let package = Package(
         .testTarget(name: "AlignerIngestTests",
                     dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerRemoteWrite"],
                     swiftSettings: strict),
+        .testTarget(name: "AlignerRulesTests", dependencies: ["AlignerRules"], swiftSettings: strict),
         .testTarget(name: "AlignerServerTests",
                     dependencies: [
                         "AlignerServer", "AlignerTesting",

@@ -263,7 +263,7 @@ public final class RemoteWriteDecoder {
                 switch field {
                 case 1:
                     guard wireType == 0 else { throw WireError.wrongWireType(field: field, got: wireType) }
-                    metadata.type = try r.varint()
+                    metadata.type = try r.varint() & 0xFFFF_FFFF  // an enum: int32 on the wire
                 case 2, 4, 5:
                     guard wireType == 2 else { throw WireError.wrongWireType(field: field, got: wireType) }
                     let value = try r.lengthDelimited()
@@ -464,7 +464,7 @@ public final class RemoteWriteDecoder {
             case 1, 3, 4:
                 guard wireType == 0 else { throw .wrongWireType(field: field, got: wireType) }
                 let v = try r.varint()
-                if field == 1 { m.type = v } else if field == 3 { m.help = UInt64(UInt32(truncatingIfNeeded: v)) } else {
+                if field == 1 { m.type = v & 0xFFFF_FFFF } else if field == 3 { m.help = UInt64(UInt32(truncatingIfNeeded: v)) } else {
                     m.unit = UInt64(UInt32(truncatingIfNeeded: v))
                 }
             default:

@@ -1,3 +1,4 @@
+import AlignerRules
 import AlignerServer
 import ArgumentParser
 import Foundation
@@ -8,7 +9,7 @@ struct Aligner: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aligner",
         abstract: "Watches Prometheus remote-write streams and opens one event per troubled workload.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Rules.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -54,5 +55,35 @@ struct Serve: AsyncParsableCommand {
         }
         let server = AlignerServer(configuration: configuration, logger: Logger(label: "aligner"))
         try await server.run()
+    }
+}
+
+struct Rules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with Prometheus rule files.",
+        subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate rule files without running them; every problem is reported as file:line:col.")
+
+        @Argument(help: "Rule files (Prometheus format with Aligner's extensions).")
+        var files: [String]
+
+        func run() throws {
+            var failed = false
+            for file in files {
+                print("Checking \(file)")
+                do {
+                    let groups = try RuleFileLoader.load(files: [file])
+                    print("  SUCCESS: \(groups.reduce(0) { $0 + $1.rules.count }) rules found")
+                } catch let error as RuleFileError {
+                    failed = true
+                    print("  FAILED:")
+                    for problem in error.problems { FileHandle.standardError.write(Data((problem + "\n").utf8)) }
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
     }
 }

@@ -1,0 +1,225 @@
+/// The type of a PromQL expression's value.
+public enum ValueType: String, Sendable, Equatable {
+    case scalar, string
+    case instantVector = "instant vector"
+    case rangeVector = "range vector"
+}
+
+/// How a label matcher compares.
+public enum MatchOp: String, Sendable, Equatable {
+    case equal = "=", notEqual = "!=", regexMatch = "=~", regexNoMatch = "!~"
+}
+
+/// One `name op "value"` of a selector. Regular expressions are fully anchored, as in Prometheus.
+public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var op: MatchOp
+    public var value: String
+
+    public init(_ name: String, _ op: MatchOp, _ value: String) {
+        self.name = name
+        self.op = op
+        self.value = value
+    }
+
+    /// Whether the matcher accepts `value` (a missing label is the empty string).
+    public func matches(_ candidate: String) throws -> Bool {
+        switch op {
+        case .equal: return candidate == value
+        case .notEqual: return candidate != value
+        case .regexMatch: return try anchored().wholeMatch(in: candidate) != nil
+        case .regexNoMatch: return try anchored().wholeMatch(in: candidate) == nil
+        }
+    }
+
+    func anchored() throws -> Regex<AnyRegexOutput> { try Regex("(?:" + value + ")") }
+
+    public var description: String { "\(name)\(op.rawValue)\(quoted(value))" }
+}
+
+/// `@ <timestamp>`, `@ start()` or `@ end()`.
+public enum AtModifier: Sendable, Equatable {
+    case timestamp(Double)
+    case start
+    case end
+}
+
+/// A selector: metric name and matchers, with `offset` and `@`.
+public struct VectorSelector: Sendable, Equatable {
+    public var name: String?
+    /// Every matcher, including the one on `__name__` implied by `name`.
+    public var matchers: [LabelMatcher]
+    /// Milliseconds; positive looks back.
+    public var offset: Int64 = 0
+    public var at: AtModifier?
+}
+
+/// Aggregation operators.
+public enum AggregateOp: String, Sendable, CaseIterable {
+    case sum, avg, min, max, count, stddev, stdvar, topk, bottomk, quantile, group
+    case countValues = "count_values"
+
+    var hasParameter: Bool { self == .topk || self == .bottomk || self == .quantile || self == .countValues }
+}
+
+/// Binary operators, by precedence from low to high.
+public enum BinaryOp: String, Sendable {
+    case or, and, unless
+    case equal = "==", notEqual = "!=", less = "<", lessEqual = "<=", greater = ">", greaterEqual = ">="
+    case add = "+", subtract = "-"
+    case multiply = "*", divide = "/", modulo = "%", atan2
+    case power = "^"
+
+    var precedence: Int {
+        switch self {
+        case .or: 1
+        case .and, .unless: 2
+        case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual: 3
+        case .add, .subtract: 4
+        case .multiply, .divide, .modulo, .atan2: 5
+        case .power: 6
+        }
+    }
+
+    var isComparison: Bool { precedence == 3 }
+    var isSetOperator: Bool { self == .and || self == .or || self == .unless }
+}
+
+/// `on(...)`/`ignoring(...)` and `group_left(...)`/`group_right(...)` of a binary operation.
+public struct VectorMatching: Sendable, Equatable {
+    public enum Cardinality: Sendable, Equatable { case oneToOne, manyToOne, oneToMany }
+    public var on = false
+    public var labels: [String] = []
+    public var cardinality = Cardinality.oneToOne
+    /// Labels copied from the "one" side (`group_left(these)`).
+    public var include: [String] = []
+}
+
+/// A parsed PromQL expression.
+public indirect enum Expr: Sendable, Equatable {
+    case number(Double)
+    case string(String)
+    case selector(VectorSelector)
+    /// A range vector: a selector over the last `range` milliseconds.
+    case matrix(VectorSelector, range: Int64)
+    case call(String, [Expr])
+    case aggregate(AggregateOp, Expr, parameter: Expr?, grouping: [String], without: Bool)
+    case binary(BinaryOp, Expr, Expr, matching: VectorMatching?, returnBool: Bool)
+    case negate(Expr)
+    case paren(Expr)
+
+    /// The type of the expression's value.
+    public var type: ValueType {
+        switch self {
+        case .number: .scalar
+        case .string: .string
+        case .selector: .instantVector
+        case .matrix: .rangeVector
+        case .call(let name, _): Functions.table[name]?.returns ?? .instantVector
+        case .aggregate: .instantVector
+        case .binary(_, let l, let r, _, _): l.type == .scalar && r.type == .scalar ? .scalar : .instantVector
+        case .negate(let e), .paren(let e): e.type
+        }
+    }
+
+    /// Every selector in the expression, range selectors included, in order.
+    public var selectors: [VectorSelector] {
+        switch self {
+        case .number, .string: []
+        case .selector(let s): [s]
+        case .matrix(let s, _): [s]
+        case .call(_, let args): args.flatMap(\.selectors)
+        case .aggregate(_, let e, let p, _, _): (p?.selectors ?? []) + e.selectors
+        case .binary(_, let l, let r, _, _): l.selectors + r.selectors
+        case .negate(let e), .paren(let e): e.selectors
+        }
+    }
+}
+
+extension Expr: CustomStringConvertible {
+    /// The expression in PromQL text, as Prometheus prints it.
+    public var description: String {
+        switch self {
+        case .number(let v): formatNumber(v)
+        case .string(let s): quoted(s)
+        case .selector(let s): s.text
+        case .matrix(let s, let range):
+            s.textWithoutModifiers + "[\(formatDuration(range))]" + s.modifiers
+        case .call(let name, let args): "\(name)(" + args.map(\.description).joined(separator: ", ") + ")"
+        case .aggregate(let op, let e, let p, let grouping, let without):
+            op.rawValue + (grouping.isEmpty && !without ? "" : " \(without ? "without" : "by") (\(grouping.joined(separator: ", "))) ")
+                + "(" + (p.map { "\($0), " } ?? "") + e.description + ")"
+        case .binary(let op, let l, let r, let m, let b):
+            "\(l) \(op.rawValue)\(b ? " bool" : "")\(m.map(matchingText) ?? "") \(r)"
+        case .negate(let e): "-\(e)"
+        case .paren(let e): "(\(e))"
+        }
+    }
+
+    func matchingText(_ m: VectorMatching) -> String {
+        var t = ""
+        if m.on || !m.labels.isEmpty { t += " \(m.on ? "on" : "ignoring")(\(m.labels.joined(separator: ", ")))" }
+        switch m.cardinality {
+        case .oneToOne: break
+        case .manyToOne: t += " group_left(\(m.include.joined(separator: ", ")))"
+        case .oneToMany: t += " group_right(\(m.include.joined(separator: ", ")))"
+        }
+        return t
+    }
+}
+
+extension VectorSelector {
+    var textWithoutModifiers: String {
+        let others = matchers.filter { !($0.name == "__name__" && $0.op == .equal && $0.value == name) }
+        let inner = others.isEmpty ? "" : "{" + others.map(\.description).joined(separator: ", ") + "}"
+        return (name ?? "") + (name == nil && inner.isEmpty ? "{}" : inner)
+    }
+
+    var modifiers: String {
+        var t = ""
+        switch at {
+        case .timestamp(let v): t += " @ " + formatNumber(v)
+        case .start: t += " @ start()"
+        case .end: t += " @ end()"
+        case nil: break
+        }
+        if offset != 0 { t += " offset " + (offset < 0 ? "-" : "") + formatDuration(abs(offset)) }
+        return t
+    }
+
+    var text: String { textWithoutModifiers + modifiers }
+}
+
+func quoted(_ s: String) -> String {
+    var out = "\""
+    for c in s.unicodeScalars {
+        switch c {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        default: out.unicodeScalars.append(c)
+        }
+    }
+    return out + "\""
+}
+
+func formatNumber(_ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v < 0 ? "-Inf" : "+Inf" }
+    if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+    return String(v)
+}
+
+/// A duration in Prometheus' shortest form: 1h30m, 5m, 250ms.
+public func formatDuration(_ ms: Int64) -> String {
+    if ms == 0 { return "0s" }
+    var rest = ms
+    var out = ""
+    for (unit, size) in [("y", Int64(31_536_000_000)), ("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
+                         ("m", 60_000), ("s", 1000), ("ms", 1)] where rest >= size {
+        out += "\(rest / size)\(unit)"
+        rest %= size
+    }
+    return out
+}

@@ -1,0 +1,394 @@
+import Foundation
+import Yams
+
+/// A position in a rule file (1-based line and column).
+public struct SourcePosition: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// How an alert names the workload it is about, and what kind of anomaly it is (Aligner's `event`).
+public struct EventSpec: Sendable, Equatable {
+    /// The anomaly class: `replica_mismatch`, `crash_loop`, `error_rate_spike`, `cpu_burst`, ...
+    public var anomalyClass: String
+    /// The label holding the workload's namespace.
+    public var namespaceLabel: String
+    /// The workload kind (`Deployment`, `StatefulSet`, ...), literal.
+    public var kind: String?
+    /// The label holding the workload's kind, when it varies per series.
+    public var kindLabel: String?
+    /// The label holding the workload's name.
+    public var nameLabel: String
+    /// `critical`, `warning` or `info`.
+    public var severity: String
+
+    public init(anomalyClass: String, namespaceLabel: String, kind: String?, kindLabel: String?, nameLabel: String, severity: String) {
+        self.anomalyClass = anomalyClass
+        self.namespaceLabel = namespaceLabel
+        self.kind = kind
+        self.kindLabel = kindLabel
+        self.nameLabel = nameLabel
+        self.severity = severity
+    }
+}
+
+/// One rule: an alerting or recording rule with Aligner's extensions.
+public struct Rule: Sendable {
+    public enum Kind: Sendable, Equatable {
+        case alert(String)
+        case record(String)
+    }
+
+    public var kind: Kind
+    public var expr: Expr
+    public var exprText: String
+    /// `for`, milliseconds.
+    public var holdDuration: Int64 = 0
+    /// `keep_firing_for`, milliseconds.
+    public var keepFiringFor: Int64 = 0
+    public var labels: [String: String] = [:]
+    public var annotations: [String: String] = [:]
+    public var event: EventSpec?
+    /// A separate condition that must hold for the alert to resolve (hysteresis).
+    public var resolve: Expr?
+    public var hooks: [String] = []
+    public var position: SourcePosition
+
+    public var name: String {
+        switch kind {
+        case .alert(let n), .record(let n): n
+        }
+    }
+}
+
+/// A rule group, as in Prometheus rule files.
+public struct RuleGroup: Sendable {
+    public var name: String
+    public var file: String
+    /// Milliseconds; nil means evaluate as data arrives.
+    public var interval: Int64?
+    public var limit = 0
+    public var queryOffset: Int64 = 0
+    public var labels: [String: String] = [:]
+    public var rules: [Rule] = []
+}
+
+/// Every problem found in one or more rule files, each as `file:line:col: group "g", rule N "Name": what`.
+public struct RuleFileError: Error, Sendable, CustomStringConvertible {
+    public var problems: [String]
+
+    public var description: String { problems.joined(separator: "\n") }
+}
+
+/// Reads Prometheus rule files (with Aligner's extensions), reporting every problem in one pass.
+public enum RuleFileLoader {
+    /// Loads files; all or nothing.
+    public static func load(files: [String]) throws -> [RuleGroup] {
+        var groups: [RuleGroup] = []
+        var problems: [String] = []
+        for file in files {
+            do {
+                let text = try String(contentsOfFile: file, encoding: .utf8)
+                let (g, p) = parse(yaml: text, file: file)
+                groups += g
+                problems += p
+            } catch {
+                problems.append("\(file): cannot read rule file: \(error.localizedDescription)")
+            }
+        }
+        if !problems.isEmpty { throw RuleFileError(problems: problems) }
+        return groups
+    }
+
+    /// The rule files of a folder (`*.yml`, `*.yaml`, not `*_test.yml`), sorted.
+    public static func files(in directory: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory)
+            .filter { ($0.hasSuffix(".yml") || $0.hasSuffix(".yaml")) && !$0.contains("_test.") }
+            .sorted()
+            .map { directory + "/" + $0 }
+    }
+
+    /// Parses one file's text: the groups, and every problem found.
+    public static func parse(yaml text: String, file: String) -> ([RuleGroup], [String]) {
+        var context = Context(file: file, lines: text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            return ([], ["\(file): \(error)"])
+        } catch {
+            return ([], ["\(file): \(error)"])
+        }
+        guard let root, let mapping = root.mapping else {
+            if root == nil { return ([], []) }
+            return ([], ["\(context.at(root!)): rule file must be a mapping with a \"groups\" key"])
+        }
+        var groups: [RuleGroup] = []
+        var names: Set<String> = []
+        for (key, value) in mapping {
+            guard key.string == "groups" else {
+                context.problem(key, "unknown key \"\(key.string ?? "")\" (want \"groups\")")
+                continue
+            }
+            guard let list = value.sequence else {
+                context.problem(value, "groups must be a list")
+                continue
+            }
+            for groupNode in list {
+                if let g = context.group(groupNode) {
+                    if !names.insert(g.name).inserted {
+                        context.problem(groupNode, "group \"\(g.name)\": groupname: \"\(g.name)\" is repeated in the same file")
+                    }
+                    groups.append(g)
+                }
+            }
+        }
+        return (groups, context.problems)
+    }
+}
+
+struct Context {
+    let file: String
+    let lines: [String]
+    var problems: [String] = []
+
+    func at(_ node: Node) -> String {
+        guard let mark = node.mark else { return file }
+        return "\(file):\(mark.line):\(mark.column)"
+    }
+
+    mutating func problem(_ node: Node, _ message: String) { problems.append("\(at(node)): \(message)") }
+
+    func duration(_ node: Node) -> Int64? {
+        guard let s = node.string, let ms = parseDurationMilliseconds(s) else { return nil }
+        return ms
+    }
+
+    func stringMap(_ node: Node, _ what: String, prefix: String, _ problems: inout [String]) -> [String: String] {
+        guard let mapping = node.mapping else {
+            problems.append("\(at(node)): \(prefix)\(what) must be a mapping")
+            return [:]
+        }
+        var out: [String: String] = [:]
+        for (k, v) in mapping {
+            let name = k.string ?? ""
+            if !isValidLabelName(name) { problems.append("\(at(k)): \(prefix)invalid \(what == "annotations" ? "annotation" : "label") name: \"\(name)\"") }
+            out[name] = v.string ?? ""
+        }
+        return out
+    }
+
+    mutating func group(_ node: Node) -> RuleGroup? {
+        guard let mapping = node.mapping else {
+            problem(node, "a group must be a mapping")
+            return nil
+        }
+        let name = mapping["name"]?.string ?? ""
+        var group = RuleGroup(name: name, file: file)
+        let prefix = "group \"\(name)\": "
+        if name.isEmpty { problem(node, "group name must not be empty") }
+        var ruleNodes: [Node] = []
+        for (k, v) in mapping {
+            switch k.string ?? "" {
+            case "name": break
+            case "interval":
+                if let d = duration(v), d > 0 { group.interval = d } else { problem(v, prefix + "interval must be a positive duration such as 30s") }
+            case "query_offset":
+                if let d = duration(v) { group.queryOffset = d } else { problem(v, prefix + "query_offset must be a duration") }
+            case "limit":
+                if let l = v.int, l >= 0 { group.limit = l } else { problem(v, prefix + "limit must be a non-negative integer") }
+            case "labels":
+                group.labels = stringMap(v, "labels", prefix: prefix, &problems)
+            case "rules":
+                if let list = v.sequence { ruleNodes = Array(list) } else { problem(v, prefix + "rules must be a list") }
+            default:
+                problem(k, prefix + "unknown key \"\(k.string ?? "")\" in group")
+            }
+        }
+        for (i, ruleNode) in ruleNodes.enumerated() {
+            if let rule = rule(ruleNode, index: i + 1, group: name) { group.rules.append(rule) }
+        }
+        return group
+    }
+
+    mutating func rule(_ node: Node, index: Int, group: String) -> Rule? {
+        guard let mapping = node.mapping else {
+            problem(node, "group \"\(group)\", rule \(index): a rule must be a mapping")
+            return nil
+        }
+        let alert = mapping["alert"]?.string
+        let record = mapping["record"]?.string
+        let label = "group \"\(group)\", rule \(index) \"\(alert ?? record ?? "")\": "
+        let start = problems.count
+        func fail(_ n: Node, _ message: String) { problems.append("\(at(n)): \(label)\(message)") }
+        if alert == nil && record == nil { fail(node, "one of 'record' or 'alert' must be set") }
+        if alert != nil && record != nil { fail(node, "only one of 'record' and 'alert' must be set") }
+        if let alert, alert.isEmpty { fail(mapping["alert"]!, "alert name must not be empty") }
+        if let record, !isValidMetricName(record) { fail(mapping["record"]!, "invalid recording rule name: \"\(record)\"") }
+        var expr: Expr?
+        var exprText = ""
+        if let exprNode = mapping["expr"] {
+            exprText = exprNode.string ?? ""
+            expr = parseExpression(exprNode, label: label)
+            if let e = expr, e.type != .instantVector && e.type != .scalar {
+                fail(exprNode, "expression must evaluate to an instant vector or scalar, got \(e.type.rawValue)")
+                expr = nil
+            }
+        } else {
+            fail(node, "field 'expr' must be set in rule")
+        }
+        var rule = Rule(
+            kind: alert.map { .alert($0) } ?? .record(record ?? ""), expr: expr ?? .number(0), exprText: exprText,
+            position: SourcePosition(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0))
+        for (k, v) in mapping {
+            let key = k.string ?? ""
+            let alertOnly = ["for", "keep_firing_for", "annotations", "event", "resolve", "hooks"]
+            if record != nil && alertOnly.contains(key) {
+                fail(k, "invalid field '\(key)' in recording rule")
+                continue
+            }
+            switch key {
+            case "alert", "record", "expr": break
+            case "for":
+                if let d = duration(v) { rule.holdDuration = d } else { fail(v, "for must be a duration such as 5m") }
+            case "keep_firing_for":
+                if let d = duration(v) { rule.keepFiringFor = d } else { fail(v, "keep_firing_for must be a duration such as 5m") }
+            case "labels":
+                var p: [String] = []
+                rule.labels = stringMap(v, "labels", prefix: label, &p)
+                problems += p
+                if rule.labels["__name__"] != nil { fail(v, "invalid label name: \"__name__\"") }
+            case "annotations":
+                var p: [String] = []
+                rule.annotations = stringMap(v, "annotations", prefix: label, &p)
+                problems += p
+            case "event":
+                rule.event = eventSpec(v, fail: fail)
+            case "resolve":
+                if let e = parseExpression(v, label: label) {
+                    if e.type != .instantVector && e.type != .scalar {
+                        fail(v, "resolve must evaluate to an instant vector or scalar, got \(e.type.rawValue)")
+                    } else {
+                        rule.resolve = e
+                    }
+                }
+            case "detector":
+                fail(k, "detector is not supported yet: statistical detectors are a planned extension; use a threshold in expr")
+            case "hooks":
+                if let list = v.sequence, list.allSatisfy({ $0.string?.isEmpty == false }) {
+                    rule.hooks = list.compactMap(\.string)
+                } else {
+                    fail(v, "hooks must be a list of hook names")
+                }
+            default:
+                fail(k, "unknown key \"\(key)\" in rule")
+            }
+        }
+        return problems.count == start ? rule : nil
+    }
+
+    func eventSpec(_ node: Node, fail: (Node, String) -> Void) -> EventSpec? {
+        guard let m = node.mapping else {
+            fail(node, "event must be a mapping with class, subject and severity")
+            return nil
+        }
+        var spec = EventSpec(anomalyClass: "", namespaceLabel: "namespace", kind: nil, kindLabel: nil, nameLabel: "", severity: "warning")
+        var ok = true
+        for (k, v) in m {
+            switch k.string ?? "" {
+            case "class":
+                if let c = v.string, !c.isEmpty, c.allSatisfy({ $0.isLowercase || $0 == "_" || $0.isNumber }) { spec.anomalyClass = c } else {
+                    fail(v, "event.class must be a lower_snake_case name such as replica_mismatch"); ok = false
+                }
+            case "severity":
+                if let s = v.string, ["critical", "warning", "info"].contains(s) { spec.severity = s } else {
+                    fail(v, "event.severity must be critical, warning or info"); ok = false
+                }
+            case "subject":
+                guard let sm = v.mapping else {
+                    fail(v, "event.subject must be a mapping: {namespace: LABEL, kind: KIND, name: LABEL}"); ok = false
+                    continue
+                }
+                for (sk, sv) in sm {
+                    let value = sv.string ?? ""
+                    switch sk.string ?? "" {
+                    case "namespace":
+                        if isValidLabelName(value) { spec.namespaceLabel = value } else { fail(sv, "event.subject.namespace must be a label name"); ok = false }
+                    case "name":
+                        if isValidLabelName(value) { spec.nameLabel = value } else { fail(sv, "event.subject.name must be a label name"); ok = false }
+                    case "kind": spec.kind = value
+                    case "kind_label":
+                        if isValidLabelName(value) { spec.kindLabel = value } else { fail(sv, "event.subject.kind_label must be a label name"); ok = false }
+                    default:
+                        fail(sk, "unknown key \"\(sk.string ?? "")\" in event.subject (known: namespace, kind, kind_label, name)"); ok = false
+                    }
+                }
+            default:
+                fail(k, "unknown key \"\(k.string ?? "")\" in event (known: class, subject, severity)"); ok = false
+            }
+        }
+        if spec.anomalyClass.isEmpty && ok { fail(node, "event.class must be set"); ok = false }
+        if spec.nameLabel.isEmpty && ok { fail(node, "event.subject.name must name the label that holds the workload name"); ok = false }
+        return ok ? spec : nil
+    }
+
+    /// Parses an expression, reporting errors at their position in the file.
+    mutating func parseExpression(_ node: Node, label: String) -> Expr? {
+        let text = node.string ?? ""
+        do {
+            return try PromQLParser.parse(text)
+        } catch {
+            problems.append("\(position(of: error.offset, in: node)): \(label)could not parse expression: \(error.message)")
+            return nil
+        }
+    }
+
+    /// Maps a byte offset in a scalar's value to its line and column in the file.
+    func position(of offset: Int, in node: Node) -> String {
+        guard let mark = node.mark, let scalar = node.scalar else { return at(node) }
+        let text = scalar.string
+        let prefix = text.utf8.prefix(offset)
+        let newlines = prefix.filter { $0 == 0x0a }.count
+        let lastLine = prefix.split(separator: 0x0a, omittingEmptySubsequences: false).last.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        switch scalar.style {
+        case .literal, .folded:
+            // The content starts on the line after the indicator, at the block's indentation.
+            let firstContent = mark.line  // 0-based index of the next line
+            let indent = firstContent < lines.count ? lines[firstContent].prefix(while: { $0 == " " }).count : 0
+            return "\(file):\(mark.line + 1 + newlines):\(indent + 1 + lastLine.count)"
+        case .singleQuoted, .doubleQuoted:
+            return newlines == 0 ? "\(file):\(mark.line):\(mark.column + 1 + lastLine.count)" : "\(file):\(mark.line + newlines):1"
+        default:
+            return newlines == 0 ? "\(file):\(mark.line):\(mark.column + lastLine.count)" : "\(file):\(mark.line + newlines):1"
+        }
+    }
+}
+
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+public func isValidLabelName(_ s: String) -> Bool {
+    guard let first = s.utf8.first, Lexer.isIdentifierStart(first) else { return false }
+    return s.utf8.allSatisfy(Lexer.isIdentifierPart)
+}
+
+/// Prometheus metric names: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+public func isValidMetricName(_ s: String) -> Bool {
+    guard let first = s.utf8.first, Lexer.isIdentifierStart(first) || first == UInt8(ascii: ":") else { return false }
+    return s.utf8.allSatisfy { Lexer.isIdentifierPart($0) || $0 == UInt8(ascii: ":") }
+}
+
+/// A Prometheus duration (`30s`, `5m`, `1h30m`, `250ms`) in milliseconds.
+public func parseDurationMilliseconds(_ text: String) -> Int64? {
+    if text == "0" { return 0 }
+    var lexer = Lexer(text)
+    guard let t = try? lexer.next(), case .duration(let ms) = t.kind, (try? lexer.next())?.kind == .end else { return nil }
+    return ms
+}

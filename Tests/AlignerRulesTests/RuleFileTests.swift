@@ -1,0 +1,91 @@
+import Foundation
+import AlignerRules
+import Testing
+
+@Suite struct RuleFileTests {
+    @Test func loadsAlertsAndRecordingRulesWithExtensions() {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: kubernetes-apps
+                interval: 30s
+                labels: {team: platform}
+                rules:
+                  - record: namespace:replicas_missing:sum
+                    expr: sum by (namespace) (kube_deployment_spec_replicas - kube_deployment_status_replicas_ready)
+                  - alert: KubeDeploymentReplicasMismatch
+                    expr: |
+                      kube_deployment_spec_replicas > kube_deployment_status_replicas_available
+                    for: 1m
+                    keep_firing_for: 30s
+                    labels: {severity: warning}
+                    annotations:
+                      summary: "{{ $labels.deployment }}: {{ $value }} replicas missing"
+                    event:
+                      class: replica_mismatch
+                      severity: critical
+                      subject: {namespace: namespace, kind: Deployment, name: deployment}
+                    resolve: kube_deployment_spec_replicas == kube_deployment_status_replicas_available
+                    hooks: [chat, restart-rollout]
+            """, file: "apps.yml")
+        #expect(problems == [])
+        #expect(groups.count == 1)
+        let g = groups[0]
+        #expect(g.interval == 30_000 && g.labels == ["team": "platform"] && g.rules.count == 2)
+        let alert = g.rules[1]
+        #expect(alert.kind == .alert("KubeDeploymentReplicasMismatch"))
+        #expect(alert.holdDuration == 60_000 && alert.keepFiringFor == 30_000)
+        #expect(alert.event == EventSpec(anomalyClass: "replica_mismatch", namespaceLabel: "namespace", kind: "Deployment",
+                                         kindLabel: nil, nameLabel: "deployment", severity: "critical"))
+        #expect(alert.resolve != nil && alert.hooks == ["chat", "restart-rollout"])
+        #expect(alert.position == SourcePosition(file: "apps.yml", line: 8, column: 9))
+    }
+
+    @Test func everyProblemAtOnceWithPositions() {
+        let (_, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: A
+                    expr: rate(x)
+                  - record: bad name
+                    expr: up
+                    for: 5m
+                  - alert: C
+                  - alert: D
+                    expr: |
+                      sum(up)
+                        / on(job) group_left sum(rate(y[5m:1m]))
+                    detector: {kind: ewma}
+                    colour: blue
+              - name: g
+                rules: []
+            """, file: "bad.yml")
+        #expect(problems == [
+            "bad.yml:5:20: group \"g\", rule 1 \"A\": could not parse expression: expected type range vector in call to function \"rate\", got instant vector",
+            "bad.yml:6:17: group \"g\", rule 2 \"bad name\": invalid recording rule name: \"bad name\"",
+            "bad.yml:8:9: group \"g\", rule 2 \"bad name\": invalid field 'for' in recording rule",
+            "bad.yml:9:9: group \"g\", rule 3 \"C\": field 'expr' must be set in rule",
+            "bad.yml:13:44: group \"g\", rule 4 \"D\": could not parse expression: subqueries are not supported by Aligner; write a recording rule for the inner expression instead",
+            "bad.yml:14:9: group \"g\", rule 4 \"D\": detector is not supported yet: statistical detectors are a planned extension; use a threshold in expr",
+            "bad.yml:15:9: group \"g\", rule 4 \"D\": unknown key \"colour\" in rule",
+            "bad.yml:16:5: group \"g\": groupname: \"g\" is repeated in the same file",
+        ])
+    }
+
+    @Test func durations() {
+        #expect(parseDurationMilliseconds("1h30m") == 5_400_000)
+        #expect(parseDurationMilliseconds("0") == 0)
+        #expect(parseDurationMilliseconds("5") == nil)
+        #expect(parseDurationMilliseconds("5m x") == nil)
+    }
+}
+
+/// Upstream rule files load unchanged.
+@Suite struct UpstreamRulesTests {
+    @Test func kubernetesMixinLoads() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/kubernetes-mixin.yaml").path
+        let groups = try RuleFileLoader.load(files: [path])
+        #expect(groups.count == 25)
+        #expect(groups.reduce(0) { $0 + $1.rules.count } == 134)
+    }
+}

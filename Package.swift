@@ -42,6 +42,7 @@ let package = Package(
         .target(name: "AlignerRules",
                 dependencies: ["AlignerCore", .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
+        .target(name: "AlignerEngine", dependencies: ["AlignerCore", "AlignerRules"], swiftSettings: strict),
         .target(name: "AlignerServer",
                 dependencies: [
                     "AlignerCore", "AlignerIngest", "AlignerRules",
@@ -75,6 +76,7 @@ let package = Package(
                     dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerRemoteWrite"],
                     swiftSettings: strict),
         .testTarget(name: "AlignerRulesTests", dependencies: ["AlignerRules"], swiftSettings: strict),
+        .testTarget(name: "AlignerEngineTests", dependencies: ["AlignerEngine", "AlignerRules"], swiftSettings: strict),
         .testTarget(name: "AlignerServerTests",
                     dependencies: [
                         "AlignerServer", "AlignerTesting",

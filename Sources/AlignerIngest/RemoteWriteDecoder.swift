@@ -351,8 +351,9 @@ public final class RemoteWriteDecoder {
                     exemplars.append(try decodeExemplarV2(try r.lengthDelimited()))
                 case 5:
                     guard wireType == 2 else { throw WireError.wrongWireType(field: field, got: wireType) }
-                    // A repeated singular message merges: later fields win.
-                    metadataRefs = try decodeMetadataV2(try r.lengthDelimited(), merging: metadataRefs ?? (0, 0, 0))
+                    // A repeated singular message: the last one wins whole, as in libprotobuf-c (the
+                    // protobuf specification would merge them; no sender repeats it).
+                    metadataRefs = try decodeMetadataV2(try r.lengthDelimited(), merging: (0, 0, 0))
                 case 6:
                     guard wireType == 0 else { throw WireError.wrongWireType(field: field, got: wireType) }
                     created = Int64(bitPattern: try r.varint())

@@ -81,8 +81,8 @@ public enum BinaryOp: String, Sendable {
         }
     }
 
-    var isComparison: Bool { precedence == 3 }
-    var isSetOperator: Bool { self == .and || self == .or || self == .unless }
+    public var isComparison: Bool { precedence == 3 }
+    public var isSetOperator: Bool { self == .and || self == .or || self == .unless }
 }
 
 /// `on(...)`/`ignoring(...)` and `group_left(...)`/`group_right(...)` of a binary operation.
@@ -93,6 +93,13 @@ public struct VectorMatching: Sendable, Equatable {
     public var cardinality = Cardinality.oneToOne
     /// Labels copied from the "one" side (`group_left(these)`).
     public var include: [String] = []
+
+    public init(on: Bool = false, labels: [String] = [], cardinality: Cardinality = .oneToOne, include: [String] = []) {
+        self.on = on
+        self.labels = labels
+        self.cardinality = cardinality
+        self.include = include
+    }
 }
 
 /// A parsed PromQL expression.

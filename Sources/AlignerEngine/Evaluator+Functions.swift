@@ -1,0 +1,354 @@
+import AlignerCore
+import AlignerRules
+import Foundation
+
+extension Evaluator {
+    func call(_ name: String, _ args: [Expr]) throws(EvaluationError) -> Value {
+        switch name {
+        case "time": return .scalar(Double(time) / 1000)
+        case "pi": return .scalar(.pi)
+        case "vector": return .vector([VectorSample(labels: [], value: try scalar(args[0]))])
+        case "scalar":
+            let v = try vector(args[0])
+            return .scalar(v.count == 1 ? v[0].value : .nan)
+        case "timestamp":
+            return .vector(timestamps(args[0]))
+        case "absent":
+            if try !vector(args[0]).isEmpty { return .vector([]) }
+            return .vector([VectorSample(labels: absentLabels(args[0]), value: 1)])
+        case "absent_over_time":
+            guard case .matrix(let m) = try evaluate(args[0]) else { return .vector([]) }
+            if !m.isEmpty { return .vector([]) }
+            return .vector([VectorSample(labels: absentLabels(args[0]), value: 1)])
+        case "sort", "sort_desc":
+            let v = try vector(args[0])
+            let asc = name == "sort"
+            return .vector(v.sorted { a, b in
+                if a.value.isNaN { return false }
+                if b.value.isNaN { return true }
+                return asc ? a.value < b.value : a.value > b.value
+            })
+        case "label_replace": return .vector(try labelReplace(args))
+        case "label_join": return .vector(try labelJoin(args))
+        case "histogram_quantile":
+            return .vector(histogramQuantile(try scalar(args[0]), try vector(args[1])))
+        case "clamp":
+            let lo = try scalar(args[1]), hi = try scalar(args[2])
+            if lo > hi { return .vector([]) }
+            return .vector(try map(args[0]) { max(lo, min(hi, $0)) })
+        case "clamp_min":
+            let lo = try scalar(args[1])
+            return .vector(try map(args[0]) { max(lo, $0) })
+        case "clamp_max":
+            let hi = try scalar(args[1])
+            return .vector(try map(args[0]) { min(hi, $0) })
+        case "round":
+            let to = args.count > 1 ? try scalar(args[1]) : 1
+            let inverse = 1 / to
+            return .vector(try map(args[0]) { floor($0 * inverse + 0.5) / inverse })
+        case "abs": return .vector(try map(args[0]) { Swift.abs($0) })
+        case "ceil": return .vector(try map(args[0]) { Foundation.ceil($0) })
+        case "floor": return .vector(try map(args[0]) { Foundation.floor($0) })
+        case "exp": return .vector(try map(args[0]) { Foundation.exp($0) })
+        case "sqrt": return .vector(try map(args[0]) { $0.squareRoot() })
+        case "ln": return .vector(try map(args[0]) { Foundation.log($0) })
+        case "log2": return .vector(try map(args[0]) { Foundation.log2($0) })
+        case "log10": return .vector(try map(args[0]) { Foundation.log10($0) })
+        case "sgn": return .vector(try map(args[0]) { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 })
+        case "deg": return .vector(try map(args[0]) { $0 * 180 / .pi })
+        case "rad": return .vector(try map(args[0]) { $0 * .pi / 180 })
+        case "acos": return .vector(try map(args[0]) { Foundation.acos($0) })
+        case "acosh": return .vector(try map(args[0]) { Foundation.acosh($0) })
+        case "asin": return .vector(try map(args[0]) { Foundation.asin($0) })
+        case "asinh": return .vector(try map(args[0]) { Foundation.asinh($0) })
+        case "atan": return .vector(try map(args[0]) { Foundation.atan($0) })
+        case "atanh": return .vector(try map(args[0]) { Foundation.atanh($0) })
+        case "cos": return .vector(try map(args[0]) { Foundation.cos($0) })
+        case "cosh": return .vector(try map(args[0]) { Foundation.cosh($0) })
+        case "sin": return .vector(try map(args[0]) { Foundation.sin($0) })
+        case "sinh": return .vector(try map(args[0]) { Foundation.sinh($0) })
+        case "tan": return .vector(try map(args[0]) { Foundation.tan($0) })
+        case "tanh": return .vector(try map(args[0]) { Foundation.tanh($0) })
+        case "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year":
+            return .vector(try dateFunction(name, args))
+        default:
+            break
+        }
+        // Functions over a range vector.
+        guard case .matrix(let matrix) = try evaluate(args[args.count - 1 == 0 ? 0 : (name == "quantile_over_time" ? 1 : 0)]) else {
+            throw EvaluationError(message: "function \(name) needs a range vector")
+        }
+        let rangeArg = name == "quantile_over_time" ? args[1] : args[0]
+        guard case .matrix(let selector, let range) = unparen(rangeArg) else {
+            throw EvaluationError(message: "function \(name) needs a range selector")
+        }
+        var out: [VectorSample] = []
+        for series in matrix {
+            let value: Double?
+            let t = series.timestamps, v = series.values
+            switch name {
+            case "rate", "increase", "delta":
+                value = extrapolatedRate(
+                    t, v, rangeStart: time - selector.offset - range, rangeEnd: time - selector.offset, range: range,
+                    isCounter: name != "delta", isRate: name == "rate")
+            case "irate", "idelta":
+                value = instantValue(t, v, isRate: name == "irate")
+            case "deriv":
+                value = t.count < 2 ? nil : linearRegression(t, v, interceptTime: t[0]).slope
+            case "predict_linear":
+                let seconds = try scalar(args[1])
+                if t.count < 2 { value = nil } else {
+                    let r = linearRegression(t, v, interceptTime: time)
+                    value = r.slope * seconds + r.intercept
+                }
+            case "changes":
+                var c = 0.0
+                for i in 1..<max(1, v.count) where v[i] != v[i - 1] && !(v[i].isNaN && v[i - 1].isNaN) { c += 1 }
+                value = c
+            case "resets":
+                var c = 0.0
+                for i in 1..<max(1, v.count) where v[i] < v[i - 1] { c += 1 }
+                value = c
+            case "avg_over_time": value = mean(v)
+            case "sum_over_time": value = v.reduce(0, +)
+            case "count_over_time": value = Double(v.count)
+            case "min_over_time": value = v.reduce(Double.nan) { $0.isNaN || $1 < $0 ? $1 : $0 }
+            case "max_over_time": value = v.reduce(Double.nan) { $0.isNaN || $1 > $0 ? $1 : $0 }
+            case "last_over_time": value = v.last
+            case "present_over_time": value = 1
+            case "stddev_over_time": value = variance(v).squareRoot()
+            case "stdvar_over_time": value = variance(v)
+            case "quantile_over_time": value = quantile(try scalar(args[0]), v)
+            case "absent_over_time": value = nil
+            default: throw EvaluationError(message: "function \(name) is not supported")
+            }
+            guard let value else { continue }
+            // last_over_time keeps the metric name; every other range function drops it.
+            let labels = name == "last_over_time" ? series.labels : series.labels.droppingMetricName()
+            out.append(VectorSample(labels: labels, value: value))
+        }
+        return .vector(out)
+    }
+
+    func unparen(_ e: Expr) -> Expr {
+        if case .paren(let inner) = e { return unparen(inner) }
+        return e
+    }
+
+    func map(_ arg: Expr, _ f: (Double) -> Double) throws(EvaluationError) -> [VectorSample] {
+        try vector(arg).map { VectorSample(labels: $0.labels.droppingMetricName(), value: f($0.value)) }
+    }
+
+    func timestamps(_ arg: Expr) -> [VectorSample] {
+        guard case .selector(let s) = unparen(arg) else {
+            return ((try? vector(arg)) ?? []).map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double(time) / 1000) }
+        }
+        let end = time - s.offset
+        var out: [VectorSample] = []
+        for series in source.series(matching: s.matchers, from: end - lookback, through: end) {
+            guard let i = series.timestamps.lastIndex(where: { $0 <= end }), series.timestamps[i] >= end - lookback,
+                  !SampleValue.isStale(bits: series.values[i].bitPattern) else { continue }
+            out.append(VectorSample(labels: series.labels.droppingMetricName(), value: Double(series.timestamps[i]) / 1000))
+        }
+        return out
+    }
+
+    /// absent(): the labels of the selector's equality matchers (not `__name__`).
+    func absentLabels(_ arg: Expr) -> Labels {
+        let selector: VectorSelector?
+        switch unparen(arg) {
+        case .selector(let s), .matrix(let s, _): selector = s
+        default: selector = nil
+        }
+        guard let s = selector else { return [] }
+        var labels: [String: String] = [:]
+        var duplicated: Set<String> = []
+        for m in s.matchers where m.name != metricNameLabel && m.op == .equal {
+            if labels[m.name] != nil { duplicated.insert(m.name) }
+            labels[m.name] = m.value
+        }
+        for d in duplicated { labels[d] = nil }
+        return labels.map { Label($0.key, $0.value) }.sorted()
+    }
+
+    func labelReplace(_ args: [Expr]) throws(EvaluationError) -> [VectorSample] {
+        guard case .string(let dst) = args[1], case .string(let replacement) = args[2], case .string(let src) = args[3],
+              case .string(let pattern) = args[4] else { throw EvaluationError(message: "label_replace needs string arguments") }
+        let regex: NSRegularExpression
+        do { regex = try NSRegularExpression(pattern: "^(?:" + pattern + ")$") } catch {
+            throw EvaluationError(message: "invalid regular expression in label_replace(): \(pattern)")
+        }
+        guard isValidLabelName(dst) else { throw EvaluationError(message: "invalid destination label name in label_replace(): \(dst)") }
+        var out: [VectorSample] = []
+        for s in try vector(args[0]) {
+            let value = s.labels.value(src)
+            let range = NSRange(value.startIndex..., in: value)
+            if let match = regex.firstMatch(in: value, range: range) {
+                let template = replacement.replacingOccurrences(of: "\\$\\{?(\\w+)\\}?", with: "\\$$1", options: .regularExpression)
+                let result = regex.replacementString(for: match, in: value, offset: 0, template: template)
+                out.append(VectorSample(labels: s.labels.setting(dst, result), value: s.value))
+            } else {
+                out.append(s)
+            }
+        }
+        return out
+    }
+
+    func labelJoin(_ args: [Expr]) throws(EvaluationError) -> [VectorSample] {
+        guard case .string(let dst) = args[1], case .string(let separator) = args[2] else {
+            throw EvaluationError(message: "label_join needs string arguments")
+        }
+        var sources: [String] = []
+        for a in args.dropFirst(3) {
+            guard case .string(let s) = a else { throw EvaluationError(message: "label_join needs string arguments") }
+            sources.append(s)
+        }
+        return try vector(args[0]).map { s in
+            VectorSample(labels: s.labels.setting(dst, sources.map { s.labels.value($0) }.joined(separator: separator)), value: s.value)
+        }
+    }
+
+    func dateFunction(_ name: String, _ args: [Expr]) throws(EvaluationError) -> [VectorSample] {
+        let input = args.isEmpty ? [VectorSample(labels: [], value: Double(time) / 1000)] : try vector(args[0])
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return input.map { s in
+            let date = Date(timeIntervalSince1970: s.value)
+            let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .weekday], from: date)
+            let v: Double
+            switch name {
+            case "day_of_month": v = Double(c.day!)
+            case "day_of_week": v = Double(c.weekday! - 1)
+            case "day_of_year": v = Double(calendar.ordinality(of: .day, in: .year, for: date)!)
+            case "days_in_month": v = Double(calendar.range(of: .day, in: .month, for: date)!.count)
+            case "hour": v = Double(c.hour!)
+            case "minute": v = Double(c.minute!)
+            case "month": v = Double(c.month!)
+            default: v = Double(c.year!)
+            }
+            return VectorSample(labels: s.labels.droppingMetricName(), value: v)
+        }
+    }
+}
+
+/// Prometheus' extrapolatedRate (2.42): rate, increase and delta over `[rangeStart, rangeEnd]`,
+/// extrapolated to the window's edges unless the series starts or ends inside it.
+func extrapolatedRate(
+    _ t: [Int64], _ v: [Double], rangeStart: Int64, rangeEnd: Int64, range: Int64, isCounter: Bool, isRate: Bool
+) -> Double? {
+    guard t.count >= 2 else { return nil }
+    var result = v[v.count - 1] - v[0]
+    if isCounter {
+        var last = v[0]
+        for x in v.dropFirst() {
+            if x < last { result += last }
+            last = x
+        }
+    }
+    var durationToStart = Double(t[0] - rangeStart) / 1000
+    let durationToEnd = Double(rangeEnd - t[t.count - 1]) / 1000
+    let sampledInterval = Double(t[t.count - 1] - t[0]) / 1000
+    let averageBetweenSamples = sampledInterval / Double(t.count - 1)
+    if isCounter && result > 0 && v[0] >= 0 {
+        // A counter cannot go below zero: do not extrapolate past where it would.
+        let durationToZero = sampledInterval * (v[0] / result)
+        if durationToZero < durationToStart { durationToStart = durationToZero }
+    }
+    let threshold = averageBetweenSamples * 1.1
+    var extrapolateTo = sampledInterval
+    extrapolateTo += durationToStart < threshold ? durationToStart : averageBetweenSamples / 2
+    extrapolateTo += durationToEnd < threshold ? durationToEnd : averageBetweenSamples / 2
+    result *= extrapolateTo / sampledInterval
+    if isRate { result /= Double(range) / 1000 }
+    return result
+}
+
+/// irate and idelta: the last two samples.
+func instantValue(_ t: [Int64], _ v: [Double], isRate: Bool) -> Double? {
+    guard t.count >= 2 else { return nil }
+    let last = v[v.count - 1], previous = v[v.count - 2]
+    var result = isRate && last < previous ? last : last - previous
+    let interval = t[t.count - 1] - t[t.count - 2]
+    if interval == 0 { return nil }
+    if isRate { result /= Double(interval) / 1000 }
+    return result
+}
+
+/// Least-squares slope and intercept, x in seconds relative to `interceptTime`.
+func linearRegression(_ t: [Int64], _ v: [Double], interceptTime: Int64) -> (slope: Double, intercept: Double) {
+    var n = 0.0, sumX = 0.0, sumY = 0.0, sumXY = 0.0, sumX2 = 0.0
+    let constant = v.allSatisfy { $0 == v[0] }
+    if constant {
+        if v[0].isInfinite { return (.nan, .nan) }
+        return (0, v[0])
+    }
+    for (ti, vi) in zip(t, v) {
+        n += 1
+        let x = Double(ti - interceptTime) / 1000
+        sumX += x
+        sumY += vi
+        sumXY += x * vi
+        sumX2 += x * x
+    }
+    let covXY = sumXY - sumX * sumY / n
+    let varX = sumX2 - sumX * sumX / n
+    let slope = covXY / varX
+    return (slope, sumY / n - slope * sumX / n)
+}
+
+extension Evaluator {
+    /// histogram_quantile over classic `_bucket` series (grouped by every label but `le`).
+    func histogramQuantile(_ q: Double, _ input: [VectorSample]) -> [VectorSample] {
+        var order: [String] = []
+        var groups: [String: (Labels, [(upper: Double, count: Double)])] = [:]
+        for s in input {
+            guard let upper = Double(s.labels.value("le").replacingOccurrences(of: "+Inf", with: "inf")) else { continue }
+            let labels = s.labels.dropping(["le", metricNameLabel])
+            let k = labels.key
+            if groups[k] == nil { order.append(k); groups[k] = (labels, []) }
+            groups[k]!.1.append((upper, s.value))
+        }
+        return order.map { k in
+            let (labels, buckets) = groups[k]!
+            return VectorSample(labels: labels, value: bucketQuantile(q, buckets))
+        }
+    }
+}
+
+/// Prometheus' bucketQuantile: linear interpolation inside the bucket holding the rank.
+func bucketQuantile(_ q: Double, _ input: [(upper: Double, count: Double)]) -> Double {
+    if q.isNaN { return .nan }
+    if q < 0 { return -.infinity }
+    if q > 1 { return .infinity }
+    var buckets = input.sorted { $0.upper < $1.upper }
+    guard let last = buckets.last, last.upper == .infinity else { return .nan }
+    // Coalesce buckets with the same bound, then force the counts to be monotonic.
+    var merged: [(upper: Double, count: Double)] = []
+    for b in buckets {
+        if let l = merged.last, l.upper == b.upper { merged[merged.count - 1].count += b.count } else { merged.append(b) }
+    }
+    buckets = merged
+    var maximum = -Double.infinity
+    for i in buckets.indices {
+        if buckets[i].count > maximum { maximum = buckets[i].count } else { buckets[i].count = maximum }
+    }
+    guard buckets.count >= 2 else { return .nan }
+    let observations = buckets[buckets.count - 1].count
+    if observations == 0 { return .nan }
+    var rank = q * observations
+    var b = buckets.count - 1
+    for i in 0..<(buckets.count - 1) where buckets[i].count >= rank {
+        b = i
+        break
+    }
+    if b == buckets.count - 1 { return buckets[buckets.count - 2].upper }
+    if b == 0 && buckets[0].upper <= 0 { return buckets[0].upper }
+    var start = 0.0
+    var count = buckets[b].count
+    if b > 0 {
+        start = buckets[b - 1].upper
+        count -= buckets[b - 1].count
+        rank -= buckets[b - 1].count
+    }
+    return start + (buckets[b].upper - start) * (rank / count)
+}

@@ -1,0 +1,317 @@
+import AlignerCore
+import AlignerRules
+import Foundation
+
+/// Evaluates PromQL at one instant, with Prometheus 2.42's semantics: a 5-minute lookback that
+/// includes both ends, staleness markers ending a series, extrapolated rates, metric-name dropping.
+public struct Evaluator {
+    public let source: any SampleSource
+    /// Evaluation time, milliseconds.
+    public let time: Int64
+    /// How far back an instant selector looks for a sample (milliseconds).
+    public var lookback: Int64 = 300_000
+
+    public init(source: any SampleSource, time: Int64) {
+        self.source = source
+        self.time = time
+    }
+
+    public func evaluate(_ expr: Expr) throws(EvaluationError) -> Value {
+        switch expr {
+        case .number(let v): return .scalar(v)
+        case .string(let s): return .string(s)
+        case .paren(let e): return try evaluate(e)
+        case .selector(let s): return .vector(instant(s))
+        case .matrix(let s, let range): return .matrix(rangeSeries(s, range: range))
+        case .negate(let e):
+            switch try evaluate(e) {
+            case .scalar(let v): return .scalar(-v)
+            case .vector(let v): return .vector(v.map { VectorSample(labels: $0.labels.droppingMetricName(), value: -$0.value) })
+            default: throw EvaluationError(message: "unary minus on a non-numeric value")
+            }
+        case .call(let name, let args): return try call(name, args)
+        case .aggregate(let op, let e, let p, let grouping, let without):
+            var parameter: Value?
+            if let p { parameter = try evaluate(p) }
+            return .vector(try aggregate(op, try vector(e), parameter: parameter, grouping: grouping, without: without))
+        case .binary(let op, let l, let r, let matching, let returnBool):
+            return try binary(op, try evaluate(l), try evaluate(r), matching: matching, returnBool: returnBool)
+        }
+    }
+
+    func vector(_ e: Expr) throws(EvaluationError) -> [VectorSample] {
+        guard case .vector(let v) = try evaluate(e) else { throw EvaluationError(message: "expected an instant vector") }
+        return v
+    }
+
+    func scalar(_ e: Expr) throws(EvaluationError) -> Double {
+        guard case .scalar(let v) = try evaluate(e) else { throw EvaluationError(message: "expected a scalar") }
+        return v
+    }
+
+    // MARK: Selectors
+
+    func instant(_ s: VectorSelector) -> [VectorSample] {
+        let end = time - s.offset
+        var out: [VectorSample] = []
+        for series in source.series(matching: s.matchers, from: end - lookback, through: end) {
+            // The newest sample at or before `end`, within the lookback (both ends included).
+            guard let i = series.timestamps.lastIndex(where: { $0 <= end }), series.timestamps[i] >= end - lookback else { continue }
+            let v = series.values[i]
+            if SampleValue.isStale(bits: v.bitPattern) { continue }
+            out.append(VectorSample(labels: series.labels, value: v))
+        }
+        return out
+    }
+
+    func rangeSeries(_ s: VectorSelector, range: Int64) -> [RangeSeries] {
+        let end = time - s.offset
+        let start = end - range
+        var out: [RangeSeries] = []
+        for series in source.series(matching: s.matchers, from: start, through: end) {
+            var ts: [Int64] = []
+            var vs: [Double] = []
+            for (t, v) in zip(series.timestamps, series.values) where t >= start && t <= end && !SampleValue.isStale(bits: v.bitPattern) {
+                ts.append(t)
+                vs.append(v)
+            }
+            if !ts.isEmpty { out.append(RangeSeries(labels: series.labels, timestamps: ts, values: vs)) }
+        }
+        return out
+    }
+
+    // MARK: Aggregation
+
+    func aggregate(_ op: AggregateOp, _ input: [VectorSample], parameter: Value?, grouping: [String], without: Bool) throws(EvaluationError) -> [VectorSample] {
+        let groupSet = Set(grouping)
+        func groupLabels(_ l: Labels) -> Labels {
+            without ? l.dropping(groupSet.union([metricNameLabel])) : l.keeping(groupSet)
+        }
+        var order: [String] = []
+        var groups: [String: (labels: Labels, members: [VectorSample])] = [:]
+        for s in input {
+            let g = groupLabels(s.labels)
+            let k = g.key
+            if groups[k] == nil {
+                order.append(k)
+                groups[k] = (g, [])
+            }
+            groups[k]!.members.append(s)
+        }
+        var out: [VectorSample] = []
+        switch op {
+        case .topk, .bottomk:
+            guard case .scalar(let kValue) = parameter else { throw EvaluationError(message: "topk/bottomk need a scalar") }
+            let k = kValue.isNaN ? 0 : Int(min(Double(Int.max / 2), max(0, kValue)))
+            for key in order {
+                let members = groups[key]!.members
+                let sorted = members.sorted { a, b in
+                    if op == .topk { return a.value > b.value || (b.value.isNaN && !a.value.isNaN) }
+                    return a.value < b.value || (b.value.isNaN && !a.value.isNaN)
+                }
+                out += sorted.prefix(k)
+            }
+            return out
+        case .countValues:
+            guard case .string(let label) = parameter else { throw EvaluationError(message: "count_values needs a string") }
+            guard isValidLabelName(label) else { throw EvaluationError(message: "invalid label name \"\(label)\"") }
+            var counts: [String: (Labels, Double)] = [:]
+            var countOrder: [String] = []
+            for s in input {
+                let l = groupLabels(s.labels).setting(label, formatValue(s.value))
+                let k = l.key
+                if counts[k] == nil { countOrder.append(k); counts[k] = (l, 0) }
+                counts[k]!.1 += 1
+            }
+            return countOrder.map { VectorSample(labels: counts[$0]!.0, value: counts[$0]!.1) }
+        default:
+            break
+        }
+        for key in order {
+            let (labels, members) = groups[key]!
+            let values = members.map(\.value)
+            let value: Double
+            switch op {
+            case .sum: value = values.reduce(0, +)
+            case .avg: value = mean(values)
+            case .min: value = values.reduce(Double.nan) { $0.isNaN || $1 < $0 ? $1 : $0 }
+            case .max: value = values.reduce(Double.nan) { $0.isNaN || $1 > $0 ? $1 : $0 }
+            case .count: value = Double(values.count)
+            case .group: value = 1
+            case .stddev: value = variance(values).squareRoot()
+            case .stdvar: value = variance(values)
+            case .quantile:
+                guard case .scalar(let q) = parameter else { throw EvaluationError(message: "quantile needs a scalar") }
+                value = quantile(q, values)
+            default: value = .nan
+            }
+            out.append(VectorSample(labels: labels, value: value))
+        }
+        return out
+    }
+
+    // MARK: Binary operators
+
+    func binary(_ op: BinaryOp, _ l: Value, _ r: Value, matching: VectorMatching?, returnBool: Bool) throws(EvaluationError) -> Value {
+        switch (l, r) {
+        case (.scalar(let a), .scalar(let b)):
+            let v = apply(op, a, b)
+            return .scalar(op.isComparison ? (v.keep ? 1 : 0) : v.value)
+        case (.vector(let v), .scalar(let b)):
+            return .vector(scalarOp(op, v, b, vectorOnLeft: true, returnBool: returnBool))
+        case (.scalar(let a), .vector(let v)):
+            return .vector(scalarOp(op, v, a, vectorOnLeft: false, returnBool: returnBool))
+        case (.vector(let a), .vector(let b)):
+            return .vector(try vectorOp(op, a, b, matching: matching ?? VectorMatching(), returnBool: returnBool))
+        default:
+            throw EvaluationError(message: "invalid operands for \(op.rawValue)")
+        }
+    }
+
+    /// The arithmetic result, or whether a comparison holds.
+    func apply(_ op: BinaryOp, _ a: Double, _ b: Double) -> (value: Double, keep: Bool) {
+        switch op {
+        case .add: return (a + b, true)
+        case .subtract: return (a - b, true)
+        case .multiply: return (a * b, true)
+        case .divide: return (a / b, true)
+        case .modulo: return (fmod(a, b), true)
+        case .power: return (pow(a, b), true)
+        case .atan2: return (Foundation.atan2(a, b), true)
+        case .equal: return (a, a == b)
+        case .notEqual: return (a, a != b)
+        case .less: return (a, a < b)
+        case .lessEqual: return (a, a <= b)
+        case .greater: return (a, a > b)
+        case .greaterEqual: return (a, a >= b)
+        case .and, .or, .unless: return (a, true)
+        }
+    }
+
+    func scalarOp(_ op: BinaryOp, _ v: [VectorSample], _ s: Double, vectorOnLeft: Bool, returnBool: Bool) -> [VectorSample] {
+        var out: [VectorSample] = []
+        for sample in v {
+            let (a, b) = vectorOnLeft ? (sample.value, s) : (s, sample.value)
+            var (value, keep) = apply(op, a, b)
+            if op.isComparison {
+                if returnBool {
+                    value = keep ? 1 : 0
+                    keep = true
+                } else if !keep {
+                    continue
+                } else {
+                    // A filter keeps the vector's value, whichever side it is on.
+                    value = sample.value
+                }
+            }
+            guard keep else { continue }
+            let dropName = !op.isComparison || returnBool
+            out.append(VectorSample(labels: dropName ? sample.labels.droppingMetricName() : sample.labels, value: value))
+        }
+        return out
+    }
+
+    func signature(_ l: Labels, _ m: VectorMatching) -> String {
+        if m.on { return l.keeping(Set(m.labels)).key }
+        return l.dropping(Set(m.labels).union([metricNameLabel])).key
+    }
+
+    func vectorOp(_ op: BinaryOp, _ lhs: [VectorSample], _ rhs: [VectorSample], matching m: VectorMatching, returnBool: Bool) throws(EvaluationError) -> [VectorSample] {
+        switch op {
+        case .and:
+            let right = Set(rhs.map { signature($0.labels, m) })
+            return lhs.filter { right.contains(signature($0.labels, m)) }
+        case .unless:
+            let right = Set(rhs.map { signature($0.labels, m) })
+            return lhs.filter { !right.contains(signature($0.labels, m)) }
+        case .or:
+            let left = Set(lhs.map { signature($0.labels, m) })
+            return lhs + rhs.filter { !left.contains(signature($0.labels, m)) }
+        default:
+            break
+        }
+        // The "one" side is indexed by signature; the other side is matched against it.
+        let oneSide = m.cardinality == .oneToMany ? lhs : rhs
+        let manySide = m.cardinality == .oneToMany ? rhs : lhs
+        var index: [String: VectorSample] = [:]
+        for s in oneSide {
+            let sig = signature(s.labels, m)
+            if index[sig] != nil {
+                let side = m.cardinality == .oneToMany ? "left" : "right"
+                throw EvaluationError(message: "found duplicate series for the match group \(sig.replacingOccurrences(of: "\u{ff}", with: "=").replacingOccurrences(of: "\u{fe}", with: ", ")) on the \(side) hand-side of the operation; many-to-many matching not allowed: matching labels must be unique on one side")
+            }
+            index[sig] = s
+        }
+        var out: [VectorSample] = []
+        var seen: Set<String> = []
+        for s in manySide {
+            let sig = signature(s.labels, m)
+            guard let other = index[sig] else { continue }
+            let (left, right) = m.cardinality == .oneToMany ? (other, s) : (s, other)
+            var (value, keep) = apply(op, left.value, right.value)
+            if op.isComparison {
+                if returnBool { value = keep ? 1 : 0; keep = true } else { value = left.value }
+            }
+            guard keep else { continue }
+            var labels = m.cardinality == .oneToOne ? resultLabelsOneToOne(left.labels, m) : s.labels
+            if !op.isComparison || returnBool { labels = labels.droppingMetricName() }
+            if m.cardinality != .oneToOne {
+                for name in m.include {
+                    labels = labels.setting(name, other.labels.value(name))
+                }
+            }
+            if m.cardinality == .oneToOne {
+                if !seen.insert(sig).inserted {
+                    throw EvaluationError(message: "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
+                }
+            } else if !seen.insert(labels.key).inserted {
+                throw EvaluationError(message: "multiple matches for labels: grouping labels must ensure unique matches")
+            }
+            out.append(VectorSample(labels: labels, value: value))
+        }
+        return out
+    }
+
+    func resultLabelsOneToOne(_ l: Labels, _ m: VectorMatching) -> Labels {
+        m.on ? l.keeping(Set(m.labels).union([metricNameLabel])) : l.dropping(Set(m.labels))
+    }
+}
+
+func mean(_ values: [Double]) -> Double {
+    var m = 0.0
+    for (i, v) in values.enumerated() { m += (v - m) / Double(i + 1) }
+    return values.isEmpty ? .nan : m
+}
+
+func variance(_ values: [Double]) -> Double {
+    var count = 0.0, m = 0.0, squares = 0.0
+    for v in values {
+        count += 1
+        let delta = v - m
+        m += delta / count
+        squares += delta * (v - m)
+    }
+    return values.isEmpty ? .nan : squares / count
+}
+
+/// Prometheus' quantile: linear interpolation between the closest ranks.
+func quantile(_ q: Double, _ values: [Double]) -> Double {
+    if values.isEmpty || q.isNaN { return .nan }
+    if q < 0 { return -.infinity }
+    if q > 1 { return .infinity }
+    let sorted = values.sorted()
+    let n = Double(sorted.count)
+    let rank = q * (n - 1)
+    let lower = max(0, floor(rank))
+    let upper = min(n - 1, lower + 1)
+    let weight = rank - floor(rank)
+    return sorted[Int(lower)] * (1 - weight) + sorted[Int(upper)] * weight
+}
+
+/// A float in Prometheus' text form (count_values labels).
+func formatValue(_ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+    if v == v.rounded(), abs(v) < 1e21 { return String(format: "%.0f", v) }
+    return String(v)
+}

@@ -1,0 +1,98 @@
+import AlignerCore
+import AlignerEngine
+import AlignerRules
+import Testing
+
+/// Expected values computed by hand from Prometheus 2.42's definitions.
+@Suite struct EvaluatorTests {
+    /// http_requests_total{job="api",instance="a"} 0, 10, 20, ... every 15 s; {instance="b"} 0, 5, ...
+    static func store() -> MemoryStore {
+        let s = MemoryStore()
+        for i in 0...40 {
+            let t = Int64(i) * 15_000
+            s.append([Label("__name__", "http_requests_total"), Label("job", "api"), Label("instance", "a")], timestamp: t, value: Double(i * 10))
+            s.append([Label("__name__", "http_requests_total"), Label("job", "api"), Label("instance", "b")], timestamp: t, value: Double(i * 5))
+        }
+        return s
+    }
+
+    func eval(_ q: String, at seconds: Int64, store: MemoryStore = EvaluatorTests.store()) throws -> [String: Double] {
+        let e = try PromQLParser.parse(q)
+        switch try Evaluator(source: store, time: seconds * 1000).evaluate(e) {
+        case .vector(let v): return Dictionary(uniqueKeysWithValues: v.map { ($0.labels.promText, $0.value) })
+        case .scalar(let x): return ["scalar": x]
+        default: return [:]
+        }
+    }
+
+    @Test func instantSelectorUsesTheNewestSampleWithinLookback() throws {
+        #expect(try eval("http_requests_total{instance=\"a\"}", at: 100) == ["http_requests_total{instance=\"a\",job=\"api\"}": 60])
+        // Five minutes after the last sample (600 s) the series is still visible, then gone.
+        #expect(try eval("http_requests_total{instance=\"a\"}", at: 900).count == 1)
+        #expect(try eval("http_requests_total{instance=\"a\"}", at: 901).isEmpty)
+    }
+
+    @Test func staleMarkerEndsTheSeries() throws {
+        let s = EvaluatorTests.store()
+        s.append([Label("__name__", "http_requests_total"), Label("job", "api"), Label("instance", "a")], timestamp: 615_000, value: SampleValue.staleNaN)
+        #expect(try eval("http_requests_total", at: 620, store: s).count == 1)
+    }
+
+    @Test func rateExtrapolatesToTheWindowEdges() throws {
+        // 5m window at t=300: samples 0..300 s (both ends in 2.x), 21 samples, increase 200 over 300 s.
+        let r = try eval("rate(http_requests_total{instance=\"a\"}[5m])", at: 300)
+        #expect(r == ["{instance=\"a\",job=\"api\"}": 200.0 / 300.0])
+        // A window that starts between samples extrapolates half an interval at most: t=307.
+        let i = try eval("increase(http_requests_total{instance=\"a\"}[1m])", at: 307)
+        // Samples at 255..300 (4 samples, 30 over 45 s); 7 s to the end and 8 s to the start, both
+        // below 1.1 x 15 s: extrapolated over 60 s.
+        #expect(abs(i["{instance=\"a\",job=\"api\"}"]! - 30.0 * 60.0 / 45.0) < 1e-9)
+    }
+
+    @Test func counterResetsAreCompensated() throws {
+        let s = MemoryStore()
+        for (i, v) in [10.0, 20, 30, 5, 15].enumerated() {
+            s.append([Label("__name__", "c")], timestamp: Int64(i) * 10_000, value: v)
+        }
+        // Raw increase 5, plus 30 lost at the reset: 35 over 40 s sampled, window 40 s exactly.
+        #expect(try eval("increase(c[40s])", at: 40, store: s) == ["": 35])
+        #expect(try eval("resets(c[1m])", at: 40, store: s) == ["": 1])
+        #expect(try eval("changes(c[1m])", at: 40, store: s) == ["": 4])
+    }
+
+    @Test func aggregationsAndMatching() throws {
+        #expect(try eval("sum by (job) (http_requests_total)", at: 60) == ["{job=\"api\"}": 60])
+        #expect(try eval("max without (instance) (http_requests_total)", at: 60) == ["{job=\"api\"}": 40])
+        #expect(try eval("count(http_requests_total)", at: 60) == ["": 2])
+        #expect(try eval("topk(1, http_requests_total)", at: 60) == ["http_requests_total{instance=\"a\",job=\"api\"}": 40])
+        #expect(try eval("http_requests_total > 30", at: 60) == ["http_requests_total{instance=\"a\",job=\"api\"}": 40])
+        #expect(try eval("http_requests_total > bool 30", at: 60) == ["{instance=\"a\",job=\"api\"}": 1, "{instance=\"b\",job=\"api\"}": 0])
+        #expect(try eval("http_requests_total{instance=\"a\"} / ignoring(instance) http_requests_total{instance=\"b\"}", at: 60) == ["{job=\"api\"}": 2])
+        #expect(try eval("http_requests_total / on(job) group_left sum by (job) (http_requests_total)", at: 60)
+                == ["{instance=\"a\",job=\"api\"}": 40.0 / 60.0, "{instance=\"b\",job=\"api\"}": 20.0 / 60.0])
+        #expect(try eval("http_requests_total and on(instance) http_requests_total{instance=\"b\"}", at: 60).count == 1)
+        #expect(throws: EvaluationError.self) { try eval("http_requests_total / on(job) http_requests_total", at: 60) }
+    }
+
+    @Test func functions() throws {
+        #expect(try eval("absent(nonexistent{job=\"x\"})", at: 60) == ["{job=\"x\"}": 1])
+        #expect(try eval("absent(http_requests_total)", at: 60).isEmpty)
+        #expect(try eval("scalar(sum(http_requests_total)) * 2", at: 60) == ["scalar": 120])
+        #expect(try eval("clamp_max(http_requests_total, 25)", at: 60) == ["{instance=\"a\",job=\"api\"}": 25, "{instance=\"b\",job=\"api\"}": 20])
+        #expect(try eval("label_replace(http_requests_total{instance=\"a\"}, \"host\", \"$1-x\", \"instance\", \"(.*)\")", at: 60)
+                == ["http_requests_total{host=\"a-x\",instance=\"a\",job=\"api\"}": 40])
+        #expect(try eval("deriv(http_requests_total{instance=\"a\"}[1m])", at: 60) == ["{instance=\"a\",job=\"api\"}": 10.0 / 15.0])
+        #expect(try eval("time()", at: 60) == ["scalar": 60])
+    }
+
+    @Test func histogramQuantileOnClassicBuckets() throws {
+        let s = MemoryStore()
+        for (le, c) in [("0.1", 10.0), ("0.5", 50), ("1", 90), ("+Inf", 100)] {
+            s.append([Label("__name__", "latency_bucket"), Label("le", le)], timestamp: 0, value: c)
+        }
+        // Rank 90 of 100 falls at the top of the (0.5, 1] bucket.
+        #expect(try eval("histogram_quantile(0.9, latency_bucket)", at: 0, store: s) == ["": 1])
+        // Rank 30: inside (0.1, 0.5], 20 of its 40.
+        #expect(try eval("histogram_quantile(0.3, latency_bucket)", at: 0, store: s) == ["": 0.1 + 0.4 * 0.5])
+    }
+}

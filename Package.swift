@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "AlignerEngine", dependencies: ["AlignerCore", "AlignerRules"], swiftSettings: strict),
         .target(name: "AlignerServer",
                 dependencies: [
-                    "AlignerCore", "AlignerIngest", "AlignerRules",
+                    "AlignerCore", "AlignerIngest", "AlignerRules", "AlignerEngine",
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                     .product(name: "Prometheus", package: "swift-prometheus"),

@@ -10,7 +10,7 @@ have snappy || need+=(libsnappy-dev)
 have libprotobuf-c || need+=(libprotobuf-c-dev)
 have libcurl || need+=(libcurl4-openssl-dev)
 if [ "${1:-}" = "--test" ]; then
-  command -v prometheus >/dev/null || need+=(prometheus)
+  { command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}" >&2

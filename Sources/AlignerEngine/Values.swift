@@ -72,5 +72,6 @@ public protocol SampleSource {
 /// An evaluation error (Prometheus' runtime errors, such as many-to-many matching).
 public struct EvaluationError: Error, Sendable, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

@@ -61,7 +61,7 @@ struct Serve: AsyncParsableCommand {
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Work with Prometheus rule files.",
-        subcommands: [Check.self])
+        subcommands: [Check.self, Test.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -81,6 +81,31 @@ struct Rules: ParsableCommand {
                     failed = true
                     print("  FAILED:")
                     for problem in error.problems { FileHandle.standardError.write(Data((problem + "\n").utf8)) }
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Test: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run promtool rule-test files unchanged (rule_files, input_series, alert_rule_test, promql_expr_test).")
+
+        @Argument(help: "Rule-test files.")
+        var files: [String]
+
+        func run() throws {
+            var failed = false
+            for file in files {
+                print("Unit Testing:  \(file)")
+                let failures = RuleTestRunner.run(file: file)
+                if failures.isEmpty {
+                    print("  SUCCESS\n")
+                } else {
+                    failed = true
+                    print("  FAILED:")
+                    for f in failures { print("    " + f) }
+                    print("")
                 }
             }
             if failed { throw ExitCode(1) }

@@ -1,0 +1,162 @@
+import AlignerCore
+import AlignerRules
+
+/// Where an alert instance is in its life, with Prometheus' words.
+public enum AlertState: String, Sendable {
+    case inactive, pending, firing
+}
+
+/// One alert instance of an alerting rule.
+public struct Alert: Sendable {
+    public var labels: Labels
+    public var annotations: [String: String]
+    public var state: AlertState
+    public var value: Double
+    /// Milliseconds.
+    public var activeAt: Int64
+    public var firedAt: Int64?
+    public var resolvedAt: Int64?
+    var keepFiringSince: Int64?
+}
+
+/// The state of one alerting rule: its alert instances, advanced by each evaluation's result.
+/// A plain value: time is an argument, and nothing here does I/O.
+public struct AlertingRuleState: Sendable {
+    public let rule: Rule
+    public private(set) var alerts: [String: Alert] = [:]
+    let labelTemplates: [(String, AlertTemplate)]
+    let annotationTemplates: [(String, AlertTemplate)]
+    /// Resolved alerts are kept this long (Prometheus: 15 minutes), so their resolution can be sent.
+    static let resolvedRetention: Int64 = 15 * 60_000
+
+    public init(rule: Rule) throws {
+        self.rule = rule
+        labelTemplates = try rule.labels.sorted { $0.key < $1.key }.map { ($0.key, try AlertTemplate($0.value)) }
+        annotationTemplates = try rule.annotations.sorted { $0.key < $1.key }.map { ($0.key, try AlertTemplate($0.value)) }
+    }
+
+    /// Advances every alert with the rule expression's result at `time` (Prometheus' AlertingRule.Eval).
+    public mutating func evaluate(_ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:]) throws {
+        var seen: Set<String> = []
+        for sample in result {
+            let base = sample.labels.droppingMetricName()
+            let templateLabels = Dictionary(base.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            var labels = base
+            for (name, template) in labelTemplates {
+                labels = labels.setting(name, try template.render(labels: templateLabels, value: sample.value, externalLabels: externalLabels))
+            }
+            labels = labels.setting("alertname", rule.name)
+            var annotations: [String: String] = [:]
+            for (name, template) in annotationTemplates {
+                annotations[name] = try template.render(labels: templateLabels, value: sample.value, externalLabels: externalLabels)
+            }
+            let key = labels.key
+            if !seen.insert(key).inserted {
+                throw EvaluationError(message: "vector contains metrics with the same labelset after applying alert labels")
+            }
+            if var a = alerts[key], a.state != .inactive {
+                a.value = sample.value
+                a.annotations = annotations
+                a.keepFiringSince = nil
+                alerts[key] = a
+            } else {
+                alerts[key] = Alert(labels: labels, annotations: annotations, state: .pending, value: sample.value, activeAt: time)
+            }
+        }
+        for (key, var a) in alerts {
+            if !seen.contains(key) {
+                if a.state == .pending {
+                    alerts[key] = nil
+                    continue
+                }
+                if a.state == .inactive {
+                    if let r = a.resolvedAt, time - r > AlertingRuleState.resolvedRetention { alerts[key] = nil }
+                    continue
+                }
+                if rule.keepFiringFor > 0 {
+                    let since = a.keepFiringSince ?? time
+                    a.keepFiringSince = since
+                    if time - since < rule.keepFiringFor {
+                        alerts[key] = a
+                        continue
+                    }
+                }
+                a.state = .inactive
+                a.resolvedAt = time
+                alerts[key] = a
+                continue
+            }
+            if a.state == .pending && time - a.activeAt >= rule.holdDuration {
+                a.state = .firing
+                a.firedAt = time
+            }
+            alerts[key] = a
+        }
+    }
+
+    /// The alerts now firing.
+    public var firing: [Alert] { alerts.values.filter { $0.state == .firing } }
+}
+
+/// Where recording rules write their results.
+public protocol SampleSink {
+    func append(_ labels: Labels, timestamp: Int64, value: Double)
+}
+
+extension MemoryStore: SampleSink {}
+
+/// Evaluates rule groups in order: recording rules write back so later rules see them.
+public struct RuleGroupsState: Sendable {
+    public let groups: [RuleGroup]
+    public private(set) var alerting: [[AlertingRuleState?]]
+
+    public init(groups: [RuleGroup]) throws {
+        // Group labels apply to every rule of the group; a rule's own label wins.
+        var groups = groups
+        for g in groups.indices {
+            for r in groups[g].rules.indices {
+                groups[g].rules[r].labels.merge(groups[g].labels) { own, _ in own }
+            }
+        }
+        self.groups = groups
+        alerting = try groups.map { g in
+            try g.rules.map { r in if case .alert = r.kind { return try AlertingRuleState(rule: r) } else { return nil } }
+        }
+    }
+
+    /// Evaluates every rule at `time`; returns the first evaluation error (others still run).
+    @discardableResult
+    public mutating func evaluate(at time: Int64, source: any SampleSource, sink: any SampleSink) -> [String] {
+        var errors: [String] = []
+        for (gi, group) in groups.enumerated() {
+            let evaluator = Evaluator(source: source, time: time - group.queryOffset)
+            for (ri, rule) in group.rules.enumerated() {
+                do {
+                    let value = try evaluator.evaluate(rule.expr)
+                    var vector: [VectorSample]
+                    switch value {
+                    case .vector(let v): vector = v
+                    case .scalar(let s): vector = [VectorSample(labels: [], value: s)]
+                    default: vector = []
+                    }
+                    switch rule.kind {
+                    case .record(let name):
+                        for s in vector {
+                            var labels = s.labels.setting(metricNameLabel, name)
+                            for (k, v) in rule.labels.sorted(by: { $0.key < $1.key }) { labels = labels.setting(k, v) }
+                            sink.append(labels, timestamp: time, value: s.value)
+                        }
+                    case .alert:
+                        try alerting[gi][ri]!.evaluate(vector, at: time)
+                    }
+                } catch {
+                    errors.append("group \"\(group.name)\", rule \"\(rule.name)\": \(error)")
+                }
+            }
+        }
+        return errors
+    }
+
+    /// Every alert of every alerting rule.
+    public var alerts: [Alert] { alerting.flatMap { $0.compactMap { $0 } }.flatMap { Array($0.alerts.values) } }
+}

@@ -1,0 +1,291 @@
+import Foundation
+
+/// The part of Go's text/template that Prometheus rule labels and annotations use:
+/// `{{ $labels.name }}`, `{{ $value }}`, `{{ $externalLabels.x }}`, string literals, and pipes
+/// through humanize, humanize1024, humanizePercentage, humanizeDuration, printf, title, toUpper,
+/// toLower. Anything else is an error that names it.
+public struct AlertTemplate: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    enum Piece: Sendable {
+        case text(String)
+        case action([[String]])  // a pipeline: commands, each a list of words
+    }
+
+    let pieces: [Piece]
+
+    public init(_ source: String) throws {
+        var pieces: [Piece] = []
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            pieces.append(.text(String(rest[..<open.lowerBound])))
+            guard let close = rest[open.upperBound...].range(of: "}}") else {
+                throw Failure(description: "unclosed action in template \"\(source)\"")
+            }
+            var inner = String(rest[open.upperBound..<close.lowerBound])
+            if inner.hasPrefix("-") { inner.removeFirst() }
+            if inner.hasSuffix("-") { inner.removeLast() }
+            pieces.append(.action(try AlertTemplate.pipeline(inner)))
+            rest = rest[close.upperBound...]
+        }
+        pieces.append(.text(String(rest)))
+        self.pieces = pieces
+    }
+
+    static func pipeline(_ text: String) throws -> [[String]] {
+        var commands: [[String]] = [[]]
+        var i = text.startIndex
+        while i < text.endIndex {
+            let c = text[i]
+            if c == " " || c == "\t" || c == "\n" {
+                i = text.index(after: i)
+            } else if c == "|" {
+                commands.append([])
+                i = text.index(after: i)
+            } else if c == "\"" || c == "`" {
+                var j = text.index(after: i)
+                var word = ""
+                while j < text.endIndex, text[j] != c {
+                    if text[j] == "\\", c == "\"", text.index(after: j) < text.endIndex {
+                        j = text.index(after: j)
+                        word.append(text[j] == "n" ? "\n" : text[j])
+                    } else {
+                        word.append(text[j])
+                    }
+                    j = text.index(after: j)
+                }
+                guard j < text.endIndex else { throw Failure(description: "unterminated string in template action \"\(text)\"") }
+                commands[commands.count - 1].append("\u{1}" + word)  // marks a literal
+                i = text.index(after: j)
+            } else {
+                var j = i
+                while j < text.endIndex, !" \t\n|".contains(text[j]) { j = text.index(after: j) }
+                commands[commands.count - 1].append(String(text[i..<j]))
+                i = j
+            }
+        }
+        for command in commands where command.isEmpty { throw Failure(description: "empty command in template action \"\(text)\"") }
+        for command in commands {
+            let head = command[0]
+            if !head.hasPrefix("$") && !head.hasPrefix("\u{1}") && !AlertTemplate.functions.contains(head)
+                && Double(head) == nil
+            {
+                throw Failure(description: "function \"\(head)\" not defined in templates Aligner supports")
+            }
+        }
+        return commands
+    }
+
+    static let functions: Set<String> = ["humanize", "humanize1024", "humanizePercentage", "humanizeDuration", "printf",
+                                         "title", "toUpper", "toLower"]
+
+    /// Expands the template for one alert.
+    public func render(labels: [String: String], value: Double, externalLabels: [String: String] = [:]) throws -> String {
+        var out = ""
+        for piece in pieces {
+            switch piece {
+            case .text(let t): out += t
+            case .action(let commands):
+                var current: TemplateValue?
+                for command in commands {
+                    current = try evaluate(command, piped: current, labels: labels, value: value, external: externalLabels)
+                }
+                out += current?.text ?? ""
+            }
+        }
+        return out
+    }
+
+    func term(_ word: String, labels: [String: String], value: Double, external: [String: String]) throws -> TemplateValue {
+        if word.hasPrefix("\u{1}") { return .string(String(word.dropFirst())) }
+        if word == "$value" { return .number(value) }
+        if word.hasPrefix("$labels.") { return .string(labels[String(word.dropFirst(8))] ?? "") }
+        if word.hasPrefix("$externalLabels.") { return .string(external[String(word.dropFirst(16))] ?? "") }
+        if word == "$labels" || word == "$externalLabels" { throw Failure(description: "printing a whole label map is not supported") }
+        if let d = Double(word) { return .number(d) }
+        throw Failure(description: "unsupported template term \"\(word)\"")
+    }
+
+    func evaluate(_ command: [String], piped: TemplateValue?, labels: [String: String], value: Double, external: [String: String]) throws -> TemplateValue {
+        let head = command[0]
+        var args = try command.dropFirst().map { try term($0, labels: labels, value: value, external: external) }
+        if !AlertTemplate.functions.contains(head) {
+            guard piped == nil else { throw Failure(description: "cannot pipe into \"\(head)\"") }
+            return try term(head, labels: labels, value: value, external: external)
+        }
+        if let piped { args.append(piped) }
+        func number(_ v: TemplateValue) throws -> Double {
+            switch v {
+            case .number(let d): return d
+            case .string(let s):
+                guard let d = Double(s) else { throw Failure(description: "cannot convert \"\(s)\" to a number") }
+                return d
+            }
+        }
+        guard let last = args.last else { throw Failure(description: "\"\(head)\" needs an argument") }
+        switch head {
+        case "humanize": return .string(humanize(try number(last)))
+        case "humanize1024": return .string(humanize1024(try number(last)))
+        case "humanizePercentage": return .string(goFormat("%.4g", try number(last) * 100) + "%")
+        case "humanizeDuration": return .string(humanizeDuration(try number(last)))
+        case "title": return .string(last.text.capitalized)
+        case "toUpper": return .string(last.text.uppercased())
+        case "toLower": return .string(last.text.lowercased())
+        case "printf":
+            guard case .string(let format) = args[0] else { throw Failure(description: "printf needs a format string") }
+            return .string(try printf(format, Array(args.dropFirst())))
+        default: throw Failure(description: "function \"\(head)\" not defined")
+        }
+    }
+
+    func printf(_ format: String, _ args: [TemplateValue]) throws -> String {
+        var out = ""
+        var i = format.startIndex
+        var argIndex = 0
+        while i < format.endIndex {
+            let c = format[i]
+            guard c == "%" else { out.append(c); i = format.index(after: i); continue }
+            var j = format.index(after: i)
+            guard j < format.endIndex else { out.append("%"); break }
+            if format[j] == "%" { out.append("%"); i = format.index(after: j); continue }
+            var spec = "%"
+            while j < format.endIndex, "0123456789.-+ #".contains(format[j]) { spec.append(format[j]); j = format.index(after: j) }
+            guard j < format.endIndex else { break }
+            let verb = format[j]
+            guard argIndex < args.count else { throw Failure(description: "printf: missing argument for %\(verb)") }
+            let arg = args[argIndex]
+            argIndex += 1
+            switch verb {
+            case "s", "v":
+                if case .number(let d) = arg, verb == "v" { out += goDefault(d) } else { out += arg.text }
+            case "d":
+                out += String(format: spec + "lld", Int64(try { () throws -> Double in
+                    if case .number(let d) = arg { return d }
+                    guard let d = Double(arg.text) else { throw Failure(description: "printf %d of \"\(arg.text)\"") }
+                    return d
+                }()))
+            case "f", "e", "g", "F", "E", "G":
+                let d: Double
+                if case .number(let n) = arg { d = n } else if let n = Double(arg.text) { d = n } else {
+                    throw Failure(description: "printf %\(verb) of \"\(arg.text)\"")
+                }
+                out += goFormat(spec + String(verb), d)
+            case "q":
+                out += "\"" + arg.text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            default:
+                throw Failure(description: "printf verb %\(verb) is not supported")
+            }
+            i = format.index(after: j)
+        }
+        return out
+    }
+}
+
+enum TemplateValue {
+    case string(String)
+    case number(Double)
+
+    var text: String {
+        switch self {
+        case .string(let s): s
+        case .number(let d): goDefault(d)
+        }
+    }
+}
+
+/// Go's `%v` for a float64: the shortest representation, exponent form below 1e-4 or from 1e21.
+func goDefault(_ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+    if v == 0 { return v.sign == .minus ? "-0" : "0" }
+    let shortest = "\(v)"  // Swift prints the shortest round-tripping digits too
+    let exponent = Int(Foundation.floor(log10(Swift.abs(v))))
+    if exponent < -4 || exponent >= 21 {
+        // d.ddde+XX
+        var mantissa = shortest
+        if let e = shortest.firstIndex(where: { $0 == "e" }) { mantissa = String(shortest[..<e]) } else {
+            mantissa = String(format: "%.17g", v / pow(10, Double(exponent)))
+            mantissa = String(Double(mantissa)!)
+        }
+        if mantissa.hasSuffix(".0") { mantissa.removeLast(2) }
+        let sign = exponent < 0 ? "-" : "+"
+        return mantissa + "e" + sign + (Swift.abs(exponent) < 10 ? "0" : "") + String(Swift.abs(exponent))
+    }
+    var s = shortest
+    if s.contains("e") { s = String(format: "%.0f", v) }
+    if s.hasSuffix(".0") { s.removeLast(2) }
+    return s
+}
+
+/// Go's fmt for %g-family and %f verbs (%g drops trailing zeros and uses e+XX exponents).
+func goFormat(_ spec: String, _ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+    var s = String(format: spec, v)
+    // C prints e+06 like Go; both drop trailing zeros for %g. Go prints "+Inf"/"NaN" (handled above).
+    if spec.hasSuffix("g") || spec.hasSuffix("G") { s = s.replacingOccurrences(of: "e+0", with: "e+0") }
+    return s
+}
+
+/// Prometheus' humanize: SI prefixes, 4 significant digits.
+func humanize(_ v: Double) -> String {
+    if v == 0 || v.isNaN || v.isInfinite { return goFormat("%.4g", v) }
+    if Swift.abs(v) >= 1 {
+        var x = v
+        var prefix = ""
+        for p in ["k", "M", "G", "T", "P", "E", "Z", "Y"] {
+            if Swift.abs(x) < 1000 { break }
+            prefix = p
+            x /= 1000
+        }
+        return goFormat("%.4g", x) + prefix
+    }
+    var x = v
+    var prefix = ""
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if Swift.abs(x) >= 1 { break }
+        prefix = p
+        x *= 1000
+    }
+    return goFormat("%.4g", x) + prefix
+}
+
+func humanize1024(_ v: Double) -> String {
+    if Swift.abs(v) <= 1 || v.isNaN || v.isInfinite { return goFormat("%.4g", v) }
+    var x = v
+    var prefix = ""
+    for p in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
+        if Swift.abs(x) < 1024 { break }
+        prefix = p
+        x /= 1024
+    }
+    return goFormat("%.4g", x) + prefix
+}
+
+/// Prometheus' humanizeDuration: `1d 2h 3m 4s`, or ms/us/ns below a second.
+func humanizeDuration(_ v: Double) -> String {
+    if v.isNaN || v.isInfinite { return goFormat("%.4g", v) }
+    if v == 0 { return "0s" }
+    if Swift.abs(v) >= 1 {
+        let sign = v < 0 ? "-" : ""
+        let total = Swift.abs(v)
+        let seconds = Int64(total) % 60
+        let minutes = Int64(total) / 60 % 60
+        let hours = Int64(total) / 3600 % 24
+        let days = Int64(total) / 86400
+        if days != 0 { return "\(sign)\(days)d \(hours)h \(minutes)m \(seconds)s" }
+        if hours != 0 { return "\(sign)\(hours)h \(minutes)m \(seconds)s" }
+        if minutes != 0 { return "\(sign)\(minutes)m \(seconds)s" }
+        return sign + goFormat("%.4g", total) + "s"
+    }
+    var x = v
+    var prefix = ""
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if Swift.abs(x) >= 1 { break }
+        prefix = p
+        x *= 1000
+    }
+    return goFormat("%.4g", x) + prefix + "s"
+}

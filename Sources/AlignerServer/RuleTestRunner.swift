@@ -1,0 +1,211 @@
+import AlignerCore
+import AlignerEngine
+import AlignerRules
+import Foundation
+import Yams
+
+/// Runs promtool rule-test files (`promtool test rules`) unchanged, on promtool's clock: input
+/// series from time 0 at the test's interval, rules evaluated every evaluation_interval up to the
+/// last eval_time, alerts compared at each eval_time, PromQL expectations checked afterwards.
+public enum RuleTestRunner {
+    /// Runs one file; returns the failure messages (empty when it passed).
+    public static func run(file: String) -> [String] {
+        let text: String
+        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+            return ["cannot read \(file): \(error.localizedDescription)"]
+        }
+        guard let root = (try? Yams.compose(yaml: text)) ?? nil, let top = root.mapping else {
+            return ["\(file): not a rule-test file (want a mapping with rule_files and tests)"]
+        }
+        let directory = (file as NSString).deletingLastPathComponent
+        let ruleFiles = (top["rule_files"]?.sequence.map { Array($0) } ?? []).compactMap(\.string).map {
+            $0.hasPrefix("/") ? $0 : (directory.isEmpty ? $0 : directory + "/" + $0)
+        }
+        let evaluationInterval = top["evaluation_interval"]?.string.flatMap(parseDurationMilliseconds) ?? 60_000
+        let groups: [RuleGroup]
+        do { groups = try RuleFileLoader.load(files: ruleFiles) } catch {
+            return ["\(error)"]
+        }
+        var failures: [String] = []
+        for (i, test) in (top["tests"]?.sequence.map { Array($0) } ?? []).enumerated() {
+            failures += runTest(test, index: i, groups: groups, evaluationInterval: evaluationInterval)
+        }
+        return failures
+    }
+
+    static func runTest(_ node: Node, index: Int, groups: [RuleGroup], evaluationInterval: Int64) -> [String] {
+        guard let test = node.mapping else { return ["test \(index): must be a mapping"] }
+        let name = test["name"]?.string.map { "\"\($0)\"" } ?? "#\(index)"
+        let interval = test["interval"]?.string.flatMap(parseDurationMilliseconds) ?? evaluationInterval
+        let external = Dictionary((test["external_labels"]?.mapping.map { Array($0) } ?? []).map { ($0.key.string ?? "", $0.value.string ?? "") },
+                                  uniquingKeysWith: { $1 })
+        _ = external
+        let store = MemoryStore()
+        var failures: [String] = []
+        for series in test["input_series"]?.sequence.map({ Array($0) }) ?? [] {
+            do {
+                let labels = try parseSeriesLabels(series["series"]?.string ?? "")
+                let values = try expandValues(series["values"]?.string ?? "")
+                for (i, v) in values.enumerated() {
+                    if let v { store.append(labels, timestamp: Int64(i) * interval, value: v) }
+                }
+            } catch {
+                failures.append("test \(name): input series \(series["series"]?.string ?? ""): \(error)")
+            }
+        }
+        if !failures.isEmpty { return failures }
+        // Alert expectations, by eval time.
+        struct AlertCheck { var time: Int64; var name: String; var expected: [(Labels, [String: String])] }
+        var checks: [AlertCheck] = []
+        for a in test["alert_rule_test"]?.sequence.map({ Array($0) }) ?? [] {
+            let time = a["eval_time"]?.string.flatMap(parseDurationMilliseconds) ?? 0
+            let alertname = a["alertname"]?.string ?? ""
+            var expected: [(Labels, [String: String])] = []
+            for e in a["exp_alerts"]?.sequence.map({ Array($0) }) ?? [] {
+                var labels = (e["exp_labels"]?.mapping.map { Array($0) } ?? []).map { Label($0.key.string ?? "", $0.value.string ?? "") }
+                labels.append(Label("alertname", alertname))
+                let annotations = Dictionary((e["exp_annotations"]?.mapping.map { Array($0) } ?? []).map { ($0.key.string ?? "", $0.value.string ?? "") },
+                                             uniquingKeysWith: { $1 })
+                expected.append((labels.sorted(), annotations))
+            }
+            checks.append(AlertCheck(time: time, name: alertname, expected: expected))
+        }
+        var exprChecks: [(expr: String, time: Int64, samples: [(Labels, Double)])] = []
+        for p in test["promql_expr_test"]?.sequence.map({ Array($0) }) ?? [] {
+            var samples: [(Labels, Double)] = []
+            for s in p["exp_samples"]?.sequence.map({ Array($0) }) ?? [] {
+                do {
+                    samples.append((try parseSeriesLabels(s["labels"]?.string ?? "{}"), try parseValue(s["value"]?.string ?? "")))
+                } catch {
+                    failures.append("test \(name): expected sample \(s["labels"]?.string ?? ""): \(error)")
+                }
+            }
+            exprChecks.append((p["expr"]?.string ?? "", p["eval_time"]?.string.flatMap(parseDurationMilliseconds) ?? 0, samples))
+        }
+        let maxTime = max(checks.map(\.time).max() ?? 0, exprChecks.map(\.time).max() ?? 0)
+        var state: RuleGroupsState
+        do { state = try RuleGroupsState(groups: groups) } catch { return ["test \(name): \(error)"] }
+        var t: Int64 = 0
+        var pending = checks.sorted { $0.time < $1.time }
+        while t <= maxTime {
+            for error in state.evaluate(at: t, source: store, sink: store) { failures.append("test \(name): at \(formatDuration(t)): \(error)") }
+            // Alert checks whose eval_time falls in [t, t + evaluation_interval).
+            while let check = pending.first, check.time >= t, check.time < t + evaluationInterval {
+                pending.removeFirst()
+                let got = state.alerts.filter { $0.state == .firing && $0.labels.value("alertname") == check.name }
+                    .map { ($0.labels, $0.annotations) }
+                let want = check.expected
+                let gotText = describe(got), wantText = describe(want)
+                if gotText != wantText {
+                    failures.append("test \(name): alertname: \(check.name), time: \(formatDuration(check.time)),\n        exp:\(wantText),\n        got:\(gotText)")
+                }
+            }
+            while let check = pending.first, check.time < t { pending.removeFirst() }
+            t += evaluationInterval
+        }
+        for check in exprChecks {
+            do {
+                let expr = try PromQLParser.parse(check.expr)
+                let value = try Evaluator(source: store, time: check.time).evaluate(expr)
+                var got: [(Labels, Double)]
+                switch value {
+                case .vector(let v): got = v.map { ($0.labels, $0.value) }
+                case .scalar(let s): got = [([], s)]
+                default: got = []
+                }
+                if !samplesEqual(got, check.samples) {
+                    failures.append("test \(name): expr: \(check.expr), time: \(formatDuration(check.time)),\n        exp: \(describeSamples(check.samples))\n        got: \(describeSamples(got))")
+                }
+            } catch {
+                failures.append("test \(name): expr: \(check.expr), time: \(formatDuration(check.time)): \(error)")
+            }
+        }
+        return failures
+    }
+
+    static func describe(_ alerts: [(Labels, [String: String])]) -> String {
+        let items = alerts.map { labels, annotations in
+            "{Labels:\(labels.promText) Annotations:{" + annotations.sorted { $0.key < $1.key }.map { "\($0.key)=\"\($0.value)\"" }.joined(separator: ", ") + "}}"
+        }
+        return "[" + items.sorted().joined(separator: " ") + "]"
+    }
+
+    static func describeSamples(_ samples: [(Labels, Double)]) -> String {
+        "[" + samples.map { "\($0.0.sorted().promText) \($0.1)" }.sorted().joined(separator: ", ") + "]"
+    }
+
+    static func samplesEqual(_ a: [(Labels, Double)], _ b: [(Labels, Double)]) -> Bool {
+        guard a.count == b.count else { return false }
+        let x = a.map { ($0.0.sorted().promText, $0.1) }.sorted { $0.0 < $1.0 }
+        let y = b.map { ($0.0.sorted().promText, $0.1) }.sorted { $0.0 < $1.0 }
+        for (p, q) in zip(x, y) {
+            guard p.0 == q.0 else { return false }
+            if p.1.isNaN && q.1.isNaN { continue }
+            if p.1 == q.1 { continue }
+            if abs(p.1 - q.1) > 1e-12 * max(abs(p.1), abs(q.1)) { return false }
+        }
+        return true
+    }
+
+    /// `metric{a="b"}` into labels.
+    static func parseSeriesLabels(_ text: String) throws -> Labels {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty || trimmed == "{}" { return [] }
+        let expr = try PromQLParser.parse(trimmed)
+        guard case .selector(let s) = expr else { throw EvaluationError(message: "\"\(text)\" is not a series description") }
+        var labels: Labels = []
+        for m in s.matchers {
+            guard m.op == .equal else { throw EvaluationError(message: "series description \"\(text)\" may only use =") }
+            labels.append(Label(m.name, m.value))
+        }
+        return labels.sorted()
+    }
+
+    static func parseValue(_ text: String) throws -> Double {
+        if text == "stale" { return SampleValue.staleNaN }
+        switch text.lowercased() {
+        case "inf", "+inf": return .infinity
+        case "-inf": return -.infinity
+        case "nan": return .nan
+        default: break
+        }
+        guard let v = Double(text) else { throw EvaluationError(message: "bad value \"\(text)\"") }
+        return v
+    }
+
+    /// promtool's expanding notation: `1+2x3` is 1 3 5 7, `1x3` is 1 1 1 1, `_` skips, `_x3`
+    /// skips three, `stale` is a staleness marker.
+    static func expandValues(_ text: String) throws -> [Double?] {
+        var out: [Double?] = []
+        for token in text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init) {
+            if token == "_" { out.append(nil); continue }
+            if token.hasPrefix("_x"), let n = Int(token.dropFirst(2)) { out += Array(repeating: nil, count: n); continue }
+            if let x = token.lastIndex(of: "x"), let n = Int(token[token.index(after: x)...]) {
+                let head = String(token[..<x])
+                // a+b, a-b or a (with an optional leading sign on a).
+                var split: String.Index?
+                var i = head.index(after: head.startIndex)
+                while i < head.endIndex {
+                    if (head[i] == "+" || head[i] == "-") && head[head.index(before: i)].lowercased() != "e" { split = i }
+                    i = head.index(after: i)
+                }
+                let start: Double, step: Double
+                if let split {
+                    start = try parseValue(String(head[..<split]))
+                    step = try parseValue(String(head[head.index(after: split)...])) * (head[split] == "-" ? -1 : 1)
+                } else {
+                    start = try parseValue(head)
+                    step = 0
+                }
+                var v = start
+                for _ in 0...n {
+                    out.append(v)
+                    v += step
+                }
+                continue
+            }
+            out.append(try parseValue(token))
+        }
+        return out
+    }
+}

@@ -109,6 +109,8 @@ extension MemoryStore: SampleSink {}
 public struct RuleGroupsState: Sendable {
     public let groups: [RuleGroup]
     public private(set) var alerting: [[AlertingRuleState?]]
+    /// The last evaluation error of each rule, or nil.
+    public private(set) var lastErrors: [[String?]]
 
     public init(groups: [RuleGroup]) throws {
         // Group labels apply to every rule of the group; a rule's own label wins.
@@ -119,42 +121,73 @@ public struct RuleGroupsState: Sendable {
             }
         }
         self.groups = groups
+        lastErrors = groups.map { g in g.rules.map { _ in nil } }
         alerting = try groups.map { g in
             try g.rules.map { r in if case .alert = r.kind { return try AlertingRuleState(rule: r) } else { return nil } }
         }
     }
 
-    /// Evaluates every rule at `time`; returns the first evaluation error (others still run).
+    /// Evaluates every rule at `time`; returns the evaluation errors (the other rules still run).
     @discardableResult
     public mutating func evaluate(at time: Int64, source: any SampleSource, sink: any SampleSink) -> [String] {
         var errors: [String] = []
-        for (gi, group) in groups.enumerated() {
-            let evaluator = Evaluator(source: source, time: time - group.queryOffset)
-            for (ri, rule) in group.rules.enumerated() {
-                do {
-                    let value = try evaluator.evaluate(rule.expr)
-                    var vector: [VectorSample]
-                    switch value {
-                    case .vector(let v): vector = v
-                    case .scalar(let s): vector = [VectorSample(labels: [], value: s)]
-                    default: vector = []
-                    }
-                    switch rule.kind {
-                    case .record(let name):
-                        for s in vector {
-                            var labels = s.labels.setting(metricNameLabel, name)
-                            for (k, v) in rule.labels.sorted(by: { $0.key < $1.key }) { labels = labels.setting(k, v) }
-                            sink.append(labels, timestamp: time, value: s.value)
-                        }
-                    case .alert:
-                        try alerting[gi][ri]!.evaluate(vector, at: time)
-                    }
-                } catch {
-                    errors.append("group \"\(group.name)\", rule \"\(rule.name)\": \(error)")
+        for gi in groups.indices { errors += evaluate(group: gi, at: time, source: source, sink: sink) }
+        return errors
+    }
+
+    /// Evaluates one group's rules in order at `time`: recording rules write back, so later rules see them.
+    public mutating func evaluate(group gi: Int, at time: Int64, source: any SampleSource, sink: any SampleSink) -> [String] {
+        var errors: [String] = []
+        let group = groups[gi]
+        let evaluator = Evaluator(source: source, time: time - group.queryOffset)
+        for (ri, rule) in group.rules.enumerated() {
+            do {
+                var vector: [VectorSample]
+                switch try evaluator.evaluate(rule.expr) {
+                case .vector(let v): vector = v
+                case .scalar(let s): vector = [VectorSample(labels: [], value: s)]
+                default: vector = []
                 }
+                if group.limit > 0 && vector.count > group.limit {
+                    throw EvaluationError(message: "exceeded limit of \(group.limit) with \(vector.count) series")
+                }
+                switch rule.kind {
+                case .record(let name):
+                    for s in vector {
+                        var labels = s.labels.setting(metricNameLabel, name)
+                        for (k, v) in rule.labels.sorted(by: { $0.key < $1.key }) { labels = labels.setting(k, v) }
+                        sink.append(labels, timestamp: time, value: s.value)
+                    }
+                case .alert:
+                    try alerting[gi][ri]!.evaluate(vector, at: time)
+                }
+                lastErrors[gi][ri] = nil
+            } catch {
+                lastErrors[gi][ri] = "\(error)"
+                errors.append("group \"\(group.name)\", rule \"\(rule.name)\": \(error)")
             }
         }
         return errors
+    }
+
+    /// Takes over the alert states of rules that did not change (same group, name, expression,
+    /// `for` and labels), so a reload does not restart their `for`.
+    public mutating func carryOver(from old: RuleGroupsState) {
+        var previous: [String: AlertingRuleState] = [:]
+        for (gi, g) in old.groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() {
+                if let state = old.alerting[gi][ri] { previous[RuleGroupsState.identity(g, r)] = state }
+            }
+        }
+        for (gi, g) in groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() where alerting[gi][ri] != nil {
+                if let state = previous[RuleGroupsState.identity(g, r)] { alerting[gi][ri] = state }
+            }
+        }
+    }
+
+    static func identity(_ g: RuleGroup, _ r: Rule) -> String {
+        "\(g.file)\u{0}\(g.name)\u{0}\(r.name)\u{0}\(r.expr)\u{0}\(r.holdDuration)\u{0}\(r.keepFiringFor)\u{0}" + r.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
     /// Every alert of every alerting rule.

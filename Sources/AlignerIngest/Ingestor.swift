@@ -56,9 +56,9 @@ public final class Ingestor: Sendable {
     let inflight = Atomic<Int>(0)
 
     /// Creates an ingestor with a new series table.
-    public init(limits: IngestLimits) {
+    public init(limits: IngestLimits, observer: (any SeriesObserver)? = nil) {
         self.limits = limits
-        table = SeriesTable(maxSeries: limits.maxSeries)
+        table = SeriesTable(maxSeries: limits.maxSeries, observer: observer)
     }
 
     /// Bytes of requests being received or decoded now.

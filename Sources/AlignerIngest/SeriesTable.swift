@@ -53,11 +53,14 @@ public final class SeriesTable: Sendable {
     let hasher: SeriesHasher
     /// The most active series the table holds (`ingest.max_series`).
     public let maxSeries: Int
+    /// Keeps the samples of the series some rule selects (the rule engine's windows).
+    let observer: (any SeriesObserver)?
     let active = Atomic<Int>(0)
 
     /// Creates a table that holds at most `maxSeries` series.
-    public init(maxSeries: Int, seed: UInt64 = UInt64.random(in: .min ... .max)) {
+    public init(maxSeries: Int, seed: UInt64 = UInt64.random(in: .min ... .max), observer: (any SeriesObserver)? = nil) {
         self.maxSeries = maxSeries
+        self.observer = observer
         hasher = SeriesHasher(seed: seed)
         owner = (0..<SeriesTable.shardCount).map { _ in Shard() }
         shards = owner.map { Unmanaged.passUnretained($0) }
@@ -141,7 +144,8 @@ public final class SeriesTable: Sendable {
                     active.subtract(1, ordering: .relaxed)
                     return .seriesLimit(maxSeries)
                 }
-                offset = shard.insert(hash: hash, key: key, now: now)
+                let window = observer?.admit(labels: decodeLabels(key)) ?? 0
+                offset = shard.insert(hash: hash, key: key, now: now, window: window)
                 outcome.seriesCreated += 1
             }
             let entry = shard.arena + offset
@@ -155,6 +159,8 @@ public final class SeriesTable: Sendable {
                     lastBits = sample.valueBits
                     appended += 1
                     outcome.samplesWritten += 1
+                    let window = entry.load(fromByteOffset: EntryLayout.window, as: UInt32.self)
+                    if window != 0 { observer?.append(window: window, timestamp: sample.timestamp, valueBits: sample.valueBits) }
                 } else if sample.timestamp == last && sample.valueBits == lastBits {
                     outcome.samplesWritten += 1  // an identical retry
                     outcome.samplesDuplicate += 1
@@ -172,6 +178,25 @@ public final class SeriesTable: Sendable {
             }
             return nil
         }
+        }
+    }
+
+    /// Asks the observer again which series it keeps (after a rule reload changed what rules select).
+    public func reselect() {
+        guard let observer else { return }
+        for shard in owner {
+            shard.lock.withLock { _ in
+                shard.forEachLive { offset, key in
+                    let e = shard.arena + offset
+                    let window = observer.admit(labels: decodeLabels(key))
+                    e.storeBytes(of: window, toByteOffset: EntryLayout.window, as: UInt32.self)
+                    let last = e.load(fromByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
+                    if window != 0 && last != .min {
+                        observer.append(window: window, timestamp: last,
+                                        valueBits: e.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self))
+                    }
+                }
+            }
         }
     }
 
@@ -210,6 +235,15 @@ public final class SeriesTable: Sendable {
     }
 }
 
+/// Decides which series are kept beyond their last sample, and receives their samples. Called
+/// under a shard lock: it must be quick and must not call back into the table.
+public protocol SeriesObserver: AnyObject, Sendable {
+    /// A series seen for the first time (or again after `reselect`): its window id, or 0 to keep nothing.
+    func admit(labels: [Label]) -> UInt32
+    /// A new, in-order sample of an admitted series.
+    func append(window: UInt32, timestamp: Int64, valueBits: UInt64)
+}
+
 /// Decodes a series key into labels.
 func decodeLabels(_ key: UnsafeRawBufferPointer) -> [Label] {
     var labels: [Label] = []
@@ -228,7 +262,9 @@ enum EntryLayout {
     static let samples = 32
     static let keyLength = 40
     static let dead = 44
-    static let header = 48
+    /// The observer's window for this series (0: none).
+    static let window = 48
+    static let header = 56
 
     @inline(__always)
     static func size(keyLength: Int) -> Int { (header + keyLength + 7) & ~7 }
@@ -299,7 +335,7 @@ final class Shard: @unchecked Sendable {
         }
     }
 
-    func insert(hash: UInt64, key: UnsafeRawBufferPointer, now: Int64) -> Int {
+    func insert(hash: UInt64, key: UnsafeRawBufferPointer, now: Int64, window: UInt32 = 0) -> Int {
         if (live + tombstones + 1) * 2 > slotCount { rehash(capacity: max(64, (live + 1) * 4)) }
         let size = EntryLayout.size(keyLength: key.count)
         if arenaCount + size > arenaCapacity {
@@ -320,6 +356,7 @@ final class Shard: @unchecked Sendable {
         e.storeBytes(of: 0, toByteOffset: EntryLayout.samples, as: UInt64.self)
         e.storeBytes(of: UInt32(key.count), toByteOffset: EntryLayout.keyLength, as: UInt32.self)
         e.storeBytes(of: 0, toByteOffset: EntryLayout.dead, as: UInt32.self)
+        e.storeBytes(of: window, toByteOffset: EntryLayout.window, as: UInt32.self)
         if key.count > 0 { (e + EntryLayout.header).copyMemory(from: key.baseAddress!, byteCount: key.count) }
         arenaCount += size
         place(hash: hash, offset: offset)

@@ -86,6 +86,8 @@ public struct RuleGroup: Sendable {
 public struct RuleFileError: Error, Sendable, CustomStringConvertible {
     public var problems: [String]
 
+    public init(problems: [String]) { self.problems = problems }
+
     public var description: String { problems.joined(separator: "\n") }
 }
 

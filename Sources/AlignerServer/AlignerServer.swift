@@ -1,5 +1,8 @@
 import AlignerCore
+import AlignerEngine
 import AlignerIngest
+import AlignerRules
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -16,12 +19,22 @@ public struct AlignerServer: Sendable {
     let registry: PrometheusCollectorRegistry
     let metrics: IngestMetrics
     let logger: Logger
+    /// The samples rules read, and the rules themselves.
+    let windows: WindowStore
+    let rules: RuleEngine
 
-    /// Creates the server's parts; nothing runs until `run()`.
-    public init(configuration: AlignerConfiguration, logger: Logger) {
+    /// Creates the server's parts and loads the rules (every problem at once); nothing runs until `run()`.
+    public init(configuration: AlignerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        ingestor = Ingestor(limits: configuration.ingest)
+        windows = WindowStore()
+        var paths = configuration.rulePaths
+        if configuration.rulePathsAreDefault {
+            paths = paths.filter { FileManager.default.fileExists(atPath: $0) }
+        }
+        ingestor = Ingestor(limits: configuration.ingest, observer: windows)
+        let table = ingestor.table
+        rules = try RuleEngine(store: windows, paths: paths, logger: logger, onReload: { table.reselect() })
         registry = PrometheusCollectorRegistry()
         metrics = IngestMetrics(registry: registry)
     }
@@ -38,7 +51,11 @@ public struct AlignerServer: Sendable {
         let app = makeApplication(onServerRunning: onServerRunning)
         return ServiceGroup(
             configuration: .init(
-                services: [.init(service: app), .init(service: SeriesSweeper(server: self))],
+                services: [
+                    .init(service: app), .init(service: SeriesSweeper(server: self)),
+                    .init(service: RuleEvaluationService(
+                        engine: rules, store: windows, interval: configuration.ruleEvaluationInterval, logger: logger)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
     }
@@ -52,6 +69,12 @@ public struct AlignerServer: Sendable {
         router.get("/-/ready") { _, _ in "Ready\n" }
         router.get("/metrics") { _, _ in metricsResponse() }
         router.get("/api/v1/series") { request, _ in try seriesResponse(request) }
+        let api = RulesAPI(engine: rules, windows: windows)
+        router.get("/api/v1/rules") { _, _ in await api.rules() }
+        router.get("/api/v1/alerts") { _, _ in await api.alerts() }
+        router.get("/api/v1/query") { request, _ in await api.query(request) }
+        router.post("/api/v1/query") { request, _ in await api.query(request) }
+        router.post("/-/reload") { _, _ in await api.reload() }
         let logger = self.logger
         let listen = configuration.listen
         return Application(
@@ -71,6 +94,9 @@ public struct AlignerServer: Sendable {
         metrics.seriesActive.set(Double(ingestor.table.activeSeries))
         metrics.seriesMemory.set(Double(ingestor.table.memoryBytes))
         metrics.inflightBytes.set(Double(ingestor.inflightBytes))
+        let size = windows.size
+        metrics.windowSeries.set(Double(size.series))
+        metrics.windowSamples.set(Double(size.samples))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 << 10)
         registry.emit(into: &buffer)

@@ -12,6 +12,12 @@ public struct AlignerConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// Ingest limits (`ingest.*`).
     public var ingest = IngestLimits()
+    /// Rule files or folders (`rules.paths`); the bundled `rules/` folder by default, skipped if absent.
+    public var rulePaths: [String] = ["rules"]
+    /// Whether `rulePaths` is the default (a missing default folder is not an error).
+    public var rulePathsAreDefault = true
+    /// Every group is evaluated at least this often, data or not (`rules.evaluation_interval`).
+    public var ruleEvaluationInterval: Duration = .seconds(15)
 
     /// The defaults.
     public init() {}
@@ -20,6 +26,7 @@ public struct AlignerConfiguration: Sendable {
     public static let keys = [
         "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
+        "rules.paths", "rules.evaluation_interval",
     ]
 }
 
@@ -116,6 +123,28 @@ extension AlignerConfiguration {
                         }
                     default:
                         problems.append("\(at(k)): unknown key \"ingest.\(name)\" (known: \(keys.filter { $0.hasPrefix("ingest.") }.joined(separator: ", ")))")
+                    }
+                }
+            case "rules":
+                guard let rules = value.mapping else {
+                    problems.append("\(at(value)): rules must be a mapping")
+                    continue
+                }
+                for (k, v) in rules {
+                    switch k.string ?? "" {
+                    case "paths":
+                        if let list = v.sequence, list.allSatisfy({ $0.string != nil }) {
+                            config.rulePaths = list.compactMap(\.string)
+                            config.rulePathsAreDefault = false
+                        } else {
+                            problems.append("\(at(v)): rules.paths must be a list of rule files or folders")
+                        }
+                    case "evaluation_interval":
+                        if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ruleEvaluationInterval = d } else {
+                            problems.append("\(at(v)): rules.evaluation_interval must be a duration such as 15s")
+                        }
+                    default:
+                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval)")
                     }
                 }
             default:

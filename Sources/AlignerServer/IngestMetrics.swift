@@ -24,6 +24,8 @@ struct IngestMetrics: Sendable {
     let compressedBytes: Counter
     let decodedBytes: Counter
     let decodeSeconds: DurationHistogram
+    let windowSeries: Gauge
+    let windowSamples: Gauge
 
     static let statuses = [204, 400, 413, 415, 429, 503]
 
@@ -78,6 +80,10 @@ struct IngestMetrics: Sendable {
                       .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
                       .milliseconds(250), .seconds(1)],
             help: "Time to decompress, decode and apply one remote-write body.")
+        windowSeries = registry.makeGauge(
+            name: "aligner_rules_window_series", help: "Series kept in memory because some rule selects them.")
+        windowSamples = registry.makeGauge(
+            name: "aligner_rules_window_samples", help: "Samples held in the rules' windows (longest range plus lookback).")
     }
 
     func record(status: Int) {

@@ -53,7 +53,12 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let server = AlignerServer(configuration: configuration, logger: Logger(label: "aligner"))
+        let server: AlignerServer
+        do {
+            server = try AlignerServer(configuration: configuration, logger: Logger(label: "aligner"))
+        } catch let error as RuleFileError {
+            throw ValidationError("cannot load rules:\n" + error.description)
+        }
         try await server.run()
     }
 }

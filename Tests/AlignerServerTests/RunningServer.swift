@@ -25,7 +25,7 @@ final class RunningServer: Sendable {
         configure(&configuration)
         var logger = Logger(label: "aligner-test")
         logger.logLevel = .warning
-        let server = AlignerServer(configuration: configuration, logger: logger)
+        let server = try AlignerServer(configuration: configuration, logger: logger)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let group = server.makeServiceGroup { port in continuation.yield(port) }
         let task = Task { try await group.run() }

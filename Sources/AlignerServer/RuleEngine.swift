@@ -1,0 +1,132 @@
+import AlignerCore
+import AlignerEngine
+import AlignerRules
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Owns the loaded rules and their alert states; evaluates groups as their inputs change.
+actor RuleEngine {
+    let store: WindowStore
+    let paths: [String]
+    let logger: Logger
+    private(set) var state: RuleGroupsState
+    private(set) var lastEvaluation: [Int64]
+    private(set) var evaluationSeconds: [Double]
+    let onReload: @Sendable () -> Void
+
+    init(store: WindowStore, paths: [String], logger: Logger, onReload: @escaping @Sendable () -> Void) throws {
+        self.onReload = onReload
+        self.store = store
+        self.paths = paths
+        self.logger = logger
+        let groups = try RuleEngine.load(paths)
+        state = try RuleGroupsState(groups: groups)
+        lastEvaluation = groups.map { _ in 0 }
+        evaluationSeconds = groups.map { _ in 0 }
+        store.select(groups)
+    }
+
+    /// Rule files of the configured paths (files, or folders of `*.yml`/`*.yaml`).
+    static func load(_ paths: [String]) throws -> [RuleGroup] {
+        var files: [String] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw RuleFileError(problems: ["\(path): no such rule file or folder (rules.paths)"])
+            }
+            files += isDirectory.boolValue ? try RuleFileLoader.files(in: path) : [path]
+        }
+        return try RuleFileLoader.load(files: files)
+    }
+
+    /// Reloads every rule file, all or nothing; unchanged rules keep their alert states.
+    func reload() throws -> Int {
+        let groups = try RuleEngine.load(paths)
+        var next = try RuleGroupsState(groups: groups)
+        next.carryOver(from: state)
+        state = next
+        lastEvaluation = groups.map { _ in 0 }
+        evaluationSeconds = groups.map { _ in 0 }
+        store.select(groups)
+        onReload()
+        return groups.reduce(0) { $0 + $1.rules.count }
+    }
+
+    /// Evaluates the given groups (all when nil) at `now`, honouring each group's `interval` as a
+    /// minimum spacing. Returns the groups skipped because they ran too recently.
+    @discardableResult
+    func evaluate(groups: Set<Int>?, now: Int64) -> Set<Int> {
+        var skipped: Set<Int> = []
+        for gi in state.groups.indices where groups?.contains(gi) ?? true {
+            if let interval = state.groups[gi].interval, now - lastEvaluation[gi] < interval {
+                skipped.insert(gi)
+                continue
+            }
+            let start = ContinuousClock.now
+            let errors = state.evaluate(group: gi, at: now, source: store, sink: store)
+            let elapsed = ContinuousClock.now - start
+            evaluationSeconds[gi] = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+            lastEvaluation[gi] = now
+            for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
+        }
+        return skipped
+    }
+
+    /// Whether any alert is pending (its `for` needs time to pass, so the engine ticks).
+    var hasPending: Bool { state.alerts.contains { $0.state == .pending } }
+
+    /// Evaluates an expression now (the query API).
+    func query(_ expr: Expr, at time: Int64) throws -> Value {
+        try Evaluator(source: store, time: time).evaluate(expr)
+    }
+}
+
+/// Runs the rule engine: evaluates dirty groups right after the write that dirtied them
+/// (coalesced), every group every `rules.evaluation_interval`, pending alerts every second so `for`
+/// ends on time, and reloads on SIGHUP.
+struct RuleEvaluationService: Service {
+    let engine: RuleEngine
+    let store: WindowStore
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Data-driven: evaluate what the writes touched.
+                for await _ in store.changes.cancelOnGracefulShutdown() {
+                    let dirty = store.takeDirty()
+                    if !dirty.isEmpty { await engine.evaluate(groups: dirty, now: WallClock.nowMilliseconds()) }
+                }
+            }
+            group.addTask {
+                // Time-driven: every group periodically, pending alerts every second.
+                var lastFull = ContinuousClock.now
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    try? await Task.sleep(for: .seconds(1))
+                    if ContinuousClock.now - lastFull >= interval {
+                        lastFull = ContinuousClock.now
+                        await engine.evaluate(groups: nil, now: WallClock.nowMilliseconds())
+                        store.sweep(now: WallClock.nowMilliseconds())
+                    } else if await engine.hasPending {
+                        await engine.evaluate(groups: nil, now: WallClock.nowMilliseconds())
+                    }
+                }
+            }
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+                    do {
+                        let n = try await engine.reload()
+                        logger.info("rules reloaded on SIGHUP", metadata: ["rules": "\(n)"])
+                    } catch {
+                        logger.error("rule reload failed; keeping the previous rules", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import AlignerCore
+import AlignerEngine
+import AlignerRules
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `GET /api/v1/rules`, `GET /api/v1/alerts` and `GET|POST /api/v1/query` in Prometheus' JSON
+/// shapes; `POST /-/reload`.
+struct RulesAPI: Sendable {
+    let engine: RuleEngine
+    let windows: WindowStore
+
+    func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func error(_ type: String, _ message: String, status: HTTPResponse.Status = .badRequest) -> Response {
+        json(["status": "error", "errorType": type, "error": message], status: status)
+    }
+
+    static func time(_ ms: Int64) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+
+    static func labelsObject(_ l: Labels) -> [String: String] {
+        Dictionary(l.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+    }
+
+    static func alertObject(_ a: Alert) -> [String: Any] {
+        ["labels": labelsObject(a.labels), "annotations": a.annotations, "state": a.state.rawValue,
+         "activeAt": time(a.activeAt), "value": formatSampleValue(a.value)]
+    }
+
+    func rules() async -> Response {
+        let state = await engine.state
+        let last = await engine.lastEvaluation
+        let seconds = await engine.evaluationSeconds
+        var groups: [[String: Any]] = []
+        for (gi, g) in state.groups.enumerated() {
+            var rules: [[String: Any]] = []
+            for (ri, r) in g.rules.enumerated() {
+                let error = state.lastErrors[gi][ri]
+                var o: [String: Any] = [
+                    "name": r.name, "query": r.expr.description, "labels": r.labels,
+                    "health": error == nil ? (last[gi] == 0 ? "unknown" : "ok") : "err",
+                    "lastEvaluation": last[gi] == 0 ? "0001-01-01T00:00:00Z" : RulesAPI.time(last[gi]),
+                    "evaluationTime": 0,
+                ]
+                if let error { o["lastError"] = error }
+                switch r.kind {
+                case .alert:
+                    let alerts = state.alerting[gi][ri]?.alerts.values.filter { $0.state != .inactive } ?? []
+                    o["type"] = "alerting"
+                    o["duration"] = Double(r.holdDuration) / 1000
+                    o["keepFiringFor"] = Double(r.keepFiringFor) / 1000
+                    o["annotations"] = r.annotations
+                    o["alerts"] = alerts.map(RulesAPI.alertObject)
+                    o["state"] = alerts.contains { $0.state == .firing } ? "firing" : alerts.isEmpty ? "inactive" : "pending"
+                    if let e = r.event {
+                        o["event"] = ["class": e.anomalyClass, "severity": e.severity, "subject": [
+                            "namespace": e.namespaceLabel, "kind": e.kind ?? "", "kind_label": e.kindLabel ?? "", "name": e.nameLabel]]
+                    }
+                case .record:
+                    o["type"] = "recording"
+                }
+                rules.append(o)
+            }
+            groups.append(["name": g.name, "file": g.file, "interval": Double(g.interval ?? 0) / 1000, "limit": g.limit,
+                           "rules": rules, "evaluationTime": seconds[gi],
+                           "lastEvaluation": last[gi] == 0 ? "0001-01-01T00:00:00Z" : RulesAPI.time(last[gi])])
+        }
+        return json(["status": "success", "data": ["groups": groups]])
+    }
+
+    func alerts() async -> Response {
+        let alerts = await engine.state.alerts.filter { $0.state != .inactive }
+        return json(["status": "success", "data": ["alerts": alerts.map(RulesAPI.alertObject)]])
+    }
+
+    func query(_ request: Request) async -> Response {
+        var parameters = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
+        if request.method == .post {
+            var req = request
+            if let body = try? await req.body.collect(upTo: 1 << 20) {
+                for pair in String(buffer: body).split(separator: "&") {
+                    let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+                    if kv.count == 2 { parameters[kv[0]] = kv[1] }
+                }
+            }
+        }
+        guard let text = parameters["query"], !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
+        var time = WallClock.nowMilliseconds()
+        if let t = parameters["time"] {
+            if let seconds = Double(t) { time = Int64(seconds * 1000) } else if let date = ISO8601DateFormatter().date(from: t) {
+                time = Int64(date.timeIntervalSince1970 * 1000)
+            } else {
+                return error("bad_data", "invalid parameter \"time\": cannot parse \"\(t)\" to a valid timestamp")
+            }
+        }
+        let expr: Expr
+        do { expr = try PromQLParser.parse(text) } catch {
+            return self.error("bad_data", "invalid parameter \"query\": 1:\(error.offset + 1): parse error: \(error.message)")
+        }
+        do {
+            let value = try await engine.query(expr, at: time)
+            let t = Double(time) / 1000
+            let data: [String: Any]
+            switch value {
+            case .scalar(let v): data = ["resultType": "scalar", "result": [t, formatSampleValue(v)]]
+            case .string(let s): data = ["resultType": "string", "result": [t, s]]
+            case .vector(let v):
+                data = ["resultType": "vector", "result": v.map { ["metric": RulesAPI.labelsObject($0.labels), "value": [t, formatSampleValue($0.value)]] }]
+            case .matrix(let m):
+                data = ["resultType": "matrix", "result": m.map { s in
+                    ["metric": RulesAPI.labelsObject(s.labels),
+                     "values": zip(s.timestamps, s.values).map { [Double($0.0) / 1000, formatSampleValue($0.1)] }]
+                }]
+            }
+            return json(["status": "success", "data": data])
+        } catch {
+            return self.error("execution", "\(error)", status: .unprocessableContent)
+        }
+    }
+
+    func reload() async -> Response {
+        do {
+            let n = try await engine.reload()
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "reloaded \(n) rules\n")))
+        } catch {
+            return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "failed to reload rules; keeping the previous ones:\n\(error)\n")))
+        }
+    }
+}
+
+/// A sample value as Prometheus' API prints it.
+func formatSampleValue(_ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+    if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+    return String(v)
+}

@@ -82,6 +82,7 @@ let package = Package(
                     dependencies: [
                         "AlignerServer", "AlignerTesting",
                         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                        .product(name: "Yams", package: "Yams"),
                     ],
                     swiftSettings: strict),
     ]

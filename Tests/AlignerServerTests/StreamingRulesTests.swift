@@ -1,0 +1,97 @@
+import AlignerCore
+import AlignerIngest
+import AlignerServer
+import AlignerTesting
+import Foundation
+import Testing
+
+/// Rules evaluated as samples arrive, through a real server on loopback.
+@Suite(.serialized) struct StreamingRulesTests {
+    static func ruleFile(_ text: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-rules-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("rules.yml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static let rules = """
+        groups:
+          - name: replicas
+            rules:
+              - record: deployment:replicas_missing
+                expr: kube_deployment_spec_replicas - on(namespace, deployment) kube_deployment_status_replicas_ready
+              - alert: ReplicasMissing
+                expr: deployment:replicas_missing > 0
+                labels: {severity: critical}
+                annotations: {summary: "{{ $labels.deployment }}: {{ $value }} missing"}
+        """
+
+    func write(_ s: RunningServer, ready: Double, at t: Int64) async throws {
+        let request = TestRequest(series: [
+            TestSeries("kube_deployment_spec_replicas", [("namespace", "shop"), ("deployment", "darwin-store")], samples: [(t, 5)]),
+            TestSeries("kube_deployment_status_replicas_ready", [("namespace", "shop"), ("deployment", "darwin-store")], samples: [(t, ready)]),
+            TestSeries("unrelated_metric", [("job", "x")], samples: [(t, 1)]),
+        ])
+        let r = try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers)
+        #expect(r.status == 204)
+    }
+
+    func poll(_ s: RunningServer, _ path: String, until: (String) -> Bool) async throws -> String {
+        var body = ""
+        for _ in 0..<100 {
+            body = try await HTTPClient.request("GET", s.base + path).text
+            if until(body) { return body }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return body
+    }
+
+    @Test func alertFiresAfterTheWriteAndResolves() async throws {
+        let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let now = WallClock.nowMilliseconds()
+        try await write(s, ready: 4, at: now)
+        let alerts = try await poll(s, "/api/v1/alerts") { $0.contains("firing") }
+        #expect(alerts.contains(#""alertname":"ReplicasMissing""#))
+        #expect(alerts.contains(#""summary":"darwin-store: 1 missing""#))
+        // Only the series the rules select are kept.
+        #expect(try await s.metric("aligner_rules_window_series") == 3)  // 2 inputs + 1 recorded
+        let q = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=deployment:replicas_missing")
+        #expect(q.text.contains(#""resultType":"vector""#) && q.text.contains(#""value":["#))
+        let rules = try await HTTPClient.request("GET", s.base + "/api/v1/rules").text
+        #expect(rules.contains(#""type":"alerting""#) && rules.contains(#""type":"recording""#) && rules.contains(#""health":"ok""#))
+        // Recovery: the alert resolves on the next write.
+        try await Task.sleep(for: .milliseconds(5))
+        try await write(s, ready: 5, at: WallClock.nowMilliseconds())
+        let after = try await poll(s, "/api/v1/alerts") { !$0.contains("firing") }
+        #expect(after == #"{"data":{"alerts":[]},"status":"success"}"#)
+    }
+
+    @Test func reloadIsAllOrNothingAndKeepsState() async throws {
+        let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        try await write(s, ready: 4, at: WallClock.nowMilliseconds())
+        _ = try await poll(s, "/api/v1/alerts") { $0.contains("firing") }
+        try "groups: [{name: x, rules: [{alert: A, expr: 'rate(x)'}]}]".write(toFile: path, atomically: true, encoding: .utf8)
+        let bad = try await HTTPClient.request("POST", s.base + "/-/reload")
+        #expect(bad.status == 500)
+        #expect(bad.text.contains("could not parse expression"))
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text.contains("firing"))
+        // An unchanged rule keeps its firing alert across a good reload.
+        try (StreamingRulesTests.rules + "\n      - alert: Extra\n        expr: vector(1) > 2\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let good = try await HTTPClient.request("POST", s.base + "/-/reload")
+        #expect(good.text == "reloaded 3 rules\n")
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text.contains("firing"))
+    }
+
+    @Test func queryErrorsAre400() async throws {
+        let s = try await RunningServer.start { $0.rulePaths = []; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let r = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=rate(x)")
+        #expect(r.status == 400)
+        #expect(r.text.contains("expected type range vector"))
+    }
+}

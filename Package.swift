@@ -70,9 +70,12 @@ let package = Package(
         // Benchmarks (benchmarks/README.md): decode + series lookup per core, allocations per request.
         .target(name: "CAlignerMallocCounter", path: "benchmarks/CAlignerMallocCounter"),
         .executableTarget(name: "aligner-bench",
-                          dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerMallocCounter", "CAlignerSnappy"],
+                          dependencies: ["AlignerIngest", "AlignerTesting", "AlignerEngine", "AlignerRules",
+                                         "CAlignerMallocCounter", "CAlignerSnappy"],
                           path: "benchmarks/aligner-bench",
                           swiftSettings: strict + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .executableTarget(name: "aligner-latency", dependencies: ["AlignerServer", "AlignerTesting"],
+                          path: "benchmarks/aligner-latency", swiftSettings: strict),
         .testTarget(name: "AlignerIngestTests",
                     dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerRemoteWrite"],
                     swiftSettings: strict),

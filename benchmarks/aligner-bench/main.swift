@@ -1,4 +1,6 @@
+import AlignerEngine
 import AlignerIngest
+import AlignerRules
 import AlignerTesting
 import CAlignerMallocCounter
 import Foundation
@@ -15,6 +17,7 @@ struct Options {
     var payloads = (ProcessInfo.processInfo.environment["BENCH_WORK"] ?? "/tmp/aligner-bench") + "/payloads/default"
     var rounds = 20
     var v2 = false
+    var rules: String?
 
     init() {
         var args = CommandLine.arguments.dropFirst()
@@ -23,6 +26,7 @@ struct Options {
             case "--payloads": payloads = args.popFirst()!
             case "--rounds": rounds = Int(args.popFirst()!)!
             case "--v2": v2 = true
+            case "--rules": rules = args.popFirst()!
             default: fatalError("unknown argument \(a)")
             }
         }
@@ -139,37 +143,8 @@ if options.v2 {
 }
 let samplesPerRound = slots.reduce(0) { $0 + $1.count }
 let rssBefore = rssMiB()
-var limits = IngestLimits()
-limits.maxSeries = 10_000_000
-let ingestor = Ingestor(limits: limits)
 let base: Int64 = 1_760_000_000_000
 print("source: \(source); \(samplesPerRound) samples per round; \(bodies.reduce(0) { $0 + $1.count } / bodies.count) bytes per decoded body")
-
-@MainActor func runRound(_ r: Int, compressedToo: Bool) -> (decode: Duration, full: Duration, allocations: UInt64, written: Int) {
-    for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000) }
-    var written = 0
-    let allocations0 = aligner_malloc_count()
-    let clock = ContinuousClock()
-    let decode = clock.measure {
-        for body in bodies {
-            let o = body.withUnsafeBytes { try! ingestor.apply(decompressed: $0, version: .v1, now: 1) }
-            written += o.samplesWritten
-        }
-    }
-    let allocations = aligner_malloc_count() - allocations0
-    var full = Duration.zero
-    if compressedToo {
-        for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000 + 500) }
-        let compressed = bodies.map { Snappy.compress($0) }
-        full = clock.measure {
-            for body in compressed {
-                let o = body.withUnsafeBytes { try! ingestor.write(compressed: $0, version: .v1, now: 1) }
-                written += o.samplesWritten
-            }
-        }
-    }
-    return (decode, full, allocations, written)
-}
 
 /// Decoding alone: a sink that only counts, to separate decode cost from series lookup.
 struct CountingSink: RemoteWriteSink {
@@ -193,31 +168,74 @@ struct CountingSink: RemoteWriteSink {
     }
     let samples = Double(sink.samples) / (hot ? 2 : 1)
     precondition(sink.keyBytes > 0, "no canonical keys found in place")
-    return samples / (Double(total.components.seconds) + Double(total.components.attoseconds) * 1e-18)
+    return samples / seconds(total)
 }
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
 print(String(format: "decode alone, body in cache: %.2f M samples/s; body from memory: %.2f M samples/s",
              decodeOnly(hot: true) / 1e6, decodeOnly(hot: false) / 1e6))
 
-_ = runRound(0, compressedToo: false)  // creates every series
-let rssAfterCreate = rssMiB()
-var decodeTime = Duration.zero, fullTime = Duration.zero
-var allocations: UInt64 = 0
-var written = 0
-for r in 1...options.rounds {
-    let result = runRound(r, compressedToo: true)
-    decodeTime += result.decode
-    fullTime += result.full
-    allocations += result.allocations
-    written += result.written
+/// Ingests every body each round (timestamps rewritten), timing decode + lookup and snappy + decode + lookup.
+@MainActor func measure(_ ingestor: Ingestor, label: String, roundOffset: Int) {
+    func runRound(_ r: Int, compressedToo: Bool) -> (decode: Duration, full: Duration, allocations: UInt64, written: Int) {
+        for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000) }
+        var written = 0
+        let allocations0 = aligner_malloc_count()
+        let clock = ContinuousClock()
+        let decode = clock.measure {
+            for body in bodies {
+                let o = body.withUnsafeBytes { try! ingestor.apply(decompressed: $0, version: .v1, now: 1) }
+                written += o.samplesWritten
+            }
+        }
+        let allocations = aligner_malloc_count() - allocations0
+        var full = Duration.zero
+        if compressedToo {
+            for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000 + 500) }
+            let compressed = bodies.map { Snappy.compress($0) }
+            full = clock.measure {
+                for body in compressed {
+                    let o = body.withUnsafeBytes { try! ingestor.write(compressed: $0, version: .v1, now: 1) }
+                    written += o.samplesWritten
+                }
+            }
+        }
+        return (decode, full, allocations, written)
+    }
+    _ = runRound(roundOffset, compressedToo: false)  // creates every series
+    let rssAfterCreate = rssMiB()
+    var decodeTime = Duration.zero, fullTime = Duration.zero
+    var allocations: UInt64 = 0
+    var written = 0
+    for r in 1...options.rounds {
+        let result = runRound(roundOffset + r, compressedToo: true)
+        decodeTime += result.decode
+        fullTime += result.full
+        allocations += result.allocations
+        written += result.written
+    }
+    let samples = Double(samplesPerRound * options.rounds)
+    precondition(written == samplesPerRound * options.rounds * 2, "not every sample was applied: \(written)")
+    let requests = Double(bodies.count * options.rounds)
+    print("[\(label)]")
+    print(String(format: "  decode + series lookup (decompressed bodies): %.2f M samples/s on one core (%.1f ns/sample)",
+                 samples / seconds(decodeTime) / 1e6, seconds(decodeTime) / samples * 1e9))
+    print(String(format: "  snappy + decode + series lookup (compressed bodies): %.2f M samples/s on one core",
+                 samples / seconds(fullTime) / 1e6))
+    print(String(format: "  allocations per warm request (decode path): %.2f", Double(allocations) / requests))
+    print(String(format: "  active series: %d; series table %.1f MiB; process RSS %.1f MiB before ingest, %.1f MiB after creating the series",
+                 ingestor.table.activeSeries, Double(ingestor.table.memoryBytes) / 1048576, rssBefore, rssAfterCreate))
 }
-func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
-let samples = Double(samplesPerRound * options.rounds)
-precondition(written == samplesPerRound * options.rounds * 2, "not every sample was applied: \(written)")
-let requests = Double(bodies.count * options.rounds)
-print(String(format: "decode + series lookup (decompressed bodies): %.2f M samples/s on one core (%.1f ns/sample)",
-             samples / seconds(decodeTime) / 1e6, seconds(decodeTime) / samples * 1e9))
-print(String(format: "snappy + decode + series lookup (compressed bodies): %.2f M samples/s on one core",
-             samples / seconds(fullTime) / 1e6))
-print(String(format: "allocations per warm request (decode path): %.2f", Double(allocations) / requests))
-print(String(format: "active series: %d; series table %.1f MiB; process RSS %.1f MiB before ingest, %.1f MiB after creating the series",
-             ingestor.table.activeSeries, Double(ingestor.table.memoryBytes) / 1048576, rssBefore, rssAfterCreate))
+
+var limits = IngestLimits()
+limits.maxSeries = 10_000_000
+measure(Ingestor(limits: limits), label: "no rules", roundOffset: 0)
+if let rules = options.rules {
+    let groups = try RuleFileLoader.load(files: try RuleFileLoader.files(in: rules))
+    let windows = WindowStore()
+    windows.select(groups)
+    measure(Ingestor(limits: limits, observer: windows), label: "with \(groups.reduce(0) { $0 + $1.rules.count }) rules from \(rules)", roundOffset: 1000)
+    let size = windows.size
+    print("  rule windows: \(size.series) series selected, \(size.samples) samples held")
+}

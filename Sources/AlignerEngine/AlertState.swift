@@ -17,6 +17,9 @@ public struct Alert: Sendable {
     public var firedAt: Int64?
     public var resolvedAt: Int64?
     var keepFiringSince: Int64?
+    var lastSeenAt: Int64 = 0
+    /// The expression result's labels (without the metric name), to match the resolve result.
+    var sourceKey = ""
 }
 
 /// The state of one alerting rule: its alert instances, advanced by each evaluation's result.
@@ -36,7 +39,16 @@ public struct AlertingRuleState: Sendable {
     }
 
     /// Advances every alert with the rule expression's result at `time` (Prometheus' AlertingRule.Eval).
-    public mutating func evaluate(_ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:]) throws {
+    ///
+    /// Two Aligner extensions, both off in promtool mode: `gapTolerance` keeps a pending alert
+    /// through evaluations that miss its series for up to that long (one late write does not
+    /// restart `for`), and `resolveHolds` (the rule's `resolve` condition, evaluated by the caller)
+    /// keeps a firing alert firing until its series appears in the resolve result.
+    public mutating func evaluate(
+        _ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:], gapTolerance: Int64 = 0,
+        resolveResult: [VectorSample]? = nil
+    ) throws {
+        let resolvedKeys = resolveResult.map { Set($0.map { $0.labels.droppingMetricName().key }) }
         var seen: Set<String> = []
         for sample in result {
             let base = sample.labels.droppingMetricName()
@@ -58,16 +70,24 @@ public struct AlertingRuleState: Sendable {
                 a.value = sample.value
                 a.annotations = annotations
                 a.keepFiringSince = nil
+                a.lastSeenAt = time
                 alerts[key] = a
             } else {
-                alerts[key] = Alert(labels: labels, annotations: annotations, state: .pending, value: sample.value, activeAt: time)
+                var a = Alert(labels: labels, annotations: annotations, state: .pending, value: sample.value, activeAt: time)
+                a.lastSeenAt = time
+                a.sourceKey = base.key
+                alerts[key] = a
             }
         }
         for (key, var a) in alerts {
             if !seen.contains(key) {
                 if a.state == .pending {
+                    if time - a.lastSeenAt <= gapTolerance { continue }
                     alerts[key] = nil
                     continue
+                }
+                if a.state == .firing, let resolvedKeys, !resolvedKeys.contains(a.sourceKey) {
+                    continue  // hysteresis: firing until the resolve condition holds for this series
                 }
                 if a.state == .inactive {
                     if let r = a.resolvedAt, time - r > AlertingRuleState.resolvedRetention { alerts[key] = nil }
@@ -136,7 +156,10 @@ public struct RuleGroupsState: Sendable {
     }
 
     /// Evaluates one group's rules in order at `time`: recording rules write back, so later rules see them.
-    public mutating func evaluate(group gi: Int, at time: Int64, source: any SampleSource, sink: any SampleSink) -> [String] {
+    public mutating func evaluate(
+        group gi: Int, at time: Int64, source: any SampleSource, sink: any SampleSink, gapTolerance: Int64 = 0,
+        useResolve: Bool = true
+    ) -> [String] {
         var errors: [String] = []
         let group = groups[gi]
         let evaluator = Evaluator(source: source, time: time - group.queryOffset)
@@ -159,7 +182,15 @@ public struct RuleGroupsState: Sendable {
                         sink.append(labels, timestamp: time, value: s.value)
                     }
                 case .alert:
-                    try alerting[gi][ri]!.evaluate(vector, at: time)
+                    var resolveResult: [VectorSample]?
+                    if useResolve, let resolve = rule.resolve {
+                        switch try evaluator.evaluate(resolve) {
+                        case .vector(let v): resolveResult = v
+                        case .scalar(let x): resolveResult = x != 0 ? [VectorSample(labels: [], value: x)] : []
+                        default: resolveResult = []
+                        }
+                    }
+                    try alerting[gi][ri]!.evaluate(vector, at: time, gapTolerance: gapTolerance, resolveResult: resolveResult)
                 }
                 lastErrors[gi][ri] = nil
             } catch {
@@ -188,6 +219,23 @@ public struct RuleGroupsState: Sendable {
 
     static func identity(_ g: RuleGroup, _ r: Rule) -> String {
         "\(g.file)\u{0}\(g.name)\u{0}\(r.name)\u{0}\(r.expr)\u{0}\(r.holdDuration)\u{0}\(r.keepFiringFor)\u{0}" + r.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+
+    /// When the next pending alert's `for` (or a firing alert's `keep_firing_for`) ends, so the
+    /// engine can evaluate exactly then.
+    public var nextDue: Int64? {
+        var due: Int64?
+        for (gi, g) in groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() {
+                for a in alerting[gi][ri]?.alerts.values ?? [:].values {
+                    var t: Int64?
+                    if a.state == .pending { t = a.activeAt + r.holdDuration }
+                    if a.state == .firing, let since = a.keepFiringSince { t = since + r.keepFiringFor }
+                    if let t { due = min(due ?? t, t) }
+                }
+            }
+        }
+        return due
     }
 
     /// Every alert of every alerting rule.

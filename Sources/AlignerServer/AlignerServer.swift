@@ -34,7 +34,10 @@ public struct AlignerServer: Sendable {
         }
         ingestor = Ingestor(limits: configuration.ingest, observer: windows)
         let table = ingestor.table
-        rules = try RuleEngine(store: windows, paths: paths, logger: logger, onReload: { table.reselect() })
+        let gap = configuration.ruleGapTolerance.components
+        rules = try RuleEngine(
+            store: windows, paths: paths, logger: logger,
+            gapTolerance: gap.seconds * 1000 + gap.attoseconds / 1_000_000_000_000_000, onReload: { table.reselect() })
         registry = PrometheusCollectorRegistry()
         metrics = IngestMetrics(registry: registry)
     }

@@ -18,6 +18,8 @@ public struct AlignerConfiguration: Sendable {
     public var rulePathsAreDefault = true
     /// Every group is evaluated at least this often, data or not (`rules.evaluation_interval`).
     public var ruleEvaluationInterval: Duration = .seconds(15)
+    /// A pending alert survives evaluations that miss its series for this long (`rules.gap_tolerance`).
+    public var ruleGapTolerance: Duration = .seconds(15)
 
     /// The defaults.
     public init() {}
@@ -26,7 +28,7 @@ public struct AlignerConfiguration: Sendable {
     public static let keys = [
         "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
-        "rules.paths", "rules.evaluation_interval",
+        "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance",
     ]
 }
 
@@ -143,8 +145,12 @@ extension AlignerConfiguration {
                         if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ruleEvaluationInterval = d } else {
                             problems.append("\(at(v)): rules.evaluation_interval must be a duration such as 15s")
                         }
+                    case "gap_tolerance":
+                        if let s = v.string, let d = s == "0" ? .zero : parsePrometheusDuration(s) { config.ruleGapTolerance = d } else {
+                            problems.append("\(at(v)): rules.gap_tolerance must be a duration such as 15s, or 0")
+                        }
                     default:
-                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval)")
+                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval, rules.gap_tolerance)")
                     }
                 }
             default:

@@ -15,9 +15,15 @@ actor RuleEngine {
     private(set) var lastEvaluation: [Int64]
     private(set) var evaluationSeconds: [Double]
     let onReload: @Sendable () -> Void
+    /// `rules.gap_tolerance`: how long a pending alert survives evaluations that miss its series.
+    let gapTolerance: Int64
 
-    init(store: WindowStore, paths: [String], logger: Logger, onReload: @escaping @Sendable () -> Void) throws {
+    init(
+        store: WindowStore, paths: [String], logger: Logger, gapTolerance: Int64 = 0,
+        onReload: @escaping @Sendable () -> Void
+    ) throws {
         self.onReload = onReload
+        self.gapTolerance = gapTolerance
         self.store = store
         self.paths = paths
         self.logger = logger
@@ -65,7 +71,7 @@ actor RuleEngine {
                 continue
             }
             let start = ContinuousClock.now
-            let errors = state.evaluate(group: gi, at: now, source: store, sink: store)
+            let errors = state.evaluate(group: gi, at: now, source: store, sink: store, gapTolerance: gapTolerance)
             let elapsed = ContinuousClock.now - start
             evaluationSeconds[gi] = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
             lastEvaluation[gi] = now
@@ -74,8 +80,8 @@ actor RuleEngine {
         return skipped
     }
 
-    /// Whether any alert is pending (its `for` needs time to pass, so the engine ticks).
-    var hasPending: Bool { state.alerts.contains { $0.state == .pending } }
+    /// When a `for` or `keep_firing_for` ends next (milliseconds), if any.
+    var nextDue: Int64? { state.nextDue }
 
     /// Evaluates an expression now (the query API).
     func query(_ expr: Expr, at time: Int64) throws -> Value {
@@ -102,16 +108,23 @@ struct RuleEvaluationService: Service {
                 }
             }
             group.addTask {
-                // Time-driven: every group periodically, pending alerts every second.
-                var lastFull = ContinuousClock.now
+                // Time-driven: every group each evaluation_interval, and exactly when a pending
+                // alert's `for` (or a `keep_firing_for`) ends, so `for` is not rounded up.
+                var nextFull = ContinuousClock.now + interval
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(1))
-                    if ContinuousClock.now - lastFull >= interval {
-                        lastFull = ContinuousClock.now
-                        await engine.evaluate(groups: nil, now: WallClock.nowMilliseconds())
-                        store.sweep(now: WallClock.nowMilliseconds())
-                    } else if await engine.hasPending {
-                        await engine.evaluate(groups: nil, now: WallClock.nowMilliseconds())
+                    var wake = nextFull
+                    if let due = await engine.nextDue {
+                        let wait = Duration.milliseconds(max(0, due - WallClock.nowMilliseconds()))
+                        wake = min(wake, ContinuousClock.now + wait)
+                    }
+                    try? await Task.sleep(until: min(wake, ContinuousClock.now + .seconds(1)), clock: .continuous)
+                    let now = WallClock.nowMilliseconds()
+                    if ContinuousClock.now >= nextFull {
+                        nextFull = ContinuousClock.now + interval
+                        await engine.evaluate(groups: nil, now: now)
+                        store.sweep(now: now)
+                    } else if let due = await engine.nextDue, due <= now {
+                        await engine.evaluate(groups: nil, now: now)
                     }
                 }
             }

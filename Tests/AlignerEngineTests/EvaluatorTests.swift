@@ -96,3 +96,55 @@ import Testing
         #expect(try eval("histogram_quantile(0.3, latency_bucket)", at: 0, store: s) == ["": 0.1 + 0.4 * 0.5])
     }
 }
+
+/// The alert state machine: `for`, `keep_firing_for`, gap tolerance and resolve hysteresis.
+@Suite struct AlertStateTests {
+    func rule(_ yaml: String) throws -> Rule {
+        let (groups, problems) = RuleFileLoader.parse(yaml: yaml, file: "t.yml")
+        try #require(problems.isEmpty, "\(problems)")
+        return groups[0].rules[0]
+    }
+
+    let sample = [VectorSample(labels: [Label("__name__", "x"), Label("job", "a")], value: 1)]
+
+    @Test func forIsExactAndPendingResets() throws {
+        var s = try AlertingRuleState(rule: rule("groups: [{name: g, rules: [{alert: A, expr: x > 0, for: 10s}]}]"))
+        try s.evaluate(sample, at: 0)
+        try s.evaluate(sample, at: 9_999)
+        #expect(s.firing.isEmpty)
+        try s.evaluate(sample, at: 10_000)
+        #expect(s.firing.map(\.firedAt) == [10_000])
+        // Without gap tolerance a single miss resets a pending alert.
+        var t = try AlertingRuleState(rule: rule("groups: [{name: g, rules: [{alert: A, expr: x > 0, for: 10s}]}]"))
+        try t.evaluate(sample, at: 0)
+        try t.evaluate([], at: 5_000)
+        try t.evaluate(sample, at: 10_000)
+        #expect(t.firing.isEmpty && t.alerts.values.first?.activeAt == 10_000)
+    }
+
+    @Test func gapToleranceKeepsPendingThroughOneMiss() throws {
+        var s = try AlertingRuleState(rule: rule("groups: [{name: g, rules: [{alert: A, expr: x > 0, for: 10s}]}]"))
+        try s.evaluate(sample, at: 0, gapTolerance: 6_000)
+        try s.evaluate([], at: 5_000, gapTolerance: 6_000)
+        try s.evaluate(sample, at: 10_000, gapTolerance: 6_000)
+        #expect(s.firing.count == 1)
+    }
+
+    @Test func keepFiringFor() throws {
+        var s = try AlertingRuleState(rule: rule("groups: [{name: g, rules: [{alert: A, expr: x > 0, keep_firing_for: 30s}]}]"))
+        try s.evaluate(sample, at: 0)
+        try s.evaluate([], at: 10_000)
+        #expect(s.firing.count == 1)
+        try s.evaluate([], at: 40_000)
+        #expect(s.firing.isEmpty && s.alerts.values.first?.resolvedAt == 40_000)
+    }
+
+    @Test func resolveConditionGivesHysteresis() throws {
+        var s = try AlertingRuleState(rule: rule("groups: [{name: g, rules: [{alert: A, expr: x > 90, resolve: x < 70}]}]"))
+        try s.evaluate(sample, at: 0, resolveResult: [])
+        try s.evaluate([], at: 1_000, resolveResult: [])  // 80: neither above 90 nor below 70
+        #expect(s.firing.count == 1)
+        try s.evaluate([], at: 2_000, resolveResult: [VectorSample(labels: [Label("job", "a")], value: 60)])
+        #expect(s.firing.isEmpty)
+    }
+}

@@ -9,6 +9,7 @@ have() { command -v pkg-config >/dev/null && pkg-config --exists "$1"; }
 have snappy || need+=(libsnappy-dev)
 have libprotobuf-c || need+=(libprotobuf-c-dev)
 have libcurl || need+=(libcurl4-openssl-dev)
+have sqlite3 || need+=(libsqlite3-dev)
 if [ "${1:-}" = "--test" ]; then
   { command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
 fi

@@ -17,6 +17,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     struct Selection {
         /// Per group: the selectors its rules read.
         var groupSelectors: [[[LabelMatcher]]] = []
+        /// Kept whatever the rules read: the owner series that lift a pod to its workload.
+        var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner"]
         var retention: Int64 = 300_000
     }
 
@@ -93,9 +95,9 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             let key = labels.key
             if let id = s.ids[key] {
                 s.windows[Int(id)]!.groups = groups
-                return groups.isEmpty ? 0 : id
+                return groups.isEmpty && !s.selection.always.contains(labels.value(metricNameLabel)) ? 0 : id
             }
-            guard !groups.isEmpty else { return 0 }
+            guard !groups.isEmpty || s.selection.always.contains(labels.value(metricNameLabel)) else { return 0 }
             return WindowStore.add(&s, labels: labels, groups: groups)
         }
     }

@@ -1,5 +1,6 @@
 import AlignerCore
 import AlignerEngine
+import AlignerEvents
 import AlignerIngest
 import AlignerRules
 import Foundation
@@ -22,6 +23,8 @@ public struct AlignerServer: Sendable {
     /// The samples rules read, and the rules themselves.
     let windows: WindowStore
     let rules: RuleEngine
+    /// Events and their store.
+    let events: EventManager
 
     /// Creates the server's parts and loads the rules (every problem at once); nothing runs until `run()`.
     public init(configuration: AlignerConfiguration, logger: Logger) throws {
@@ -34,10 +37,13 @@ public struct AlignerServer: Sendable {
         }
         ingestor = Ingestor(limits: configuration.ingest, observer: windows)
         let table = ingestor.table
-        let gap = configuration.ruleGapTolerance.components
+        func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+        events = try EventManager(
+            store: SQLiteEventStore(directory: configuration.dataDirectory), resolveAfter: ms(configuration.eventResolveAfter),
+            cooldown: ms(configuration.eventCooldown), logger: logger)
         rules = try RuleEngine(
-            store: windows, paths: paths, logger: logger,
-            gapTolerance: gap.seconds * 1000 + gap.attoseconds / 1_000_000_000_000_000, onReload: { table.reselect() })
+            store: windows, paths: paths, logger: logger, gapTolerance: ms(configuration.ruleGapTolerance), events: events,
+            onReload: { table.reselect() })
         registry = PrometheusCollectorRegistry()
         metrics = IngestMetrics(registry: registry)
     }
@@ -78,6 +84,7 @@ public struct AlignerServer: Sendable {
         router.get("/api/v1/query") { request, _ in await api.query(request) }
         router.post("/api/v1/query") { request, _ in await api.query(request) }
         router.post("/-/reload") { _, _ in await api.reload() }
+        EventsAPI(events: events, rules: rules, windows: windows).register(on: router)
         let logger = self.logger
         let listen = configuration.listen
         return Application(

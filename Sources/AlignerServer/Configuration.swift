@@ -20,6 +20,12 @@ public struct AlignerConfiguration: Sendable {
     public var ruleEvaluationInterval: Duration = .seconds(15)
     /// A pending alert survives evaluations that miss its series for this long (`rules.gap_tolerance`).
     public var ruleGapTolerance: Duration = .seconds(15)
+    /// Where the events store lives (`events.data_dir`, `ALIGNER_DATA_DIR`).
+    public var dataDirectory = "data"
+    /// An event resolves once all its signals have been resolved this long (`events.resolve_after`).
+    public var eventResolveAfter: Duration = .seconds(60)
+    /// A new signal within this long after close reopens the event (`events.cooldown`).
+    public var eventCooldown: Duration = .seconds(600)
 
     /// The defaults.
     public init() {}
@@ -29,6 +35,7 @@ public struct AlignerConfiguration: Sendable {
         "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
         "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance",
+        "events.data_dir", "events.resolve_after", "events.cooldown",
     ]
 }
 
@@ -127,6 +134,25 @@ extension AlignerConfiguration {
                         problems.append("\(at(k)): unknown key \"ingest.\(name)\" (known: \(keys.filter { $0.hasPrefix("ingest.") }.joined(separator: ", ")))")
                     }
                 }
+            case "events":
+                guard let events = value.mapping else {
+                    problems.append("\(at(value)): events must be a mapping")
+                    continue
+                }
+                for (k, v) in events {
+                    switch k.string ?? "" {
+                    case "data_dir":
+                        if let s = v.string, !s.isEmpty { config.dataDirectory = s } else { problems.append("\(at(v)): events.data_dir must be a path") }
+                    case "resolve_after", "cooldown":
+                        if let s = v.string, let d = parsePrometheusDuration(s) {
+                            if k.string == "cooldown" { config.eventCooldown = d } else { config.eventResolveAfter = d }
+                        } else {
+                            problems.append("\(at(v)): events.\(k.string ?? "") must be a duration such as 1m")
+                        }
+                    default:
+                        problems.append("\(at(k)): unknown key \"events.\(k.string ?? "")\" (known: events.data_dir, events.resolve_after, events.cooldown)")
+                    }
+                }
             case "rules":
                 guard let rules = value.mapping else {
                     problems.append("\(at(value)): rules must be a mapping")
@@ -167,6 +193,7 @@ extension AlignerConfiguration {
         if let v = env["ALIGNER_LISTEN"] {
             if let a = ListenAddress(parsing: v) { listen = a } else { problems.append("ALIGNER_LISTEN must be host:port, got \"\(v)\"") }
         }
+        if let v = env["ALIGNER_DATA_DIR"], !v.isEmpty { dataDirectory = v }
         if let v = env["ALIGNER_LOG_LEVEL"] {
             if let l = Logger.Level(rawValue: v.lowercased()) { logLevel = l } else { problems.append("ALIGNER_LOG_LEVEL: unknown level \"\(v)\"") }
         }

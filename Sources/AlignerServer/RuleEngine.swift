@@ -1,5 +1,6 @@
 import AlignerCore
 import AlignerEngine
+import AlignerEvents
 import AlignerRules
 import Foundation
 import Logging
@@ -17,11 +18,14 @@ actor RuleEngine {
     let onReload: @Sendable () -> Void
     /// `rules.gap_tolerance`: how long a pending alert survives evaluations that miss its series.
     let gapTolerance: Int64
+    /// Where firing alerts with an `event` routing go.
+    let events: EventManager?
 
     init(
-        store: WindowStore, paths: [String], logger: Logger, gapTolerance: Int64 = 0,
+        store: WindowStore, paths: [String], logger: Logger, gapTolerance: Int64 = 0, events: EventManager? = nil,
         onReload: @escaping @Sendable () -> Void
     ) throws {
+        self.events = events
         self.onReload = onReload
         self.gapTolerance = gapTolerance
         self.store = store
@@ -63,7 +67,7 @@ actor RuleEngine {
     /// Evaluates the given groups (all when nil) at `now`, honouring each group's `interval` as a
     /// minimum spacing. Returns the groups skipped because they ran too recently.
     @discardableResult
-    func evaluate(groups: Set<Int>?, now: Int64) -> Set<Int> {
+    func evaluate(groups: Set<Int>?, now: Int64) async -> Set<Int> {
         var skipped: Set<Int> = []
         for gi in state.groups.indices where groups?.contains(gi) ?? true {
             if let interval = state.groups[gi].interval, now - lastEvaluation[gi] < interval {
@@ -77,7 +81,48 @@ actor RuleEngine {
             lastEvaluation[gi] = now
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
+        if let events { await events.sync(firing: signals(), at: now) }
         return skipped
+    }
+
+    /// Firing alerts of rules with an `event` routing, each with its subject: a pod is lifted to
+    /// the workload that owns it through kube-state-metrics' owner series.
+    func signals() -> [SignalInput] {
+        var out: [SignalInput] = []
+        for (gi, g) in state.groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() {
+                guard let spec = r.event, let alerting = state.alerting[gi][ri] else { continue }
+                for a in alerting.firing {
+                    let labels = Dictionary(a.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+                    var subject = Subject(namespace: labels[spec.namespaceLabel] ?? "", kind: spec.kind ?? labels[spec.kindLabel ?? ""] ?? "",
+                                          name: labels[spec.nameLabel] ?? "")
+                    subject = lift(subject)
+                    out.append(SignalInput(rule: r.name, anomalyClass: spec.anomalyClass, severity: spec.severity, subject: subject,
+                                           labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Pod → its owner (ReplicaSet → its Deployment), from kube_pod_owner and kube_replicaset_owner.
+    func lift(_ subject: Subject) -> Subject {
+        guard subject.kind == "Pod" else { return subject }
+        let now = WallClock.nowMilliseconds()
+        func owner(_ metric: String, _ label: String, _ name: String) -> (kind: String, name: String)? {
+            let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher("namespace", .equal, subject.namespace),
+                            LabelMatcher(label, .equal, name)]
+            for s in store.series(matching: matchers, from: now - 300_000, through: now) {
+                let kind = s.labels.value("owner_kind"), ownerName = s.labels.value("owner_name")
+                if !kind.isEmpty && !ownerName.isEmpty && kind != "<none>" { return (kind, ownerName) }
+            }
+            return nil
+        }
+        guard let podOwner = owner("kube_pod_owner", "pod", subject.name) else { return subject }
+        if podOwner.kind == "ReplicaSet", let rsOwner = owner("kube_replicaset_owner", "replicaset", podOwner.name) {
+            return Subject(namespace: subject.namespace, kind: rsOwner.kind, name: rsOwner.name)
+        }
+        return Subject(namespace: subject.namespace, kind: podOwner.kind, name: podOwner.name)
     }
 
     /// When a `for` or `keep_firing_for` ends next (milliseconds), if any.
@@ -119,6 +164,7 @@ struct RuleEvaluationService: Service {
                     }
                     try? await Task.sleep(until: min(wake, ContinuousClock.now + .seconds(1)), clock: .continuous)
                     let now = WallClock.nowMilliseconds()
+                    await engine.events?.resolveQuiet(now: now)
                     if ContinuousClock.now >= nextFull {
                         nextFull = ContinuousClock.now + interval
                         await engine.evaluate(groups: nil, now: now)

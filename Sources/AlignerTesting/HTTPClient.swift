@@ -20,7 +20,7 @@ public enum HTTPClient {
     /// Sends one request; every call is bounded by `timeout`.
     public static func send(
         _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(10), partialOnTimeout: Bool = false
     ) throws -> Response {
         curlGlobalInit
         guard let curl = curl_easy_init() else { throw Failure(description: "curl_easy_init failed") }
@@ -29,7 +29,7 @@ public enum HTTPClient {
         let context = Unmanaged.passUnretained(box).toOpaque()
         aligner_curl_setopt_string(curl, CURLOPT_URL, url)
         aligner_curl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, method)
-        aligner_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000))
+        aligner_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         aligner_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
         aligner_curl_setopt_string(curl, CURLOPT_NOPROXY, "*")
         aligner_curl_setopt_write_function(curl) { data, size, count, context in
@@ -62,7 +62,7 @@ public enum HTTPClient {
             }
             return curl_easy_perform(curl)
         }
-        guard code == CURLE_OK else {
+        guard code == CURLE_OK || (partialOnTimeout && code == CURLE_OPERATION_TIMEDOUT) else {
             throw Failure(description: "\(method) \(url): \(String(cString: curl_easy_strerror(code)))")
         }
         var status = 0
@@ -82,11 +82,13 @@ extension HTTPClient {
     /// `send` on a Dispatch thread, so a test's blocking call never holds a cooperative thread.
     public static func request(
         _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(10), partialOnTimeout: Bool = false
     ) async throws -> Response {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try send(method, url, headers: headers, body: body, timeout: timeout) })
+                continuation.resume(with: Result {
+                    try send(method, url, headers: headers, body: body, timeout: timeout, partialOnTimeout: partialOnTimeout)
+                })
             }
         }
     }

@@ -1,4 +1,5 @@
 import AlignerServer
+import Foundation
 import AlignerTesting
 import Logging
 import ServiceLifecycle
@@ -22,6 +23,7 @@ final class RunningServer: Sendable {
     static func start(_ configure: (inout AlignerConfiguration) -> Void = { _ in }) async throws -> RunningServer {
         var configuration = AlignerConfiguration()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
+        configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-data-\(UUID().uuidString)").path
         configure(&configuration)
         var logger = Logger(label: "aligner-test")
         logger.logLevel = .warning

@@ -1,0 +1,104 @@
+import Foundation
+
+/// The workload an event is about.
+public struct Subject: Codable, Hashable, Sendable, CustomStringConvertible {
+    public var namespace: String
+    public var kind: String
+    public var name: String
+
+    public init(namespace: String, kind: String, name: String) {
+        self.namespace = namespace
+        self.kind = kind
+        self.name = name
+    }
+
+    public var description: String { "\(namespace)/\(kind)/\(name)" }
+}
+
+/// Where an event is in its life.
+public enum EventState: String, Codable, Sendable {
+    case open, acknowledged, resolved, closed
+}
+
+/// One alert instance feeding an event.
+public struct Signal: Codable, Sendable, Equatable {
+    /// The alerting rule's name.
+    public var rule: String
+    public var anomalyClass: String
+    public var severity: String
+    public var labels: [String: String]
+    public var value: Double
+    /// Milliseconds since the epoch: when the alert started firing.
+    public var since: Int64
+    /// `firing` or `resolved`.
+    public var state: String
+    public var resolvedAt: Int64?
+    /// The alert's annotations (summary, description).
+    public var annotations: [String: String]
+}
+
+/// One entry of an event's history.
+public struct TimelineEntry: Codable, Sendable, Equatable {
+    public var at: Int64
+    /// `aligner` for automatic changes, otherwise whoever called the API.
+    public var actor: String
+    public var action: String
+    public var detail: String
+}
+
+/// The unit of work for the Brain: one troubled workload.
+public struct Event: Codable, Sendable, Equatable {
+    public var id: String
+    public var anomalyClass: String
+    public var severity: String
+    public var subject: Subject
+    public var state: EventState
+    public var openedAt: Int64
+    public var updatedAt: Int64
+    public var resolvedAt: Int64?
+    public var closedAt: Int64?
+    public var signals: [Signal]
+    public var timeline: [TimelineEntry]
+    public var summary: String
+    /// The closing summary (goes to the workload's journal).
+    public var outcome: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, anomalyClass = "class", severity, subject, state, openedAt, updatedAt, resolvedAt, closedAt, signals,
+             timeline, summary, outcome
+    }
+
+    /// Severity order: critical > warning > info.
+    static func rank(_ severity: String) -> Int {
+        switch severity {
+        case "critical": 3
+        case "warning": 2
+        default: 1
+        }
+    }
+
+    /// Recomputes class, severity and summary from the signals.
+    mutating func refresh() {
+        if let top = signals.max(by: { Event.rank($0.severity) < Event.rank($1.severity) }) {
+            severity = top.severity
+            if Event.rank(top.severity) > Event.rank(severity) || anomalyClass.isEmpty { anomalyClass = top.anomalyClass }
+        }
+        var parts: [String] = []
+        for s in signals {
+            let text = s.annotations["summary"] ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
+            let line = s.state == "firing" ? text : "\(text) (resolved)"
+            if !parts.contains(line) { parts.append(line) }
+        }
+        summary = "\(subject.name): " + parts.joined(separator: "; ")
+    }
+}
+
+func formatNumber(_ v: Double) -> String {
+    if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+    return String(format: "%.4g", v)
+}
+
+/// A fresh event id: `evt-` and 8 hex digits.
+func newEventID() -> String {
+    "evt-" + String(format: "%08x", UInt32.random(in: .min ... .max))
+}

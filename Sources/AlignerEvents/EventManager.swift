@@ -1,0 +1,240 @@
+import Foundation
+import Logging
+
+/// One firing alert with its event routing, as the rule engine reports it.
+public struct SignalInput: Sendable {
+    public var rule: String
+    public var anomalyClass: String
+    public var severity: String
+    public var subject: Subject
+    public var labels: [String: String]
+    public var annotations: [String: String]
+    public var value: Double
+    public var since: Int64
+
+    public init(rule: String, anomalyClass: String, severity: String, subject: Subject, labels: [String: String],
+                annotations: [String: String], value: Double, since: Int64) {
+        self.rule = rule
+        self.anomalyClass = anomalyClass
+        self.severity = severity
+        self.subject = subject
+        self.labels = labels
+        self.annotations = annotations
+        self.value = value
+        self.since = since
+    }
+
+    var key: String { rule + "\u{0}" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+}
+
+/// Why an API call on an event cannot be done.
+public struct EventError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case notFound, conflict, invalid }
+    public var kind: Kind
+    public var description: String
+}
+
+/// Turns firing alerts into events: one open event per subject, later signals joining it, resolution
+/// after a quiet period, a cooldown after close that reopens instead of opening anew. Every change
+/// is committed to the store before it is announced or answered.
+public actor EventManager {
+    let store: SQLiteEventStore
+    /// How long every signal of an event must stay resolved before the event resolves.
+    let resolveAfter: Int64
+    /// A new signal for a subject within this long after its event closed reopens that event.
+    let cooldown: Int64
+    let logger: Logger
+    var events: [String: Event] = [:]
+    var subscribers: [UUID: AsyncStream<EventChange>.Continuation] = [:]
+    public private(set) var lastSequence: Int64 = 0
+
+    /// Loads every event from the store (a restart picks up where the process stopped).
+    public init(store: SQLiteEventStore, resolveAfter: Int64, cooldown: Int64, logger: Logger) throws {
+        self.store = store
+        self.resolveAfter = resolveAfter
+        self.cooldown = cooldown
+        self.logger = logger
+        let loaded = try store.loadSync()
+        for e in loaded.events { events[e.id] = e }
+        lastSequence = loaded.lastSequence
+    }
+
+    /// The event a new signal for `subject` joins: its open one, or one resolved or closed within the cooldown.
+    func eventFor(_ subject: Subject, now: Int64) -> String? {
+        let candidates = events.values.filter { $0.subject == subject }
+        if let open = candidates.first(where: { $0.state == .open || $0.state == .acknowledged }) { return open.id }
+        return candidates.filter {
+            ($0.state == .resolved) || ($0.state == .closed && ($0.closedAt ?? 0) + cooldown >= now)
+        }.max { $0.updatedAt < $1.updatedAt }?.id
+    }
+
+    /// Brings events in line with the alerts firing now (signals with an `event` routing).
+    public func sync(firing: [SignalInput], at now: Int64) async {
+        var current: Set<String> = []
+        for input in firing {
+            current.insert(input.key)
+            if let id = eventFor(input.subject, now: now), var e = events[id] {
+                var changed: String?
+                if let i = e.signals.firstIndex(where: { SignalInput.key(rule: $0.rule, labels: $0.labels) == input.key }) {
+                    e.signals[i].value = input.value
+                    if e.signals[i].state != "firing" {
+                        e.signals[i].state = "firing"
+                        e.signals[i].resolvedAt = nil
+                        e.signals[i].annotations = input.annotations
+                        changed = "signal"
+                        e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_firing", detail: "\(input.rule) firing again"))
+                    }
+                } else {
+                    e.signals.append(Signal(rule: input.rule, anomalyClass: input.anomalyClass, severity: input.severity, labels: input.labels,
+                                            value: input.value, since: input.since, state: "firing", annotations: input.annotations))
+                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_joined",
+                                                    detail: "\(input.rule) (\(input.anomalyClass)) joined"))
+                    changed = "signal"
+                }
+                if e.state == .resolved || e.state == .closed {
+                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "reopened", detail: "new signal \(input.rule)"))
+                    e.state = .open
+                    e.resolvedAt = nil
+                    e.closedAt = nil
+                    changed = "reopened"
+                }
+                if let changed {
+                    e.updatedAt = now
+                    e.refresh()
+                    await save(e, type: changed, at: now)
+                } else {
+                    e.refresh()
+                    events[id] = e  // live values, not a change worth announcing
+                }
+            } else {
+                var e = Event(id: newEventID(), anomalyClass: input.anomalyClass, severity: input.severity, subject: input.subject,
+                              state: .open, openedAt: now, updatedAt: now, signals: [], timeline: [], summary: "")
+                e.signals.append(Signal(rule: input.rule, anomalyClass: input.anomalyClass, severity: input.severity, labels: input.labels,
+                                        value: input.value, since: input.since, state: "firing", annotations: input.annotations))
+                e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "opened", detail: "\(input.rule) (\(input.anomalyClass))"))
+                e.refresh()
+                await save(e, type: "opened", at: now)
+            }
+        }
+        // Signals no longer firing.
+        for (id, var e) in events where e.state == .open || e.state == .acknowledged {
+            var changed = false
+            for i in e.signals.indices where e.signals[i].state == "firing" && !current.contains(SignalInput.key(rule: e.signals[i].rule, labels: e.signals[i].labels)) {
+                e.signals[i].state = "resolved"
+                e.signals[i].resolvedAt = now
+                e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_resolved", detail: "\(e.signals[i].rule) resolved"))
+                changed = true
+            }
+            if changed {
+                e.updatedAt = now
+                e.refresh()
+                await save(e, type: "signal_resolved", at: now)
+            }
+            _ = id
+        }
+        await resolveQuiet(now: now)
+    }
+
+    /// Resolves events whose signals have all been resolved for `resolveAfter`.
+    public func resolveQuiet(now: Int64) async {
+        for (_, var e) in events where e.state == .open || e.state == .acknowledged {
+            guard !e.signals.isEmpty, e.signals.allSatisfy({ $0.state == "resolved" }),
+                  let last = e.signals.compactMap(\.resolvedAt).max(), now - last >= resolveAfter else { continue }
+            e.state = .resolved
+            e.resolvedAt = now
+            e.updatedAt = now
+            e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "resolved",
+                                            detail: "every signal quiet for \(resolveAfter / 1000)s"))
+            await save(e, type: "resolved", at: now)
+        }
+    }
+
+    func save(_ e: Event, type: String, at: Int64) async {
+        do {
+            let change = try await store.record(e, type: type, at: at)
+            events[e.id] = e
+            lastSequence = change.sequence
+            for (_, c) in subscribers { c.yield(change) }
+        } catch {
+            logger.error("cannot record event change; it will be retried on the next evaluation", metadata: ["event.id": "\(e.id)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: API
+
+    public func list(state: String?, anomalyClass: String?, namespace: String?, subject: String?, since: Int64?) -> [Event] {
+        events.values.filter { e in
+            (state == nil || e.state.rawValue == state) && (anomalyClass == nil || e.anomalyClass == anomalyClass)
+                && (namespace == nil || e.subject.namespace == namespace) && (subject == nil || e.subject.name == subject || e.subject.description == subject)
+                && (since == nil || e.updatedAt >= since!)
+        }.sorted { $0.openedAt > $1.openedAt }
+    }
+
+    public func get(_ id: String) -> Event? { events[id] }
+
+    /// `ack`, `resolve`, `close` (with a summary for the journal) and `notes`, by the Brain or a person.
+    public func act(_ id: String, action: String, actor: String, text: String, now: Int64) async throws -> Event {
+        guard var e = events[id] else { throw EventError(kind: .notFound, description: "no event \(id)") }
+        switch action {
+        case "ack":
+            guard e.state == .open else { throw EventError(kind: .conflict, description: "event \(id) is \(e.state.rawValue); only an open event can be acknowledged") }
+            e.state = .acknowledged
+        case "resolve":
+            guard e.state == .open || e.state == .acknowledged else {
+                throw EventError(kind: .conflict, description: "event \(id) is \(e.state.rawValue); only an open or acknowledged event can be resolved")
+            }
+            e.state = .resolved
+            e.resolvedAt = now
+        case "close":
+            guard e.state != .closed else { throw EventError(kind: .conflict, description: "event \(id) is already closed") }
+            e.state = .closed
+            e.closedAt = now
+            e.outcome = text.isEmpty ? nil : text
+        case "notes":
+            guard !text.isEmpty else { throw EventError(kind: .invalid, description: "a note needs a non-empty \"text\"") }
+        default:
+            throw EventError(kind: .notFound, description: "unknown action \(action)")
+        }
+        let type = ["ack": "acknowledged", "resolve": "resolved", "close": "closed", "notes": "note"][action]!
+        e.timeline.append(TimelineEntry(at: now, actor: actor, action: type, detail: text))
+        e.updatedAt = now
+        let change = try await store.record(e, type: type, at: now)
+        events[e.id] = e
+        lastSequence = change.sequence
+        for (_, c) in subscribers { c.yield(change) }
+        return e
+    }
+
+    /// Closed events of a workload, newest first.
+    public func journal(namespace: String, name: String, limit: Int) -> [Event] {
+        Array(events.values.filter { $0.state == .closed && $0.subject.namespace == namespace && $0.subject.name == name }
+            .sorted { ($0.closedAt ?? 0) > ($1.closedAt ?? 0) }.prefix(limit))
+    }
+
+    /// The open event of a workload, if any.
+    public func openEvent(namespace: String, name: String) -> Event? {
+        events.values.first { ($0.state == .open || $0.state == .acknowledged) && $0.subject.namespace == namespace && $0.subject.name == name }
+    }
+
+    /// Every change after `sequence` (from the store), then live changes as they happen.
+    public func subscribe(after sequence: Int64) async throws -> AsyncStream<EventChange> {
+        let backlog = try await store.changes(after: sequence)
+        let (stream, continuation) = AsyncStream.makeStream(of: EventChange.self, bufferingPolicy: .bufferingNewest(10_000))
+        for c in backlog { continuation.yield(c) }
+        let id = UUID()
+        let last = backlog.last?.sequence ?? sequence
+        // Changes recorded between the backlog read and now are in the store: send them too.
+        for c in try await store.changes(after: last) { continuation.yield(c) }
+        subscribers[id] = continuation
+        continuation.onTermination = { [weak self] _ in Task { await self?.unsubscribe(id) } }
+        return stream
+    }
+
+    func unsubscribe(_ id: UUID) { subscribers[id] = nil }
+}
+
+extension SignalInput {
+    static func key(rule: String, labels: [String: String]) -> String {
+        rule + "\u{0}" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+}

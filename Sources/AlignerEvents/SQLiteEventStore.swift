@@ -1,0 +1,175 @@
+import CAlignerSQLite
+import Dispatch
+import Foundation
+
+/// A change to an event, as the stream announces it (and as `Last-Event-ID` resumes it).
+public struct EventChange: Sendable, Codable {
+    /// The stream's sequence number (monotonic across restarts).
+    public var sequence: Int64
+    public var eventID: String
+    /// `opened`, `signal`, `acknowledged`, `resolved`, `reopened`, `closed`, `note`, ...
+    public var type: String
+    public var at: Int64
+    /// The event after the change.
+    public var event: Event
+}
+
+public struct EventStoreError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+/// The events store: SQLite in WAL mode, every change committed (synchronous=FULL) before the
+/// caller goes on. Calls run on one dedicated thread, never on the cooperative pool.
+public final class SQLiteEventStore: @unchecked Sendable {
+    let queue = DispatchQueue(label: "aligner.events.sqlite")
+    var db: OpaquePointer?
+
+    /// Opens (creating if needed) `directory/events.db`.
+    public init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/events.db"
+        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil) == SQLITE_OK else {
+            throw EventStoreError(description: "cannot open events store \(path): \(String(cString: sqlite3_errmsg(db)))")
+        }
+        try exec("""
+            PRAGMA journal_mode=WAL;
+            PRAGMA synchronous=FULL;
+            CREATE TABLE IF NOT EXISTS events (
+                id TEXT PRIMARY KEY, namespace TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+                state TEXT NOT NULL, class TEXT NOT NULL, opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                closed_at INTEGER, body TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS events_subject ON events(namespace, name, state);
+            CREATE TABLE IF NOT EXISTS changes (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, type TEXT NOT NULL,
+                at INTEGER NOT NULL, body TEXT NOT NULL);
+            """)
+    }
+
+    deinit { sqlite3_close(db) }
+
+    func exec(_ sql: String) throws {
+        var error: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(db, sql, nil, nil, &error) != SQLITE_OK {
+            let message = error.map { String(cString: $0) } ?? "unknown"
+            sqlite3_free(error)
+            throw EventStoreError(description: "events store: \(message)")
+        }
+    }
+
+    /// Runs `body` on the store's thread.
+    func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    /// Saves the event and appends the change in one transaction; returns the change's sequence number.
+    public func record(_ event: Event, type: String, at: Int64) async throws -> EventChange {
+        try await onQueue { [self] in
+            let body = String(decoding: try SQLiteEventStore.encoder.encode(event), as: UTF8.self)
+            try exec("BEGIN IMMEDIATE")
+            do {
+                try run("""
+                    INSERT INTO events (id, namespace, kind, name, state, class, opened_at, updated_at, closed_at, body)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                    ON CONFLICT(id) DO UPDATE SET state=?5, class=?6, updated_at=?8, closed_at=?9, body=?10
+                    """, [.text(event.id), .text(event.subject.namespace), .text(event.subject.kind), .text(event.subject.name),
+                          .text(event.state.rawValue), .text(event.anomalyClass), .int(event.openedAt), .int(event.updatedAt),
+                          event.closedAt.map { .int($0) } ?? .null, .text(body)])
+                var change = EventChange(sequence: 0, eventID: event.id, type: type, at: at, event: event)
+                try run("INSERT INTO changes (event_id, type, at, body) VALUES (?1, ?2, ?3, ?4)",
+                        [.text(event.id), .text(type), .int(at), .text(body)])
+                change.sequence = sqlite3_last_insert_rowid(db)
+                try exec("COMMIT")
+                return change
+            } catch {
+                try? exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Every event, newest first (the manager filters).
+    public func allEvents() async throws -> [Event] {
+        try await onQueue { [self] in
+            try query("SELECT body FROM events ORDER BY opened_at DESC", []).map {
+                try JSONDecoder().decode(Event.self, from: Data($0[0].utf8))
+            }
+        }
+    }
+
+    /// Every event and the newest sequence number, read synchronously (at start-up only).
+    public func loadSync() throws -> (events: [Event], lastSequence: Int64) {
+        try queue.sync {
+            let events = try query("SELECT body FROM events ORDER BY opened_at DESC", []).map {
+                try JSONDecoder().decode(Event.self, from: Data($0[0].utf8))
+            }
+            let last = try query("SELECT MAX(seq) FROM changes", []).first.flatMap { Int64($0[0]) } ?? 0
+            return (events, last)
+        }
+    }
+
+    /// The newest change's sequence number, if any.
+    public func lastSequence() async throws -> Int64? {
+        try await onQueue { [self] in
+            try query("SELECT MAX(seq) FROM changes", []).first.flatMap { Int64($0[0]) }
+        }
+    }
+
+    /// Changes after `sequence`, in order.
+    public func changes(after sequence: Int64, limit: Int = 10_000) async throws -> [EventChange] {
+        try await onQueue { [self] in
+            try query("SELECT seq, event_id, type, at, body FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                      [.int(sequence), .int(Int64(limit))]).map { row in
+                EventChange(sequence: Int64(row[0])!, eventID: row[1], type: row[2], at: Int64(row[3])!,
+                            event: try JSONDecoder().decode(Event.self, from: Data(row[4].utf8)))
+            }
+        }
+    }
+
+    enum Value { case text(String), int(Int64), null }
+
+    func prepare(_ sql: String, _ values: [Value]) throws -> OpaquePointer {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw EventStoreError(description: "events store: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        for (i, v) in values.enumerated() {
+            switch v {
+            case .text(let s): sqlite3_bind_text(statement, Int32(i + 1), s, -1, aligner_sqlite_transient())
+            case .int(let n): sqlite3_bind_int64(statement, Int32(i + 1), n)
+            case .null: sqlite3_bind_null(statement, Int32(i + 1))
+            }
+        }
+        return statement
+    }
+
+    func run(_ sql: String, _ values: [Value]) throws {
+        let statement = try prepare(sql, values)
+        defer { sqlite3_finalize(statement) }
+        guard sqlite3_step(statement) == SQLITE_DONE else {
+            throw EventStoreError(description: "events store: \(String(cString: sqlite3_errmsg(db)))")
+        }
+    }
+
+    func query(_ sql: String, _ values: [Value]) throws -> [[String]] {
+        let statement = try prepare(sql, values)
+        defer { sqlite3_finalize(statement) }
+        var rows: [[String]] = []
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw EventStoreError(description: "events store: \(String(cString: sqlite3_errmsg(db)))") }
+            rows.append((0..<sqlite3_column_count(statement)).map { c in
+                sqlite3_column_text(statement, c).map { String(cString: $0) } ?? ""
+            })
+        }
+        return rows
+    }
+}

@@ -1,0 +1,165 @@
+import AlignerCore
+import AlignerEngine
+import AlignerEvents
+import AlignerRules
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `{"status": "success", "data": ...}`, Prometheus' envelope.
+struct Envelope<D: Encodable>: Encodable {
+    var status = "success"
+    var data: D
+}
+
+/// The events API the Brain works through (JSON), and the server-sent event stream.
+struct EventsAPI: Sendable {
+    let events: EventManager
+    let rules: RuleEngine
+    let windows: WindowStore
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? EventsAPI.encoder.encode(Envelope(data: value))) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let body = (try? JSONSerialization.data(withJSONObject: ["status": "error", "error": message], options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/api/v1/events") { request, _ in await list(request) }
+        router.get("/api/v1/events/stream") { request, _ in try await stream(request) }
+        router.get("/api/v1/events/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let e = await events.get(id) else { return error(.notFound, "no event \(id)") }
+            return json(e)
+        }
+        router.post("/api/v1/events/:id/:action") { request, context in
+            await act(request, id: context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
+        }
+        router.get("/api/v1/subjects/:namespace/:name") { _, context in
+            await subject(namespace: context.parameters.get("namespace") ?? "", name: context.parameters.get("name") ?? "")
+        }
+        router.get("/api/v1/subjects/:namespace/:name/journal") { request, context in
+            let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 50
+            let entries = await events.journal(namespace: context.parameters.get("namespace") ?? "",
+                                               name: context.parameters.get("name") ?? "", limit: min(max(limit, 1), 500))
+            return json(entries)
+        }
+    }
+
+    func list(_ request: Request) async -> Response {
+        let q = request.uri.queryParameters
+        var since: Int64?
+        if let s = q.get("since") {
+            if let seconds = Double(s) { since = Int64(seconds * 1000) } else if let d = ISO8601DateFormatter().date(from: s) {
+                since = Int64(d.timeIntervalSince1970 * 1000)
+            } else {
+                return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds or RFC 3339")
+            }
+        }
+        if let state = q.get("state"), EventState(rawValue: String(state)) == nil {
+            return error(.badRequest, "invalid state \"\(state)\": want open, acknowledged, resolved or closed")
+        }
+        func parameter(_ name: String) -> String? { q.get(name).map { String($0) } }
+        let state: String? = parameter("state"), anomalyClass: String? = parameter("class")
+        let namespace: String? = parameter("namespace"), subject: String? = parameter("subject")
+        let list = await events.list(state: state, anomalyClass: anomalyClass, namespace: namespace, subject: subject, since: since)
+        return json(list)
+    }
+
+    func act(_ request: Request, id: String, action: String) async -> Response {
+        guard ["ack", "resolve", "close", "notes"].contains(action) else { return error(.notFound, "unknown action \"\(action)\" (ack, resolve, close, notes)") }
+        let req = request
+        var actor = "api"
+        var text = ""
+        if let body = try? await req.body.collect(upTo: 1 << 20), body.readableBytes > 0 {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+                return error(.badRequest, "request body must be a JSON object such as {\"actor\": \"brain\", \"text\": \"...\"}")
+            }
+            actor = object["actor"] as? String ?? actor
+            text = (object["text"] ?? object["summary"] ?? object["note"]) as? String ?? ""
+        }
+        do {
+            let e = try await events.act(id, action: action, actor: actor, text: text, now: WallClock.nowMilliseconds())
+            return json(e)
+        } catch let e as EventError {
+            switch e.kind {
+            case .notFound: return error(.notFound, e.description)
+            case .conflict: return error(.conflict, e.description)
+            case .invalid: return error(.badRequest, e.description)
+            }
+        } catch {
+            return self.error(.internalServerError, "\(error)")
+        }
+    }
+
+    /// Everything Aligner knows now about a workload: its open event, its alerts by state, and the
+    /// current values of the series the rules keep for it.
+    func subject(namespace: String, name: String) async -> Response {
+        struct SeriesValue: Encodable { var labels: [String: String]; var value: Double?; var timestamp: Int64 }
+        struct AlertView: Encodable { var rule: String; var state: String; var labels: [String: String]; var value: Double; var activeAt: Int64 }
+        struct View: Encodable {
+            var namespace: String
+            var name: String
+            var healthy: Bool
+            var openEvent: Event?
+            var alerts: [AlertView]
+            var series: [SeriesValue]
+        }
+        let open = await events.openEvent(namespace: namespace, name: name)
+        let now = WallClock.nowMilliseconds()
+        let belongs: (Labels) -> Bool = { l in
+            l.value("namespace") == namespace
+                && l.contains { $0.name != "namespace" && ($0.value == name || ($0.name == "pod" && $0.value.hasPrefix(name + "-"))) }
+        }
+        let state = await rules.state
+        var alerts: [AlertView] = []
+        for a in state.alerts where a.state != .inactive && belongs(a.labels) {
+            alerts.append(AlertView(rule: a.labels.value("alertname"), state: a.state.rawValue,
+                                    labels: Dictionary(a.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }),
+                                    value: a.value, activeAt: a.activeAt))
+        }
+        let series = windows.series(matching: [LabelMatcher("namespace", .equal, namespace)], from: now - 300_000, through: now)
+            .filter { belongs($0.labels) }
+            .compactMap { s -> SeriesValue? in
+                guard let t = s.timestamps.last, let v = s.values.last else { return nil }
+                let stale = SampleValue.isStale(bits: v.bitPattern)
+                return SeriesValue(labels: Dictionary(s.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }),
+                                   value: stale || v.isNaN ? nil : v, timestamp: t)
+            }
+        return json(View(namespace: namespace, name: name, healthy: alerts.allSatisfy { $0.state != "firing" } && open == nil,
+                         openEvent: open, alerts: alerts.sorted { $0.rule < $1.rule }, series: series))
+    }
+
+    /// `GET /api/v1/events/stream`: every change as a server-sent event, `id:` being the change's
+    /// sequence number; `Last-Event-ID` (or `?after=`) resumes after it, across restarts.
+    func stream(_ request: Request) async throws -> Response {
+        let after = request.uri.queryParameters.get("after").map { String($0) }
+        let header: String? = request.headers[HTTPField.Name("Last-Event-ID")!] ?? after
+        var resumeAfter: Int64 = 0
+        if let header {
+            guard let n = Int64(header) else { return error(.badRequest, "invalid Last-Event-ID \"\(header)\": want a sequence number") }
+            resumeAfter = n
+        }
+        let changes = try await events.subscribe(after: resumeAfter)
+        let body = ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
+            for await change in changes {
+                let data = String(decoding: try EventsAPI.encoder.encode(change), as: UTF8.self)
+                try await writer.write(ByteBuffer(string: "id: \(change.sequence)\nevent: \(change.type)\ndata: \(data)\n\n"))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}

@@ -1,0 +1,128 @@
+import AlignerCore
+import AlignerIngest
+import AlignerServer
+import AlignerTesting
+import Foundation
+import Testing
+
+/// The reference incident, played as remote-write traffic into a real server: a rollout of
+/// shop/darwin-store sticks at 4/5 ready, new pods crash-loop, 5xx bursts to 100%, CPU at 62.5% of
+/// the limit; an unrelated workload rolls out healthily at the same time.
+@Suite(.serialized) struct IncidentTests {
+    /// The pack's classes with `for: 0`, so the test runs in seconds.
+    static let rules = """
+        groups:
+          - name: incident
+            rules:
+              - alert: DeploymentReplicasMismatch
+                expr: (kube_deployment_spec_replicas - on(namespace, deployment) kube_deployment_status_replicas_ready) > 0
+                event: {class: replica_mismatch, severity: critical, subject: {namespace: namespace, kind: Deployment, name: deployment}}
+                annotations: {summary: "{{ $labels.deployment }}: {{ $value }} replicas missing"}
+              - alert: PodCrashLooping
+                expr: kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"} == 1
+                event: {class: crash_loop, severity: critical, subject: {namespace: namespace, kind: Pod, name: pod}}
+              - alert: ServiceErrorRateHigh
+                expr: errors_ratio{service!=""} > 0.05
+                event: {class: error_rate_spike, severity: critical, subject: {namespace: namespace, kind: Deployment, name: service}}
+                annotations: {summary: "5xx ratio {{ $value | humanizePercentage }}"}
+              - alert: ContainerCPUNearLimit
+                expr: cpu_ratio > 0.6
+                event: {class: cpu_burst, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+                annotations: {summary: "CPU {{ $value | humanizePercentage }} of limit"}
+        """
+
+    func series(broken: Bool, t: Int64) -> TestRequest {
+        let ns = ("namespace", "shop")
+        var s: [TestSeries] = [
+            TestSeries("kube_deployment_spec_replicas", [ns, ("deployment", "darwin-store")], samples: [(t, 5)]),
+            TestSeries("kube_deployment_status_replicas_ready", [ns, ("deployment", "darwin-store")], samples: [(t, broken ? 4 : 5)]),
+            TestSeries("kube_deployment_spec_replicas", [ns, ("deployment", "cart")], samples: [(t, 3)]),
+            TestSeries("kube_deployment_status_replicas_ready", [ns, ("deployment", "cart")], samples: [(t, 3)]),
+            TestSeries("kube_pod_owner", [ns, ("pod", "darwin-store-7d9f-x1"), ("owner_kind", "ReplicaSet"), ("owner_name", "darwin-store-7d9f")], samples: [(t, 1)]),
+            TestSeries("kube_replicaset_owner", [ns, ("replicaset", "darwin-store-7d9f"), ("owner_kind", "Deployment"), ("owner_name", "darwin-store")], samples: [(t, 1)]),
+            TestSeries("kube_pod_container_status_waiting_reason", [ns, ("pod", "darwin-store-7d9f-x1"), ("container", "app"), ("reason", "CrashLoopBackOff")], samples: [(t, broken ? 1 : 0)]),
+            TestSeries("errors_ratio", [ns, ("service", "darwin-store")], samples: [(t, broken ? 1 : 0)]),
+            TestSeries("cpu_ratio", [ns, ("pod", "darwin-store-7d9f-x1"), ("container", "app")], samples: [(t, broken ? 0.625 : 0.1)]),
+        ]
+        s.append(TestSeries("errors_ratio", [ns, ("service", "cart")], samples: [(t, 0)]))
+        return TestRequest(series: s)
+    }
+
+    func poll(_ s: RunningServer, _ path: String, until: (String) -> Bool) async throws -> String {
+        var body = ""
+        for _ in 0..<200 {
+            body = try await HTTPClient.request("GET", s.base + path).text
+            if until(body) { return body }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        return body
+    }
+
+    @Test func oneEventForTheWorkloadFromOpenToJournal() async throws {
+        let path = try StreamingRulesTests.ruleFile(IncidentTests.rules)
+        let s = try await RunningServer.start {
+            $0.rulePaths = [path]
+            $0.rulePathsAreDefault = false
+            $0.eventResolveAfter = .seconds(1)
+        }
+        defer { Task { await s.stop() } }
+        // A stream consumer that reads the opening, disconnects, and resumes later.
+        let body = Snappy.compress(ProtobufC.encodeV1(series(broken: true, t: WallClock.nowMilliseconds())))
+        #expect(try await s.write(body, headers: v1Headers).status == 204)
+        let listed = try await poll(s, "/api/v1/events?state=open") { $0.contains("cpu_burst") && $0.contains("error_rate_spike") && $0.contains("crash_loop") }
+        let data = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])
+        let events = try #require(data["data"] as? [[String: Any]])
+        #expect(events.count == 1)
+        let event = events[0]
+        let id = try #require(event["id"] as? String)
+        #expect(id.hasPrefix("evt-") && id.count == 12)
+        #expect((event["subject"] as? [String: String]) == ["namespace": "shop", "kind": "Deployment", "name": "darwin-store"])
+        #expect(event["severity"] as? String == "critical")
+        let classes = Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["anomalyClass"] as? String })
+        #expect(classes == ["replica_mismatch", "crash_loop", "error_rate_spike", "cpu_burst"])
+        let summary = event["summary"] as? String ?? ""
+        #expect(summary.contains("darwin-store: 1 replicas missing") && summary.contains("5xx ratio 100%") && summary.contains("CPU 62.5% of limit"), "\(summary)")
+        let firstStream = try await HTTPClient.request("GET", s.base + "/api/v1/events/stream", timeout: .milliseconds(500), partialOnTimeout: true).text
+        let firstIDs = firstStream.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4)) }
+        #expect(!firstIDs.isEmpty)
+
+        // The Brain's live check shows the workload unhealthy, then recovery.
+        let unhealthy = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/shop/darwin-store").text
+        #expect(unhealthy.contains("\"healthy\":false"))
+        #expect(try await HTTPClient.request("POST", s.base + "/api/v1/events/\(id)/ack", body: Array(#"{"actor":"brain"}"#.utf8)).status == 200)
+        #expect(try await HTTPClient.request("POST", s.base + "/api/v1/events/\(id)/notes",
+                                             body: Array(#"{"actor":"brain","text":"missing DATABASE_URL in the new release"}"#.utf8)).status == 200)
+        let fixed = Snappy.compress(ProtobufC.encodeV1(series(broken: false, t: WallClock.nowMilliseconds())))
+        #expect(try await s.write(fixed, headers: v1Headers).status == 204)
+        func eventState(_ text: String) -> String? {
+            ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])
+                .flatMap { $0["data"] as? [String: Any] }?["state"] as? String
+        }
+        let resolved = try await poll(s, "/api/v1/events/\(id)") { eventState($0) == "resolved" }
+        #expect(eventState(resolved) == "resolved")
+        let healthy = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/shop/darwin-store").text
+        #expect(healthy.contains("\"healthy\":true"), "\(healthy)")
+        let closed = try await HTTPClient.request("POST", s.base + "/api/v1/events/\(id)/close",
+                                                  body: Array(#"{"actor":"brain","summary":"rolled back; DATABASE_URL added"}"#.utf8))
+        #expect(closed.status == 200)
+        let journal = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/shop/darwin-store/journal").text
+        #expect(journal.contains("rolled back; DATABASE_URL added") && journal.contains(id))
+        // No event for the healthy workload.
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events?subject=cart").text == #"{"data":[],"status":"success"}"#)
+
+        // The consumer resumes after the last id it saw and gets every later change exactly once.
+        let last = firstIDs.max()!
+        let resumed = try await HTTPClient.request("GET", s.base + "/api/v1/events/stream", headers: ["Last-Event-ID": "\(last)"],
+                                                   timeout: .milliseconds(500), partialOnTimeout: true).text
+        let resumedIDs = resumed.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4)) }
+        let all = try await HTTPClient.request("GET", s.base + "/api/v1/events/stream", timeout: .milliseconds(500), partialOnTimeout: true).text
+        let allIDs = all.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4)) }
+        #expect(firstIDs + resumedIDs == allIDs)
+        #expect(Set(allIDs).count == allIDs.count)
+        #expect(all.contains("event: closed"))
+        // Bad requests.
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events/evt-00000000").status == 404)
+        #expect(try await HTTPClient.request("POST", s.base + "/api/v1/events/\(id)/ack").status == 409)
+        #expect(try await HTTPClient.request("POST", s.base + "/api/v1/events/\(id)/notes", body: Array("not json".utf8)).status == 400)
+    }
+}

@@ -45,8 +45,30 @@ public actor EventManager {
     let cooldown: Int64
     let logger: Logger
     var events: [String: Event] = [:]
-    var subscribers: [UUID: AsyncStream<EventChange>.Continuation] = [:]
+    var subscribers: [UUID: Subscriber] = [:]
     public private(set) var lastSequence: Int64 = 0
+    /// Changes committed but not yet announced because an earlier one is still completing.
+    var unannounced: [Int64: EventChange] = [:]
+    var announced: Int64 = 0
+
+    /// A stream consumer: catches up from the store, then follows live changes, each once, in order.
+    final class Subscriber {
+        let continuation: AsyncStream<EventChange>.Continuation
+        var lastSent: Int64
+        var catchingUp = true
+        var buffer: [EventChange] = []
+
+        init(continuation: AsyncStream<EventChange>.Continuation, after: Int64) {
+            self.continuation = continuation
+            lastSent = after
+        }
+
+        func send(_ change: EventChange) {
+            guard change.sequence > lastSent else { return }
+            continuation.yield(change)
+            lastSent = change.sequence
+        }
+    }
 
     /// Loads every event from the store (a restart picks up where the process stopped).
     public init(store: SQLiteEventStore, resolveAfter: Int64, cooldown: Int64, logger: Logger) throws {
@@ -57,6 +79,7 @@ public actor EventManager {
         let loaded = try store.loadSync()
         for e in loaded.events { events[e.id] = e }
         lastSequence = loaded.lastSequence
+        announced = loaded.lastSequence
     }
 
     /// The event a new signal for `subject` joins: its open one, or one resolved or closed within the cooldown.
@@ -117,7 +140,9 @@ public actor EventManager {
             }
         }
         // Signals no longer firing.
-        for (id, var e) in events where e.state == .open || e.state == .acknowledged {
+        // Re-read each event after every suspension: a note may have changed it meanwhile.
+        for id in Array(events.keys) {
+            guard var e = events[id], e.state == .open || e.state == .acknowledged else { continue }
             var changed = false
             for i in e.signals.indices where e.signals[i].state == "firing" && !current.contains(SignalInput.key(rule: e.signals[i].rule, labels: e.signals[i].labels)) {
                 e.signals[i].state = "resolved"
@@ -130,14 +155,14 @@ public actor EventManager {
                 e.refresh()
                 await save(e, type: "signal_resolved", at: now)
             }
-            _ = id
         }
         await resolveQuiet(now: now)
     }
 
     /// Resolves events whose signals have all been resolved for `resolveAfter`.
     public func resolveQuiet(now: Int64) async {
-        for (_, var e) in events where e.state == .open || e.state == .acknowledged {
+        for id in Array(events.keys) {
+            guard var e = events[id], e.state == .open || e.state == .acknowledged else { continue }
             guard !e.signals.isEmpty, e.signals.allSatisfy({ $0.state == "resolved" }),
                   let last = e.signals.compactMap(\.resolvedAt).max(), now - last >= resolveAfter else { continue }
             e.state = .resolved
@@ -149,14 +174,27 @@ public actor EventManager {
         }
     }
 
+    /// Records a change. The in-memory event is updated before the first suspension, so concurrent
+    /// changes (the actor is re-entrant) never overwrite each other; the store's serial queue
+    /// commits them in that same order.
     func save(_ e: Event, type: String, at: Int64) async {
+        events[e.id] = e
         do {
-            let change = try await store.record(e, type: type, at: at)
-            events[e.id] = e
-            lastSequence = change.sequence
-            for (_, c) in subscribers { c.yield(change) }
+            announce(try await store.record(e, type: type, at: at))
         } catch {
-            logger.error("cannot record event change; it will be retried on the next evaluation", metadata: ["event.id": "\(e.id)", "error": "\(error)"])
+            logger.error("cannot record event change; the next change of the event records it", metadata: ["event.id": "\(e.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Announces committed changes in sequence order, whatever order their tasks resume in.
+    func announce(_ change: EventChange) {
+        lastSequence = max(lastSequence, change.sequence)
+        unannounced[change.sequence] = change
+        while let next = unannounced.removeValue(forKey: announced + 1) {
+            announced = next.sequence
+            for (_, s) in subscribers {
+                if s.catchingUp { s.buffer.append(next) } else { s.send(next) }
+            }
         }
     }
 
@@ -198,10 +236,8 @@ public actor EventManager {
         let type = ["ack": "acknowledged", "resolve": "resolved", "close": "closed", "notes": "note"][action]!
         e.timeline.append(TimelineEntry(at: now, actor: actor, action: type, detail: text))
         e.updatedAt = now
-        let change = try await store.record(e, type: type, at: now)
-        events[e.id] = e
-        lastSequence = change.sequence
-        for (_, c) in subscribers { c.yield(change) }
+        events[e.id] = e  // before suspending: see save(_:type:at:)
+        announce(try await store.record(e, type: type, at: now))
         return e
     }
 
@@ -216,17 +252,29 @@ public actor EventManager {
         events.values.first { ($0.state == .open || $0.state == .acknowledged) && $0.subject.namespace == namespace && $0.subject.name == name }
     }
 
-    /// Every change after `sequence` (from the store), then live changes as they happen.
+    /// Every change after `sequence` (from the store), then live changes as they happen: each once,
+    /// in order, with nothing missed between the two.
     public func subscribe(after sequence: Int64) async throws -> AsyncStream<EventChange> {
-        let backlog = try await store.changes(after: sequence)
-        let (stream, continuation) = AsyncStream.makeStream(of: EventChange.self, bufferingPolicy: .bufferingNewest(10_000))
-        for c in backlog { continuation.yield(c) }
+        let (stream, continuation) = AsyncStream.makeStream(of: EventChange.self, bufferingPolicy: .bufferingNewest(100_000))
+        let subscriber = Subscriber(continuation: continuation, after: sequence)
         let id = UUID()
-        let last = backlog.last?.sequence ?? sequence
-        // Changes recorded between the backlog read and now are in the store: send them too.
-        for c in try await store.changes(after: last) { continuation.yield(c) }
-        subscribers[id] = continuation
+        subscribers[id] = subscriber  // live changes are buffered while the backlog is read
         continuation.onTermination = { [weak self] _ in Task { await self?.unsubscribe(id) } }
+        do {
+            var cursor = sequence
+            while true {
+                let page = try await store.changes(after: cursor, limit: 10_000)
+                for c in page { subscriber.send(c) }
+                guard let last = page.last, page.count == 10_000 else { break }
+                cursor = last.sequence
+            }
+        } catch {
+            subscribers[id] = nil
+            throw error
+        }
+        for c in subscriber.buffer { subscriber.send(c) }
+        subscriber.buffer.removeAll()
+        subscriber.catchingUp = false
         return stream
     }
 

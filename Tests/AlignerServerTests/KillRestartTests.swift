@@ -1,0 +1,96 @@
+import AlignerCore
+import AlignerIngest
+import AlignerTesting
+import Foundation
+import Testing
+
+/// A real Aligner process killed with SIGKILL under load loses no acknowledged event change.
+@Suite(.serialized) struct KillRestartTests {
+    static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../.build/debug/aligner").standardized.path
+
+    func start(config: String, port: Int) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: KillRestartTests.binary)
+        p.arguments = ["serve", "--config", config, "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        return p
+    }
+
+    func waitReady(_ base: String) async throws {
+        for _ in 0..<200 {
+            if (try? await HTTPClient.request("GET", base + "/-/ready", timeout: .seconds(1)))?.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw HTTPClient.Failure(description: "aligner did not become ready")
+    }
+
+    @Test(.timeLimit(.minutes(2))) func sigkillLosesNoAcknowledgedChange() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: KillRestartTests.binary),
+                     "build the aligner binary first (scripts/test.sh runs swift build --build-tests)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-kill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try """
+            groups:
+              - name: kill
+                rules:
+                  - alert: Broken
+                    expr: broken == 1
+                    event: {class: crash_loop, severity: critical, subject: {namespace: namespace, kind: Deployment, name: deployment}}
+            """.write(to: dir.appendingPathComponent("rules.yml"), atomically: true, encoding: .utf8)
+        try """
+            rules:
+              paths: [\(dir.path)/rules.yml]
+            events:
+              data_dir: \(dir.path)/data
+              resolve_after: 0s
+            """.write(to: dir.appendingPathComponent("aligner.yml"), atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("aligner.yml").path
+        let port = try freeLoopbackPort()
+        let base = "http://127.0.0.1:\(port)"
+        var process = try start(config: config, port: port)
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        try await waitReady(base)
+
+        // Load: 20 workloads flipping between broken and healthy, and notes on their events.
+        var acknowledgedNotes: [String: [String]] = [:]  // event id -> notes answered 200
+        let deadline = ContinuousClock.now + .seconds(3)
+        var round = 0
+        while ContinuousClock.now < deadline {
+            round += 1
+            let t = WallClock.nowMilliseconds()
+            let series = (0..<20).map { i in
+                TestSeries("broken", [("namespace", "shop"), ("deployment", "w\(i)")], samples: [(t, (round + i) % 3 == 0 ? 0 : 1)])
+            }
+            _ = try await HTTPClient.request("POST", base + "/api/v1/write", headers: v1Headers,
+                                             body: Snappy.compress(ProtobufC.encodeV1(TestRequest(series: series))))
+            let list = try await HTTPClient.request("GET", base + "/api/v1/events?state=open").text
+            let ids = (try? JSONSerialization.jsonObject(with: Data(list.utf8)) as? [String: Any])?["data"] as? [[String: Any]] ?? []
+            for e in ids.prefix(3) {
+                guard let id = e["id"] as? String else { continue }
+                let note = "note-\(round)-\(id)"
+                let r = try await HTTPClient.request("POST", base + "/api/v1/events/\(id)/notes",
+                                                     body: Array("{\"actor\":\"test\",\"text\":\"\(note)\"}".utf8))
+                if r.status == 200 { acknowledgedNotes[id, default: []].append(note) }
+            }
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(!acknowledgedNotes.isEmpty)
+
+        process = try start(config: config, port: port)
+        try await waitReady(base)
+        for (id, notes) in acknowledgedNotes {
+            let text = try await HTTPClient.request("GET", base + "/api/v1/events/\(id)").text
+            for note in notes { #expect(text.contains(note), "\(id) lost \(note)") }
+        }
+        // The stream resumes from the store: consecutive sequence numbers, each once.
+        let stream = try await HTTPClient.request("GET", base + "/api/v1/events/stream", timeout: .seconds(1), partialOnTimeout: true).text
+        let ids = stream.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4)) }
+        #expect(!ids.isEmpty && ids == Array(1...Int64(ids.count)))
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+    }
+}

@@ -12,7 +12,8 @@ extension Array where Element == Label {
 
     func keeping(_ names: Set<String>) -> Labels { filter { names.contains($0.name) } }
 
-    func droppingMetricName() -> Labels { filter { $0.name != metricNameLabel } }
+    /// The labels without `__name__`.
+    public func droppingMetricName() -> Labels { filter { $0.name != metricNameLabel } }
 
     func setting(_ name: String, _ value: String) -> Labels {
         var l = filter { $0.name != name }

@@ -20,6 +20,31 @@ public enum EventState: String, Codable, Sendable {
     case open, acknowledged, resolved, closed
 }
 
+/// The recent history of a signal's value: downsampled points and the notable moments.
+public struct Evidence: Codable, Sendable, Equatable {
+    public struct Point: Codable, Sendable, Equatable {
+        public var t: Int64
+        public var v: Double
+        public init(t: Int64, v: Double) {
+            self.t = t
+            self.v = v
+        }
+    }
+
+    /// The value over the last minutes, oldest first.
+    public var points: [Point]
+    /// The highest points (the bursts), by time.
+    public var peaks: [Point]
+    /// One line with the numbers and times, for the event's summary.
+    public var text: String
+
+    public init(points: [Point], peaks: [Point], text: String) {
+        self.points = points
+        self.peaks = peaks
+        self.text = text
+    }
+}
+
 /// One alert instance feeding an event.
 public struct Signal: Codable, Sendable, Equatable {
     /// The alerting rule's name.
@@ -35,6 +60,10 @@ public struct Signal: Codable, Sendable, Equatable {
     public var resolvedAt: Int64?
     /// The alert's annotations (summary, description).
     public var annotations: [String: String]
+    /// The recent values behind the signal, with peaks.
+    public var evidence: Evidence?
+    /// Whether an active silence matches the signal (recorded, not announced).
+    public var silenced: Bool?
 }
 
 /// One entry of an event's history.
@@ -85,7 +114,7 @@ public struct Event: Codable, Sendable, Equatable {
         }
         var parts: [String] = []
         for s in signals {
-            let text = s.annotations["summary"] ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
+            let text = s.evidence?.text ?? s.annotations["summary"] ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
             let line = s.state == "firing" ? text : "\(text) (resolved)"
             if !parts.contains(line) { parts.append(line) }
         }

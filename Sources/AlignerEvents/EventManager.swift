@@ -11,9 +11,11 @@ public struct SignalInput: Sendable {
     public var annotations: [String: String]
     public var value: Double
     public var since: Int64
+    public var evidence: Evidence?
 
     public init(rule: String, anomalyClass: String, severity: String, subject: Subject, labels: [String: String],
-                annotations: [String: String], value: Double, since: Int64) {
+                annotations: [String: String], value: Double, since: Int64, evidence: Evidence? = nil) {
+        self.evidence = evidence
         self.rule = rule
         self.anomalyClass = anomalyClass
         self.severity = severity
@@ -100,6 +102,11 @@ public actor EventManager {
                 var changed: String?
                 if let i = e.signals.firstIndex(where: { SignalInput.key(rule: $0.rule, labels: $0.labels) == input.key }) {
                     e.signals[i].value = input.value
+                    if let evidence = input.evidence, evidence != e.signals[i].evidence {
+                        // New peaks are worth recording; a moving value alone is not.
+                        if evidence.peaks != e.signals[i].evidence?.peaks { changed = changed ?? "evidence" }
+                        e.signals[i].evidence = evidence
+                    }
                     if e.signals[i].state != "firing" {
                         e.signals[i].state = "firing"
                         e.signals[i].resolvedAt = nil
@@ -109,7 +116,8 @@ public actor EventManager {
                     }
                 } else {
                     e.signals.append(Signal(rule: input.rule, anomalyClass: input.anomalyClass, severity: input.severity, labels: input.labels,
-                                            value: input.value, since: input.since, state: "firing", annotations: input.annotations))
+                                            value: input.value, since: input.since, state: "firing", annotations: input.annotations,
+                                            evidence: input.evidence))
                     e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_joined",
                                                     detail: "\(input.rule) (\(input.anomalyClass)) joined"))
                     changed = "signal"
@@ -133,7 +141,8 @@ public actor EventManager {
                 var e = Event(id: newEventID(), anomalyClass: input.anomalyClass, severity: input.severity, subject: input.subject,
                               state: .open, openedAt: now, updatedAt: now, signals: [], timeline: [], summary: "")
                 e.signals.append(Signal(rule: input.rule, anomalyClass: input.anomalyClass, severity: input.severity, labels: input.labels,
-                                        value: input.value, since: input.since, state: "firing", annotations: input.annotations))
+                                        value: input.value, since: input.since, state: "firing", annotations: input.annotations,
+                                        evidence: input.evidence))
                 e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "opened", detail: "\(input.rule) (\(input.anomalyClass))"))
                 e.refresh()
                 await save(e, type: "opened", at: now)

@@ -98,11 +98,54 @@ actor RuleEngine {
                                           name: labels[spec.nameLabel] ?? "")
                     subject = lift(subject)
                     out.append(SignalInput(rule: r.name, anomalyClass: spec.anomalyClass, severity: spec.severity, subject: subject,
-                                           labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt))
+                                           labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt,
+                                           evidence: evidence(rule: r, alert: a)))
                 }
             }
         }
         return out
+    }
+
+    /// Evidence is recomputed at most this often per signal (it evaluates the rule over 5 minutes).
+    static let evidenceRefresh: Int64 = 10_000
+    var evidenceCache: [String: (at: Int64, evidence: Evidence)] = [:]
+
+    /// The rule's value for this alert's series over the last 5 minutes (every 15 s), its peaks,
+    /// and a line such as "5xx ratio 100% at 22:10:50 and 22:11:25".
+    func evidence(rule: Rule, alert: Alert) -> Evidence? {
+        let key = rule.name + "\u{0}\(alert.activeAt)\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
+        let now = WallClock.nowMilliseconds()
+        if let cached = evidenceCache[key], now - cached.at < RuleEngine.evidenceRefresh { return cached.evidence }
+        let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
+        var points: [Evidence.Point] = []
+        for k in stride(from: 20, through: 0, by: -1) {
+            let t = now - Int64(k) * 15_000
+            guard case .vector(let v) = try? Evaluator(source: store, time: t).evaluate(rule.expr) else { continue }
+            if let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target }) {
+                points.append(Evidence.Point(t: t, v: s.value))
+            }
+        }
+        guard let top = points.map(\.v).max() else { return nil }
+        let peaks = points.filter { $0.v >= top - abs(top) * 1e-9 }
+        let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
+        let what: String
+        if let template = rule.annotations["summary"], let t = try? AlertTemplate(template) {
+            let labels = Dictionary(alert.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            what = (try? t.render(labels: labels, value: top)) ?? "\(rule.name) \(top)"
+        } else {
+            what = "\(rule.name) at \(top)"
+        }
+        let timesText = times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times.first ?? ""
+        let e = Evidence(points: points, peaks: Array(peaks.suffix(3)), text: "\(what) at \(timesText)")
+        evidenceCache[key] = (now, e)
+        if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
+        return e
+    }
+
+    /// HH:MM:SS in UTC.
+    static func clock(_ ms: Int64) -> String {
+        let s = (ms / 1000) % 86_400
+        return String(format: "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
     }
 
     /// Pod → its owner (ReplicaSet → its Deployment), from kube_pod_owner and kube_replicaset_owner.

@@ -66,9 +66,13 @@ import Testing
             $0.eventResolveAfter = .seconds(1)
         }
         defer { Task { await s.stop() } }
-        // A stream consumer that reads the opening, disconnects, and resumes later.
-        let body = Snappy.compress(ProtobufC.encodeV1(series(broken: true, t: WallClock.nowMilliseconds())))
-        #expect(try await s.write(body, headers: v1Headers).status == 204)
+        // Bursts: broken 40 s ago, healthy 25 s ago, broken now (the sender's timestamps).
+        let start = WallClock.nowMilliseconds()
+        for (broken, ago) in [(true, Int64(40_000)), (false, 25_000), (true, 0)] {
+            let body = Snappy.compress(ProtobufC.encodeV1(series(broken: broken, t: start - ago)))
+            #expect(try await s.write(body, headers: v1Headers).status == 204)
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let listed = try await poll(s, "/api/v1/events?state=open") { $0.contains("cpu_burst") && $0.contains("error_rate_spike") && $0.contains("crash_loop") }
         let data = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])
         let events = try #require(data["data"] as? [[String: Any]])
@@ -82,6 +86,11 @@ import Testing
         #expect(classes == ["replica_mismatch", "crash_loop", "error_rate_spike", "cpu_burst"])
         let summary = event["summary"] as? String ?? ""
         #expect(summary.contains("darwin-store: 1 replicas missing") && summary.contains("5xx ratio 100%") && summary.contains("CPU 62.5% of limit"), "\(summary)")
+        // The evidence names both bursts.
+        #expect(summary.contains("5xx ratio 100% at ") && summary.contains(" and "), "\(summary)")
+        let errorSignal = ((event["signals"] as? [[String: Any]]) ?? []).first { $0["anomalyClass"] as? String == "error_rate_spike" }
+        let peaks = ((errorSignal?["evidence"] as? [String: Any])?["peaks"] as? [[String: Any]]) ?? []
+        #expect(peaks.count == 2, "\(String(describing: errorSignal))")
         let firstStream = try await HTTPClient.request("GET", s.base + "/api/v1/events/stream", timeout: .milliseconds(500), partialOnTimeout: true).text
         let firstIDs = firstStream.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4)) }
         #expect(!firstIDs.isEmpty)

@@ -91,10 +91,14 @@ public struct Event: Codable, Sendable, Equatable {
     public var summary: String
     /// The closing summary (goes to the workload's journal).
     public var outcome: String?
+    /// Reopened often lately: it waits longer before resolving.
+    public var flapping: Bool?
+    /// Every firing signal is silenced: recorded, not to be announced.
+    public var silenced: Bool?
 
     enum CodingKeys: String, CodingKey {
         case id, anomalyClass = "class", severity, subject, state, openedAt, updatedAt, resolvedAt, closedAt, signals,
-             timeline, summary, outcome
+             timeline, summary, outcome, flapping, silenced
     }
 
     /// Severity order: critical > warning > info.
@@ -130,4 +134,52 @@ func formatNumber(_ v: Double) -> String {
 /// A fresh event id: `evt-` and 8 hex digits.
 func newEventID() -> String {
     "evt-" + String(format: "%08x", UInt32.random(in: .min ... .max))
+}
+
+/// A silence: label matchers and a time window. Matching signals are recorded, not announced.
+public struct Silence: Codable, Sendable, Equatable {
+    public struct Matcher: Codable, Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public var isRegex: Bool
+        public var isEqual: Bool?
+
+        public init(name: String, value: String, isRegex: Bool, isEqual: Bool?) {
+            self.name = name
+            self.value = value
+            self.isRegex = isRegex
+            self.isEqual = isEqual
+        }
+
+        func matches(_ labels: [String: String]) -> Bool {
+            let v = labels[name] ?? ""
+            let hit: Bool
+            if isRegex {
+                hit = (try? Regex("(?:" + value + ")").wholeMatch(in: v)) != nil
+            } else {
+                hit = v == value
+            }
+            return hit == (isEqual ?? true)
+        }
+    }
+
+    public var id: String
+    public var matchers: [Matcher]
+    public var startsAt: Int64
+    public var endsAt: Int64
+    public var createdBy: String
+    public var comment: String
+
+    public init(id: String, matchers: [Matcher], startsAt: Int64, endsAt: Int64, createdBy: String, comment: String) {
+        self.id = id
+        self.matchers = matchers
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.createdBy = createdBy
+        self.comment = comment
+    }
+
+    public func isActive(at now: Int64) -> Bool { startsAt <= now && now < endsAt }
+
+    public func matches(_ labels: [String: String]) -> Bool { matchers.allSatisfy { $0.matches(labels) } }
 }

@@ -29,6 +29,20 @@ public struct SignalInput: Sendable {
     var key: String { rule + "\u{0}" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
 }
 
+/// Noise control: flood consolidation, a cap on open events, flap dampening.
+public struct EventLimits: Sendable {
+    /// More than this many subjects of one namespace opening within `floodWindow` become one flood event.
+    public var floodThreshold = 10
+    public var floodWindow: Int64 = 60_000
+    /// At most this many open events; further signals wait (`events.max_open`).
+    public var maxOpen = 500
+    /// Reopened this many times within `flapWindow`: the event is flapping and resolves 4x slower.
+    public var flapReopenings = 3
+    public var flapWindow: Int64 = 600_000
+
+    public init() {}
+}
+
 /// Why an API call on an event cannot be done.
 public struct EventError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable { case notFound, conflict, invalid }
@@ -45,7 +59,11 @@ public actor EventManager {
     let resolveAfter: Int64
     /// A new signal for a subject within this long after its event closed reopens that event.
     let cooldown: Int64
+    let limits: EventLimits
     let logger: Logger
+    public private(set) var silences: [String: Silence] = [:]
+    /// Signals waiting because `events.max_open` events are open; admitted as events close.
+    public private(set) var waiting: [SignalInput] = []
     var events: [String: Event] = [:]
     var subscribers: [UUID: Subscriber] = [:]
     public private(set) var lastSequence: Int64 = 0
@@ -73,11 +91,13 @@ public actor EventManager {
     }
 
     /// Loads every event from the store (a restart picks up where the process stopped).
-    public init(store: SQLiteEventStore, resolveAfter: Int64, cooldown: Int64, logger: Logger) throws {
+    public init(store: SQLiteEventStore, resolveAfter: Int64, cooldown: Int64, limits: EventLimits = EventLimits(), logger: Logger) throws {
         self.store = store
         self.resolveAfter = resolveAfter
         self.cooldown = cooldown
+        self.limits = limits
         self.logger = logger
+        for s in try store.silencesSync() { silences[s.id] = s }
         let loaded = try store.loadSync()
         for e in loaded.events { events[e.id] = e }
         lastSequence = loaded.lastSequence
@@ -96,9 +116,28 @@ public actor EventManager {
     /// Brings events in line with the alerts firing now (signals with an `event` routing).
     public func sync(firing: [SignalInput], at now: Int64) async {
         var current: Set<String> = []
-        for input in firing {
-            current.insert(input.key)
-            if let id = eventFor(input.subject, now: now), var e = events[id] {
+        var stillWaiting: [SignalInput] = []
+        for var input in firing {
+            defer { current.insert(input.key) }  // after any flood re-routing, which changes the key
+            var target = eventFor(input.subject, now: now)
+            if target == nil {
+                // Flood: many subjects of one namespace opening at once become one event listing them.
+                let recent = events.values.filter {
+                    $0.subject.namespace == input.subject.namespace && $0.anomalyClass != "flood" && now - $0.openedAt <= limits.floodWindow
+                }
+                if recent.count >= limits.floodThreshold {
+                    let floodSubject = Subject(namespace: input.subject.namespace, kind: "Namespace", name: input.subject.namespace)
+                    input.labels["subject"] = input.subject.description
+                    input.subject = floodSubject
+                    input.anomalyClass = "flood"
+                    target = eventFor(floodSubject, now: now)
+                }
+            }
+            if target == nil && openCount >= limits.maxOpen {
+                stillWaiting.append(input)  // kept until an event closes; firing alerts are offered again each evaluation
+                continue
+            }
+            if let id = target, var e = events[id] {
                 var changed: String?
                 if let i = e.signals.firstIndex(where: { SignalInput.key(rule: $0.rule, labels: $0.labels) == input.key }) {
                     e.signals[i].value = input.value
@@ -124,6 +163,8 @@ public actor EventManager {
                 }
                 if e.state == .resolved || e.state == .closed {
                     e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "reopened", detail: "new signal \(input.rule)"))
+                    let reopenings = e.timeline.filter { $0.action == "reopened" && now - $0.at <= limits.flapWindow }.count
+                    if reopenings >= limits.flapReopenings { e.flapping = true }
                     e.state = .open
                     e.resolvedAt = nil
                     e.closedAt = nil
@@ -165,15 +206,31 @@ public actor EventManager {
                 await save(e, type: "signal_resolved", at: now)
             }
         }
+        waiting = stillWaiting
         await resolveQuiet(now: now)
+    }
+
+    var openCount: Int { events.values.filter { $0.state == .open || $0.state == .acknowledged }.count }
+
+    /// Marks signals matched by an active silence; an event whose firing signals are all silenced is silenced.
+    func applySilences(_ e: inout Event, now: Int64) {
+        let active = silences.values.filter { $0.isActive(at: now) }
+        for i in e.signals.indices {
+            let hit = active.contains { $0.matches(e.signals[i].labels) }
+            e.signals[i].silenced = hit ? true : nil
+        }
+        let firing = e.signals.filter { $0.state == "firing" }
+        e.silenced = !firing.isEmpty && firing.allSatisfy { $0.silenced == true } ? true : nil
     }
 
     /// Resolves events whose signals have all been resolved for `resolveAfter`.
     public func resolveQuiet(now: Int64) async {
         for id in Array(events.keys) {
             guard var e = events[id], e.state == .open || e.state == .acknowledged else { continue }
+            // A flapping event waits four times longer before resolving.
+            let quiet = e.flapping == true ? resolveAfter * 4 : resolveAfter
             guard !e.signals.isEmpty, e.signals.allSatisfy({ $0.state == "resolved" }),
-                  let last = e.signals.compactMap(\.resolvedAt).max(), now - last >= resolveAfter else { continue }
+                  let last = e.signals.compactMap(\.resolvedAt).max(), now - last >= quiet else { continue }
             e.state = .resolved
             e.resolvedAt = now
             e.updatedAt = now
@@ -187,6 +244,8 @@ public actor EventManager {
     /// changes (the actor is re-entrant) never overwrite each other; the store's serial queue
     /// commits them in that same order.
     func save(_ e: Event, type: String, at: Int64) async {
+        var e = e
+        applySilences(&e, now: at)
         events[e.id] = e
         do {
             announce(try await store.record(e, type: type, at: at))
@@ -288,6 +347,26 @@ public actor EventManager {
     }
 
     func unsubscribe(_ id: UUID) { subscribers[id] = nil }
+
+    // MARK: Silences
+
+    /// Creates a silence; returns it with its id.
+    public func createSilence(_ silence: Silence) async throws -> Silence {
+        var s = silence
+        s.id = "sil-" + String(format: "%08x", UInt32.random(in: .min ... .max))
+        try await store.save(s)
+        silences[s.id] = s
+        return s
+    }
+
+    /// Expires a silence now.
+    public func expireSilence(_ id: String, now: Int64) async throws -> Silence {
+        guard var s = silences[id] else { throw EventError(kind: .notFound, description: "no silence \(id)") }
+        s.endsAt = min(s.endsAt, now)
+        try await store.save(s)
+        silences[id] = s
+        return s
+    }
 }
 
 extension SignalInput {

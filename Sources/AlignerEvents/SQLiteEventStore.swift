@@ -39,6 +39,8 @@ public final class SQLiteEventStore: @unchecked Sendable {
                 state TEXT NOT NULL, class TEXT NOT NULL, opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
                 closed_at INTEGER, body TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS events_subject ON events(namespace, name, state);
+            CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, body TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS changes (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, type TEXT NOT NULL,
                 at INTEGER NOT NULL, body TEXT NOT NULL);
@@ -113,6 +115,33 @@ public final class SQLiteEventStore: @unchecked Sendable {
             let last = try query("SELECT MAX(seq) FROM changes", []).first.flatMap { Int64($0[0]) } ?? 0
             return (events, last)
         }
+    }
+
+    /// Saves a silence (created or expired).
+    public func save(_ silence: Silence) async throws {
+        try await onQueue { [self] in
+            try run("INSERT INTO silences (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body=?2",
+                    [.text(silence.id), .text(String(decoding: try SQLiteEventStore.encoder.encode(silence), as: UTF8.self))])
+        }
+    }
+
+    /// Every silence, read synchronously (at start-up only).
+    public func silencesSync() throws -> [Silence] {
+        try queue.sync {
+            try query("SELECT body FROM silences", []).map { try JSONDecoder().decode(Silence.self, from: Data($0[0].utf8)) }
+        }
+    }
+
+    /// Saves a named piece of state (the rule engine's alert states).
+    public func saveState(_ key: String, _ body: String) async throws {
+        try await onQueue { [self] in
+            try run("INSERT INTO state (key, body) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET body=?2", [.text(key), .text(body)])
+        }
+    }
+
+    /// A named piece of state, read synchronously (at start-up only).
+    public func stateSync(_ key: String) throws -> String? {
+        try queue.sync { try query("SELECT body FROM state WHERE key = ?1", [.text(key)]).first?[0] }
     }
 
     /// The newest change's sequence number, if any.

@@ -40,7 +40,7 @@ public struct AlignerServer: Sendable {
         func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
         events = try EventManager(
             store: SQLiteEventStore(directory: configuration.dataDirectory), resolveAfter: ms(configuration.eventResolveAfter),
-            cooldown: ms(configuration.eventCooldown), logger: logger)
+            cooldown: ms(configuration.eventCooldown), limits: configuration.eventLimits, logger: logger)
         rules = try RuleEngine(
             store: windows, paths: paths, logger: logger, gapTolerance: ms(configuration.ruleGapTolerance), events: events,
             onReload: { table.reselect() })

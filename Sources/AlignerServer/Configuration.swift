@@ -1,3 +1,4 @@
+import AlignerEvents
 import AlignerIngest
 import Foundation
 import Logging
@@ -26,6 +27,9 @@ public struct AlignerConfiguration: Sendable {
     public var eventResolveAfter: Duration = .seconds(60)
     /// A new signal within this long after close reopens the event (`events.cooldown`).
     public var eventCooldown: Duration = .seconds(600)
+    /// Flood consolidation, the open-event cap and flap dampening (`events.flood_threshold`,
+    /// `events.flood_window`, `events.max_open`).
+    public var eventLimits = EventLimits()
 
     /// The defaults.
     public init() {}
@@ -35,7 +39,8 @@ public struct AlignerConfiguration: Sendable {
         "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
         "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance",
-        "events.data_dir", "events.resolve_after", "events.cooldown",
+        "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
+        "events.flood_window",
     ]
 }
 
@@ -149,8 +154,18 @@ extension AlignerConfiguration {
                         } else {
                             problems.append("\(at(v)): events.\(k.string ?? "") must be a duration such as 1m")
                         }
+                    case "max_open":
+                        integer(v, "events.max_open") { config.eventLimits.maxOpen = $0 }
+                    case "flood_threshold":
+                        integer(v, "events.flood_threshold") { config.eventLimits.floodThreshold = $0 }
+                    case "flood_window":
+                        if let s = v.string, let d = parsePrometheusDuration(s) {
+                            config.eventLimits.floodWindow = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+                        } else {
+                            problems.append("\(at(v)): events.flood_window must be a duration such as 1m")
+                        }
                     default:
-                        problems.append("\(at(k)): unknown key \"events.\(k.string ?? "")\" (known: events.data_dir, events.resolve_after, events.cooldown)")
+                        problems.append("\(at(k)): unknown key \"events.\(k.string ?? "")\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window)")
                     }
                 }
             case "rules":

@@ -46,6 +46,26 @@ struct EventsAPI: Sendable {
         router.post("/api/v1/events/:id/:action") { request, context in
             await act(request, id: context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
         }
+        router.get("/api/v1/silences") { _, _ in
+            let now = WallClock.nowMilliseconds()
+            let all = await events.silences.values.sorted { $0.startsAt > $1.startsAt }
+            struct View: Encodable { var silence: Silence; var state: String }
+            return json(all.map { View(silence: $0, state: $0.isActive(at: now) ? "active" : $0.startsAt > now ? "pending" : "expired") })
+        }
+        router.post("/api/v1/silences") { request, _ in await createSilence(request) }
+        router.delete("/api/v1/silences/:id") { _, context in
+            do {
+                return json(try await events.expireSilence(context.parameters.get("id") ?? "", now: WallClock.nowMilliseconds()))
+            } catch let e as EventError {
+                return error(.notFound, e.description)
+            } catch {
+                return self.error(.internalServerError, "\(error)")
+            }
+        }
+        router.get("/api/v1/events/waiting") { _, _ in
+            struct View: Encodable { var rule: String; var subject: Subject; var since: Int64 }
+            return json(await events.waiting.map { View(rule: $0.rule, subject: $0.subject, since: $0.since) })
+        }
         router.get("/api/v1/subjects/:namespace/:name") { _, context in
             await subject(namespace: context.parameters.get("namespace") ?? "", name: context.parameters.get("name") ?? "")
         }
@@ -54,6 +74,43 @@ struct EventsAPI: Sendable {
             let entries = await events.journal(namespace: context.parameters.get("namespace") ?? "",
                                                name: context.parameters.get("name") ?? "", limit: min(max(limit, 1), 500))
             return json(entries)
+        }
+    }
+
+    /// `POST /api/v1/silences`: `{"matchers": [{"name", "value", "isRegex", "isEqual"}], "startsAt", "endsAt",
+    /// "createdBy", "comment"}` (Alertmanager's shape; times RFC 3339 or Unix seconds; startsAt defaults to now).
+    func createSilence(_ request: Request) async -> Response {
+        guard let body = try? await request.body.collect(upTo: 1 << 20),
+              let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            return error(.badRequest, "request body must be a JSON object with matchers, endsAt, createdBy and comment")
+        }
+        func time(_ key: String) -> Int64? {
+            if let n = object[key] as? Double { return Int64(n * 1000) }
+            if let s = object[key] as? String, let d = ISO8601DateFormatter().date(from: s) { return Int64(d.timeIntervalSince1970 * 1000) }
+            return nil
+        }
+        guard let raw = object["matchers"] as? [[String: Any]], !raw.isEmpty else {
+            return error(.badRequest, "a silence needs at least one matcher {\"name\", \"value\", \"isRegex\"}")
+        }
+        var matchers: [Silence.Matcher] = []
+        for m in raw {
+            guard let name = m["name"] as? String, !name.isEmpty, let value = m["value"] as? String else {
+                return error(.badRequest, "every matcher needs a non-empty \"name\" and a \"value\"")
+            }
+            let isRegex = m["isRegex"] as? Bool ?? false
+            if isRegex, (try? Regex(value)) == nil { return error(.badRequest, "matcher \(name): invalid regular expression \"\(value)\"") }
+            matchers.append(Silence.Matcher(name: name, value: value, isRegex: isRegex, isEqual: m["isEqual"] as? Bool))
+        }
+        let now = WallClock.nowMilliseconds()
+        let startsAt = time("startsAt") ?? now
+        guard let endsAt = time("endsAt") else { return error(.badRequest, "endsAt is required (RFC 3339 or Unix seconds)") }
+        guard endsAt > startsAt else { return error(.badRequest, "endsAt must be after startsAt") }
+        let silence = Silence(id: "", matchers: matchers, startsAt: startsAt, endsAt: endsAt,
+                              createdBy: object["createdBy"] as? String ?? "api", comment: object["comment"] as? String ?? "")
+        do {
+            return json(try await events.createSilence(silence))
+        } catch {
+            return self.error(.internalServerError, "\(error)")
         }
     }
 

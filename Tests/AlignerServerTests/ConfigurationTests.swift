@@ -36,7 +36,7 @@ import Testing
                 "aligner.yml:1:9: listen must be host:port, got \"nowhere\"",
                 "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
                 "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout)",
-                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, events.data_dir, events.resolve_after, events.cooldown)",
+                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window)",
             ])
         } catch {
             Issue.record("unexpected error \(error)")

@@ -1,0 +1,106 @@
+import AlignerEvents
+import Foundation
+import Logging
+import Testing
+
+/// The event lifecycle and noise control over a real SQLite file.
+@Suite struct EventManagerTests {
+    static func manager(directory: String? = nil, resolveAfter: Int64 = 1000, cooldown: Int64 = 60_000,
+                        limits: EventLimits = EventLimits()) throws -> (EventManager, String) {
+        let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("aligner-events-\(UUID().uuidString)").path
+        let store = try SQLiteEventStore(directory: dir)
+        return (try EventManager(store: store, resolveAfter: resolveAfter, cooldown: cooldown, limits: limits, logger: Logger(label: "t")), dir)
+    }
+
+    static func signal(_ rule: String, _ name: String, namespace: String = "shop", cls: String = "crash_loop", severity: String = "warning") -> SignalInput {
+        SignalInput(rule: rule, anomalyClass: cls, severity: severity, subject: Subject(namespace: namespace, kind: "Deployment", name: name),
+                    labels: ["deployment": name, "namespace": namespace, "alertname": rule], annotations: [:], value: 1, since: 0)
+    }
+
+    @Test func oneEventPerSubjectSignalsJoinThenQuietResolves() async throws {
+        let (m, _) = try Self.manager()
+        await m.sync(firing: [Self.signal("A", "web")], at: 1000)
+        await m.sync(firing: [Self.signal("A", "web"), Self.signal("B", "web", cls: "replica_mismatch", severity: "critical")], at: 2000)
+        var list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        #expect(list.count == 1)
+        #expect(list[0].signals.count == 2 && list[0].severity == "critical")
+        await m.sync(firing: [], at: 3000)
+        #expect(await m.get(list[0].id)?.state == .open)  // signals resolved, quiet period not over
+        await m.resolveQuiet(now: 4000)
+        #expect(await m.get(list[0].id)?.state == .resolved)
+        // Closed, then a new signal within the cooldown reopens the same event.
+        _ = try await m.act(list[0].id, action: "close", actor: "brain", text: "fixed", now: 5000)
+        await m.sync(firing: [Self.signal("A", "web")], at: 6000)
+        list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        #expect(list.count == 1 && list[0].state == .open)
+        #expect(list[0].timeline.map(\.action).contains("reopened"))
+    }
+
+    @Test func floodBecomesOneEvent() async throws {
+        var limits = EventLimits()
+        limits.floodThreshold = 2
+        let (m, _) = try Self.manager(limits: limits)
+        await m.sync(firing: (1...5).map { Self.signal("A", "svc\($0)") }, at: 1000)
+        let list = await m.list(state: "open", anomalyClass: nil, namespace: "shop", subject: nil, since: nil)
+        #expect(list.count == 3)
+        let flood = try #require(list.first { $0.anomalyClass == "flood" })
+        #expect(flood.subject == Subject(namespace: "shop", kind: "Namespace", name: "shop"))
+        #expect(Set(flood.signals.compactMap { $0.labels["subject"] }) == ["shop/Deployment/svc3", "shop/Deployment/svc4", "shop/Deployment/svc5"])
+        // Still firing at the next evaluation: nothing resolves, nothing new opens.
+        await m.sync(firing: (1...5).map { Self.signal("A", "svc\($0)") }, at: 2000)
+        #expect(await m.list(state: "open", anomalyClass: nil, namespace: "shop", subject: nil, since: nil).count == 3)
+        #expect(await m.get(flood.id)?.signals.allSatisfy { $0.state == "firing" } == true)
+    }
+
+    @Test func capMakesSignalsWaitNotDrop() async throws {
+        var limits = EventLimits()
+        limits.maxOpen = 1
+        let (m, _) = try Self.manager(limits: limits)
+        await m.sync(firing: [Self.signal("A", "a"), Self.signal("A", "b")], at: 1000)
+        #expect(await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil).count == 1)
+        #expect(await m.waiting.map(\.subject.name) == ["b"])
+        let first = await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil)[0]
+        _ = try await m.act(first.id, action: "close", actor: "brain", text: "", now: 1500)
+        await m.sync(firing: [Self.signal("A", "b")], at: 2000)
+        #expect(await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil).map(\.subject.name) == ["b"])
+        #expect(await m.waiting.isEmpty)
+    }
+
+    @Test func flappingEventsResolveSlower() async throws {
+        let (m, _) = try Self.manager(resolveAfter: 1000)
+        var t: Int64 = 0
+        for _ in 0..<4 {
+            t += 10_000
+            await m.sync(firing: [Self.signal("A", "web")], at: t)
+            await m.sync(firing: [], at: t + 100)
+            await m.resolveQuiet(now: t + 5000)
+        }
+        let e = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)[0]
+        #expect(e.flapping == true)
+        await m.sync(firing: [Self.signal("A", "web")], at: t + 10_000)
+        await m.sync(firing: [], at: t + 10_100)
+        await m.resolveQuiet(now: t + 11_500)
+        #expect(await m.get(e.id)?.state == .open)  // 1.4 s quiet: not enough when flapping (4 s)
+        await m.resolveQuiet(now: t + 14_200)
+        #expect(await m.get(e.id)?.state == .resolved)
+    }
+
+    @Test func silencesMarkSignalsAndSurviveRestart() async throws {
+        let (m, dir) = try Self.manager()
+        let silence = try await m.createSilence(Silence(
+            id: "", matchers: [Silence.Matcher(name: "deployment", value: "we.*", isRegex: true, isEqual: nil)],
+            startsAt: 0, endsAt: 100_000, createdBy: "t", comment: "maintenance"))
+        await m.sync(firing: [Self.signal("A", "web"), Self.signal("A", "api")], at: 1000)
+        let list = await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        #expect(list.first { $0.subject.name == "web" }?.silenced == true)
+        #expect(list.first { $0.subject.name == "api" }?.silenced == nil)
+        let last = await m.lastSequence
+        // A new manager over the same store: events, silences and the stream's sequence come back.
+        let (again, _) = try Self.manager(directory: dir)
+        #expect(await again.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).count == 2)
+        #expect(await again.silences[silence.id]?.comment == "maintenance")
+        #expect(await again.lastSequence == last)
+        _ = try await again.expireSilence(silence.id, now: 2000)
+        #expect(await again.silences[silence.id]?.isActive(at: 2001) == false)
+    }
+}

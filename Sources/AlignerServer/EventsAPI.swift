@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 
 /// `{"status": "success", "data": ...}`, Prometheus' envelope.
 struct Envelope<D: Encodable>: Encodable {
@@ -211,9 +212,25 @@ struct EventsAPI: Sendable {
         let changes = try await events.subscribe(after: resumeAfter)
         let body = ResponseBody { writer in
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
-            for await change in changes {
-                let data = String(decoding: try EventsAPI.encoder.encode(change), as: UTF8.self)
-                try await writer.write(ByteBuffer(string: "id: \(change.sequence)\nevent: \(change.type)\ndata: \(data)\n\n"))
+            // Changes, and a comment every 15 s so a vanished client is noticed; both end on
+            // graceful shutdown, so SIGTERM does not wait for stream consumers.
+            let (lines, output) = AsyncStream.makeStream(of: String.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await change in changes.cancelOnGracefulShutdown() {
+                        let data = String(decoding: try EventsAPI.encoder.encode(change), as: UTF8.self)
+                        output.yield("id: \(change.sequence)\nevent: \(change.type)\ndata: \(data)\n\n")
+                    }
+                    output.finish()
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(15))
+                        output.yield(": keep-alive\n\n")
+                    }
+                }
+                for await line in lines { try await writer.write(ByteBuffer(string: line)) }
+                group.cancelAll()
             }
             try await writer.finish(nil)
         }

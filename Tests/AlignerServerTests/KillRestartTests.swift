@@ -77,7 +77,7 @@ import Testing
             }
         }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         #expect(!acknowledgedNotes.isEmpty)
 
         process = try start(config: config, port: port)
@@ -90,7 +90,14 @@ import Testing
         let stream = try await HTTPClient.request("GET", base + "/api/v1/events/stream", timeout: .seconds(1), partialOnTimeout: true).text
         let ids = stream.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4)) }
         #expect(!ids.isEmpty && ids == Array(1...Int64(ids.count)))
+        // SIGTERM ends the process promptly even with a stream consumer connected.
+        let consumer = Task { try? await HTTPClient.request("GET", base + "/api/v1/events/stream", timeout: .seconds(20), partialOnTimeout: true) }
+        try await Task.sleep(for: .milliseconds(300))
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        let exitDeadline = ContinuousClock.now + .seconds(10)
+        while process.isRunning && ContinuousClock.now < exitDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!process.isRunning, "aligner did not exit within 10 s of SIGTERM")
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        consumer.cancel()
     }
 }

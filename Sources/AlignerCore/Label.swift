@@ -1,5 +1,5 @@
 /// One label of a series: a name and a value, both UTF-8.
-public struct Label: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct Label: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
     /// The label name, for example `__name__` or `namespace`.
     public var name: String
     /// The label value.

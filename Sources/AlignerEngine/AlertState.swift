@@ -2,12 +2,12 @@ import AlignerCore
 import AlignerRules
 
 /// Where an alert instance is in its life, with Prometheus' words.
-public enum AlertState: String, Sendable {
+public enum AlertState: String, Sendable, Codable {
     case inactive, pending, firing
 }
 
 /// One alert instance of an alerting rule.
-public struct Alert: Sendable {
+public struct Alert: Sendable, Codable {
     public var labels: Labels
     public var annotations: [String: String]
     public var state: AlertState
@@ -116,6 +116,11 @@ public struct AlertingRuleState: Sendable {
 
     /// The alerts now firing.
     public var firing: [Alert] { alerts.values.filter { $0.state == .firing } }
+
+    /// Puts back alert states saved before a restart (pending keep their activeAt, firing their firedAt).
+    public mutating func restore(_ saved: [Alert]) {
+        for a in saved where a.state != .inactive { alerts[a.labels.key] = a }
+    }
 }
 
 /// Where recording rules write their results.
@@ -213,6 +218,27 @@ public struct RuleGroupsState: Sendable {
         for (gi, g) in groups.enumerated() {
             for (ri, r) in g.rules.enumerated() where alerting[gi][ri] != nil {
                 if let state = previous[RuleGroupsState.identity(g, r)] { alerting[gi][ri] = state }
+            }
+        }
+    }
+
+    /// Every pending or firing alert, keyed by its rule's identity, for saving across restarts.
+    public var savedAlerts: [String: [Alert]] {
+        var out: [String: [Alert]] = [:]
+        for (gi, g) in groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() {
+                let active = alerting[gi][ri]?.alerts.values.filter { $0.state != .inactive } ?? []
+                if !active.isEmpty { out[RuleGroupsState.identity(g, r)] = Array(active) }
+            }
+        }
+        return out
+    }
+
+    /// Restores what `savedAlerts` returned, for the rules that still exist unchanged.
+    public mutating func restore(_ saved: [String: [Alert]]) {
+        for (gi, g) in groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() where alerting[gi][ri] != nil {
+                if let alerts = saved[RuleGroupsState.identity(g, r)] { alerting[gi][ri]!.restore(alerts) }
             }
         }
     }

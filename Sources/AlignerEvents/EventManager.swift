@@ -54,7 +54,8 @@ public struct EventError: Error, Sendable, CustomStringConvertible {
 /// after a quiet period, a cooldown after close that reopens instead of opening anew. Every change
 /// is committed to the store before it is announced or answered.
 public actor EventManager {
-    let store: SQLiteEventStore
+    /// The store (also keeps the rule engine's alert states).
+    public nonisolated let store: SQLiteEventStore
     /// How long every signal of an event must stay resolved before the event resolves.
     let resolveAfter: Int64
     /// A new signal for a subject within this long after its event closed reopens that event.

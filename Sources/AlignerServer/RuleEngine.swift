@@ -33,6 +33,11 @@ actor RuleEngine {
         self.logger = logger
         let groups = try RuleEngine.load(paths)
         state = try RuleGroupsState(groups: groups)
+        // Pending and firing alerts come back after a restart (`for` keeps counting from activeAt).
+        if let text = try events?.store.stateSync("alerts"),
+           let saved = try? JSONDecoder().decode([String: [Alert]].self, from: Data(text.utf8)) {
+            state.restore(saved)
+        }
         lastEvaluation = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
         store.select(groups)
@@ -81,9 +86,27 @@ actor RuleEngine {
             lastEvaluation[gi] = now
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
+        await saveAlertStates()
         if let events { await events.sync(firing: signals(), at: now) }
         return skipped
     }
+
+    /// Saves alert states when their set or states changed (not on every value change).
+    func saveAlertStates() async {
+        guard let events else { return }
+        let saved = state.savedAlerts
+        let digest = saved.map { k, v in k + v.map { "\($0.labels.map(\.value))\($0.state)\($0.activeAt)" }.sorted().joined() }.sorted().joined()
+        guard digest != savedAlertsDigestKey else { return }
+        savedAlertsDigestKey = digest
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(saved) else { return }
+        do { try await events.store.saveState("alerts", String(decoding: data, as: UTF8.self)) } catch {
+            logger.warning("cannot save alert states", metadata: ["error": "\(error)"])
+        }
+    }
+
+    var savedAlertsDigestKey = ""
 
     /// Firing alerts of rules with an `event` routing, each with its subject: a pod is lifted to
     /// the workload that owns it through kube-state-metrics' owner series.

@@ -39,6 +39,9 @@ import Testing
                   - alert: Broken
                     expr: broken == 1
                     event: {class: crash_loop, severity: critical, subject: {namespace: namespace, kind: Deployment, name: deployment}}
+                  - alert: SlowBurn
+                    expr: broken == 1
+                    for: 1h
             """.write(to: dir.appendingPathComponent("rules.yml"), atomically: true, encoding: .utf8)
         try """
             rules:
@@ -76,12 +79,23 @@ import Testing
                 if r.status == 200 { acknowledgedNotes[id, default: []].append(note) }
             }
         }
+        let pendingBefore = try await HTTPClient.request("GET", base + "/api/v1/alerts").text
         kill(process.processIdentifier, SIGKILL)
         while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         #expect(!acknowledgedNotes.isEmpty)
+        func activeAt(_ text: String) -> Set<String> {
+            let alerts = ((try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["data"] as? [String: Any])?["alerts"] as? [[String: Any]] ?? []
+            return Set(alerts.filter { ($0["labels"] as? [String: String])?["alertname"] == "SlowBurn" }.compactMap {
+                "\(($0["labels"] as? [String: String])?["deployment"] ?? "") \($0["activeAt"] ?? "")"
+            })
+        }
 
         process = try start(config: config, port: port)
         try await waitReady(base)
+        // Pending alerts come back with the activeAt they had: `for: 1h` keeps counting.
+        let pendingAfter = activeAt(try await HTTPClient.request("GET", base + "/api/v1/alerts").text)
+        #expect(!activeAt(pendingBefore).isEmpty)
+        #expect(!pendingAfter.isEmpty && pendingAfter.isSubset(of: activeAt(pendingBefore)), "\(pendingAfter) vs \(activeAt(pendingBefore))")
         for (id, notes) in acknowledgedNotes {
             let text = try await HTTPClient.request("GET", base + "/api/v1/events/\(id)").text
             for note in notes { #expect(text.contains(note), "\(id) lost \(note)") }

@@ -1,4 +1,5 @@
 import AlignerCore
+import AlignerEvents
 import AlignerIngest
 import AlignerServer
 import AlignerTesting
@@ -6,8 +7,9 @@ import Foundation
 import Logging
 
 /// Detection latency: from the 2xx of the write that crosses a `for: 0` threshold to the alert
-/// being visible in `GET /api/v1/alerts` (firing), and back (resolved), over a real server on
-/// loopback with the bundled Kubernetes pack loaded too.
+/// being visible in `GET /api/v1/alerts` (firing), and back (resolved), and to the event being
+/// listed, over a real server on loopback with the bundled Kubernetes pack loaded too; then the
+/// event manager's throughput with its SQLite store.
 ///
 ///     swift run -c release aligner-latency [iterations]
 let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 200
@@ -19,11 +21,15 @@ try """
         rules:
           - alert: ReplicasMissing
             expr: kube_deployment_spec_replicas > on(namespace, deployment) kube_deployment_status_replicas_ready
+          - alert: WorkloadBroken
+            expr: broken == 1
+            event: {class: crash_loop, severity: critical, subject: {namespace: namespace, kind: Deployment, name: deployment}}
     """.write(to: dir.appendingPathComponent("latency.yml"), atomically: true, encoding: .utf8)
 var configuration = AlignerConfiguration()
 configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
 configuration.rulePaths = [dir.path, "rules"]
 configuration.rulePathsAreDefault = false
+configuration.dataDirectory = dir.appendingPathComponent("data").path
 var logger = Logger(label: "latency")
 logger.logLevel = .warning
 let server = try AlignerServer(configuration: configuration, logger: logger)
@@ -75,5 +81,54 @@ func percentile(_ v: [Double], _ p: Double) -> Double { v.sorted()[min(v.count -
 print(String(format: "write 2xx -> alert firing in /api/v1/alerts: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d writes)",
              percentile(fire, 0.5), percentile(fire, 0.99), fire.max()!, fire.count))
 print(String(format: "write 2xx -> alert resolved: p50 %.2f ms, p99 %.2f ms, max %.2f ms", percentile(resolve, 0.5), percentile(resolve, 0.99), resolve.max()!))
+// Write -> event: a new workload breaks; time until GET /api/v1/events lists its event (every
+// event change is committed to SQLite, synchronous=FULL, before the stream announces it).
+var toEvent: [Double] = []
+for i in 0..<iterations {
+    let name = "w\(i)"
+    let t = WallClock.nowMilliseconds()
+    let body = Snappy.compress(ProtobufC.encodeV1(TestRequest(series: [
+        // One namespace per workload: flood consolidation would otherwise fold them into one event.
+        TestSeries("broken", [("namespace", "bench\(i)"), ("deployment", name)], samples: [(t, 1)]),
+    ])))
+    let r = try HTTPClient.send("POST", base + "/api/v1/write", headers: headers, body: body)
+    precondition(r.status == 204)
+    let start = ContinuousClock.now
+    while true {
+        let text = try HTTPClient.send("GET", base + "/api/v1/events?subject=\(name)").text
+        if text.contains("evt-") { break }
+        if ContinuousClock.now - start > .seconds(5) { fatalError("no event within 5 s") }
+    }
+    let d = ContinuousClock.now - start
+    toEvent.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+}
+print(String(format: "write 2xx -> event listed in /api/v1/events: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d new workloads)",
+             percentile(toEvent, 0.5), percentile(toEvent, 0.99), toEvent.max()!, toEvent.count))
 await group.triggerGracefulShutdown()
 _ = try? await runner.value
+
+// Event throughput: signals into the manager with the SQLite store (WAL, synchronous=FULL).
+let store = try SQLiteEventStore(directory: dir.appendingPathComponent("throughput").path)
+let manager = try EventManager(store: store, resolveAfter: 60_000, cooldown: 600_000, logger: logger)
+var firing: [SignalInput] = []
+let clock = ContinuousClock()
+let subjects = 2000
+let opened = await clock.measure {
+    for i in 0..<subjects {
+        firing.append(SignalInput(rule: "A", anomalyClass: "crash_loop", severity: "warning",
+                                  subject: Subject(namespace: "ns\(i)", kind: "Deployment", name: "w\(i)"),
+                                  labels: ["deployment": "w\(i)", "namespace": "ns\(i % 50)"], annotations: [:], value: 1, since: 0))
+        if firing.count % 100 == 0 { await manager.sync(firing: firing, at: Int64(i)) }
+    }
+}
+let joined = await clock.measure {
+    var more = firing
+    for i in 0..<subjects {
+        more.append(SignalInput(rule: "B", anomalyClass: "cpu_burst", severity: "warning", subject: firing[i].subject,
+                                labels: ["pod": "w\(i)-x", "namespace": "ns\(i % 50)"], annotations: [:], value: 1, since: 0))
+        if (i + 1) % 100 == 0 { await manager.sync(firing: more, at: Int64(subjects + i)) }
+    }
+}
+func rate(_ n: Int, _ d: Duration) -> Double { Double(n) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) }
+print(String(format: "events: %.0f new events/s, %.0f joining signals/s (each a committed SQLite transaction)",
+             rate(subjects, opened), rate(subjects, joined)))

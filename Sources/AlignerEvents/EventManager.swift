@@ -66,6 +66,8 @@ public actor EventManager {
     /// Signals waiting because `events.max_open` events are open; admitted as events close.
     public private(set) var waiting: [SignalInput] = []
     var events: [String: Event] = [:]
+    /// Event ids by subject (an event's subject never changes).
+    var bySubject: [Subject: [String]] = [:]
     var subscribers: [UUID: Subscriber] = [:]
     public private(set) var lastSequence: Int64 = 0
     /// Changes committed but not yet announced because an earlier one is still completing.
@@ -100,14 +102,17 @@ public actor EventManager {
         self.logger = logger
         for s in try store.silencesSync() { silences[s.id] = s }
         let loaded = try store.loadSync()
-        for e in loaded.events { events[e.id] = e }
+        for e in loaded.events {
+            events[e.id] = e
+            bySubject[e.subject, default: []].append(e.id)
+        }
         lastSequence = loaded.lastSequence
         announced = loaded.lastSequence
     }
 
     /// The event a new signal for `subject` joins: its open one, or one resolved or closed within the cooldown.
     func eventFor(_ subject: Subject, now: Int64) -> String? {
-        let candidates = events.values.filter { $0.subject == subject }
+        let candidates = (bySubject[subject] ?? []).compactMap { events[$0] }
         if let open = candidates.first(where: { $0.state == .open || $0.state == .acknowledged }) { return open.id }
         return candidates.filter {
             ($0.state == .resolved) || ($0.state == .closed && ($0.closedAt ?? 0) + cooldown >= now)
@@ -247,6 +252,7 @@ public actor EventManager {
     func save(_ e: Event, type: String, at: Int64) async {
         var e = e
         applySilences(&e, now: at)
+        if events[e.id] == nil { bySubject[e.subject, default: []].append(e.id) }
         events[e.id] = e
         do {
             announce(try await store.record(e, type: type, at: at))

@@ -5,7 +5,7 @@ import AlignerTesting
 import Foundation
 import Testing
 
-/// The reference incident, played as remote-write traffic into a real server: a rollout of
+/// The reference incident, played as remote-write traffic into a real Aligner process: a rollout of
 /// shop/darwin-store sticks at 4/5 ready, new pods crash-loop, 5xx bursts to 100%, CPU at 62.5% of
 /// the limit; an unrelated workload rolls out healthily at the same time.
 @Suite(.serialized) struct IncidentTests {
@@ -48,7 +48,51 @@ import Testing
         return TestRequest(series: s)
     }
 
-    func poll(_ s: RunningServer, _ path: String, until: (String) -> Bool) async throws -> String {
+    /// A real Aligner process, started from the built binary with a configuration file.
+    struct Process: Sendable {
+        let base: String
+        let process: Foundation.Process
+
+        func write(_ body: [UInt8], headers: [String: String]) async throws -> HTTPClient.Response {
+            try await HTTPClient.request("POST", "\(base)/api/v1/write", headers: headers, body: body)
+        }
+
+        /// SIGTERM, then SIGKILL if the process is still there after 10 s (never blocks longer).
+        func stop() {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    func startProcess(rules: String) async throws -> Process {
+        try #require(FileManager.default.isExecutableFile(atPath: KillRestartTests.binary),
+                     "build the aligner binary first (scripts/test.sh runs swift build --build-tests)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-incident-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let config = dir.appendingPathComponent("aligner.yml").path
+        try """
+            rules:
+              paths: [\(rules)]
+            events:
+              data_dir: \(dir.path)/data
+              resolve_after: 1s
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let port = try freeLoopbackPort()
+        let p = Foundation.Process()
+        p.executableURL = URL(fileURLWithPath: KillRestartTests.binary)
+        p.arguments = ["serve", "--config", config, "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
+        try p.run()
+        let base = "http://127.0.0.1:\(port)"
+        for _ in 0..<200 {
+            if (try? await HTTPClient.request("GET", base + "/-/ready", timeout: .seconds(1)))?.status == 200 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return Process(base: base, process: p)
+    }
+
+    func poll(_ s: Process, _ path: String, until: (String) -> Bool) async throws -> String {
         var body = ""
         for _ in 0..<200 {
             body = try await HTTPClient.request("GET", s.base + path).text
@@ -60,12 +104,8 @@ import Testing
 
     @Test func oneEventForTheWorkloadFromOpenToJournal() async throws {
         let path = try StreamingRulesTests.ruleFile(IncidentTests.rules)
-        let s = try await RunningServer.start {
-            $0.rulePaths = [path]
-            $0.rulePathsAreDefault = false
-            $0.eventResolveAfter = .seconds(1)
-        }
-        defer { Task { await s.stop() } }
+        let s = try await startProcess(rules: path)
+        defer { s.stop() }
         // Bursts: broken 40 s ago, healthy 25 s ago, broken now (the sender's timestamps).
         let start = WallClock.nowMilliseconds()
         for (broken, ago) in [(true, Int64(40_000)), (false, 25_000), (true, 0)] {

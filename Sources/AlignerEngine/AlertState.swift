@@ -136,6 +136,8 @@ public struct RuleGroupsState: Sendable {
     public private(set) var alerting: [[AlertingRuleState?]]
     /// The last evaluation error of each rule, or nil.
     public private(set) var lastErrors: [[String?]]
+    /// `$externalLabels` in templates.
+    public var externalLabels: [String: String] = [:]
 
     public init(groups: [RuleGroup]) throws {
         // Group labels apply to every rule of the group; a rule's own label wins.
@@ -195,7 +197,8 @@ public struct RuleGroupsState: Sendable {
                         default: resolveResult = []
                         }
                     }
-                    try alerting[gi][ri]!.evaluate(vector, at: time, gapTolerance: gapTolerance, resolveResult: resolveResult)
+                    try alerting[gi][ri]!.evaluate(
+                        vector, at: time, externalLabels: externalLabels, gapTolerance: gapTolerance, resolveResult: resolveResult)
                 }
                 lastErrors[gi][ri] = nil
             } catch {

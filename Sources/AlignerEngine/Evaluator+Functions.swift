@@ -74,11 +74,11 @@ extension Evaluator {
         default:
             break
         }
-        // Functions over a range vector.
-        guard case .matrix(let matrix) = try evaluate(args[args.count - 1 == 0 ? 0 : (name == "quantile_over_time" ? 1 : 0)]) else {
+        // Functions over a range vector (the first argument, or the second for quantile_over_time).
+        let rangeArg = name == "quantile_over_time" ? args[1] : args[0]
+        guard case .matrix(let matrix) = try evaluate(rangeArg) else {
             throw EvaluationError(message: "function \(name) needs a range vector")
         }
-        let rangeArg = name == "quantile_over_time" ? args[1] : args[0]
         guard case .matrix(let selector, let range) = unparen(rangeArg) else {
             throw EvaluationError(message: "function \(name) needs a range selector")
         }

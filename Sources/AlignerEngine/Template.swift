@@ -223,10 +223,9 @@ func goDefault(_ v: Double) -> String {
 func goFormat(_ spec: String, _ v: Double) -> String {
     if v.isNaN { return "NaN" }
     if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-    var s = String(format: spec, v)
-    // C prints e+06 like Go; both drop trailing zeros for %g. Go prints "+Inf"/"NaN" (handled above).
-    if spec.hasSuffix("g") || spec.hasSuffix("G") { s = s.replacingOccurrences(of: "e+0", with: "e+0") }
-    return s
+    // C's printf agrees with Go's fmt for these verbs on finite values (e+06 exponents, %g without
+    // trailing zeros); Go's spellings of NaN and infinities are handled above.
+    return String(format: spec, v)
 }
 
 /// Prometheus' humanize: SI prefixes, 4 significant digits.

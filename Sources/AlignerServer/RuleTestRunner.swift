@@ -39,7 +39,6 @@ public enum RuleTestRunner {
         let interval = test["interval"]?.string.flatMap(parseDurationMilliseconds) ?? evaluationInterval
         let external = Dictionary((test["external_labels"]?.mapping.map { Array($0) } ?? []).map { ($0.key.string ?? "", $0.value.string ?? "") },
                                   uniquingKeysWith: { $1 })
-        _ = external
         let store = MemoryStore()
         var failures: [String] = []
         for series in test["input_series"]?.sequence.map({ Array($0) }) ?? [] {
@@ -85,6 +84,7 @@ public enum RuleTestRunner {
         let maxTime = max(checks.map(\.time).max() ?? 0, exprChecks.map(\.time).max() ?? 0)
         var state: RuleGroupsState
         do { state = try RuleGroupsState(groups: groups) } catch { return ["test \(name): \(error)"] }
+        state.externalLabels = external
         var t: Int64 = 0
         var pending = checks.sorted { $0.time < $1.time }
         while t <= maxTime {

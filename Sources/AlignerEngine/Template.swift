@@ -195,28 +195,45 @@ enum TemplateValue {
     }
 }
 
-/// Go's `%v` for a float64: the shortest representation, exponent form below 1e-4 or from 1e21.
+/// Go's `%v` for a float64: the shortest digits that round-trip, in exponent form when the
+/// decimal exponent is below -4 or at least 6 (strconv's 'g' with shortest precision).
 func goDefault(_ v: Double) -> String {
     if v.isNaN { return "NaN" }
     if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
     if v == 0 { return v.sign == .minus ? "-0" : "0" }
-    let shortest = "\(v)"  // Swift prints the shortest round-tripping digits too
-    let exponent = Int(Foundation.floor(log10(Swift.abs(v))))
-    if exponent < -4 || exponent >= 21 {
-        // d.ddde+XX
-        var mantissa = shortest
-        if let e = shortest.firstIndex(where: { $0 == "e" }) { mantissa = String(shortest[..<e]) } else {
-            mantissa = String(format: "%.17g", v / pow(10, Double(exponent)))
-            mantissa = String(Double(mantissa)!)
+    // Swift also prints the shortest round-tripping digits; take them and the decimal exponent.
+    let text = "\(Swift.abs(v))"
+    var digits = ""
+    var exponent = 0
+    if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+        let mantissa = text[..<e]
+        exponent = Int(text[text.index(after: e)...])!
+        let parts = mantissa.split(separator: ".", omittingEmptySubsequences: false)
+        digits = String(parts[0]) + (parts.count > 1 ? String(parts[1]) : "")
+        exponent += parts[0].count - 1
+    } else {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        let whole = String(parts[0]), fraction = parts.count > 1 ? String(parts[1]) : ""
+        if whole != "0" {
+            digits = whole + fraction
+            exponent = whole.count - 1
+        } else {
+            let zeros = fraction.prefix { $0 == "0" }.count
+            digits = String(fraction.dropFirst(zeros))
+            exponent = -zeros - 1
         }
-        if mantissa.hasSuffix(".0") { mantissa.removeLast(2) }
-        let sign = exponent < 0 ? "-" : "+"
-        return mantissa + "e" + sign + (Swift.abs(exponent) < 10 ? "0" : "") + String(Swift.abs(exponent))
     }
-    var s = shortest
-    if s.contains("e") { s = String(format: "%.0f", v) }
-    if s.hasSuffix(".0") { s.removeLast(2) }
-    return s
+    while digits.count > 1 && digits.hasSuffix("0") { digits.removeLast() }
+    while digits.count > 1 && digits.hasPrefix("0") { digits.removeFirst() }
+    let sign = v < 0 ? "-" : ""
+    if exponent < -4 || exponent >= 6 {
+        let mantissa = digits.count > 1 ? "\(digits.first!).\(digits.dropFirst())" : digits
+        return sign + mantissa + "e" + (exponent < 0 ? "-" : "+") + (Swift.abs(exponent) < 10 ? "0" : "") + "\(Swift.abs(exponent))"
+    }
+    if exponent < 0 { return sign + "0." + String(repeating: "0", count: -exponent - 1) + digits }
+    if digits.count <= exponent + 1 { return sign + digits + String(repeating: "0", count: exponent + 1 - digits.count) }
+    let point = digits.index(digits.startIndex, offsetBy: exponent + 1)
+    return sign + digits[..<point] + "." + digits[point...]
 }
 
 /// Go's fmt for %g-family and %f verbs (%g drops trailing zeros and uses e+XX exponents).
@@ -228,39 +245,38 @@ func goFormat(_ spec: String, _ v: Double) -> String {
     return String(format: spec, v)
 }
 
-/// Prometheus' humanize: SI prefixes, 4 significant digits.
-func humanize(_ v: Double) -> String {
-    if v == 0 || v.isNaN || v.isInfinite { return goFormat("%.4g", v) }
-    if Swift.abs(v) >= 1 {
-        var x = v
-        var prefix = ""
-        for p in ["k", "M", "G", "T", "P", "E", "Z", "Y"] {
-            if Swift.abs(x) < 1000 { break }
-            prefix = p
-            x /= 1000
-        }
-        return goFormat("%.4g", x) + prefix
-    }
+/// Divides by `base` while the value is at least `base`, naming each step with the next prefix.
+func scaledUp(_ v: Double, base: Double, _ prefixes: [String]) -> String {
     var x = v
     var prefix = ""
-    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-        if Swift.abs(x) >= 1 { break }
+    for p in prefixes where Swift.abs(x) >= base {
+        prefix = p
+        x /= base
+    }
+    return goFormat("%.4g", x) + prefix
+}
+
+/// Multiplies by 1000 while the value is below 1: milli, micro, nano, ...
+func scaledDown(_ v: Double) -> String {
+    var x = v
+    var prefix = ""
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] where Swift.abs(x) < 1 {
         prefix = p
         x *= 1000
     }
     return goFormat("%.4g", x) + prefix
 }
 
+/// Prometheus' humanize: SI prefixes, 4 significant digits.
+func humanize(_ v: Double) -> String {
+    if v == 0 || v.isNaN || v.isInfinite { return goFormat("%.4g", v) }
+    if Swift.abs(v) >= 1 { return scaledUp(v, base: 1000, ["k", "M", "G", "T", "P", "E", "Z", "Y"]) }
+    return scaledDown(v)
+}
+
 func humanize1024(_ v: Double) -> String {
     if Swift.abs(v) <= 1 || v.isNaN || v.isInfinite { return goFormat("%.4g", v) }
-    var x = v
-    var prefix = ""
-    for p in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
-        if Swift.abs(x) < 1024 { break }
-        prefix = p
-        x /= 1024
-    }
-    return goFormat("%.4g", x) + prefix
+    return scaledUp(v, base: 1024, ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"])
 }
 
 /// Prometheus' humanizeDuration: `1d 2h 3m 4s`, or ms/us/ns below a second.
@@ -279,12 +295,5 @@ func humanizeDuration(_ v: Double) -> String {
         if minutes != 0 { return "\(sign)\(minutes)m \(seconds)s" }
         return sign + goFormat("%.4g", total) + "s"
     }
-    var x = v
-    var prefix = ""
-    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-        if Swift.abs(x) >= 1 { break }
-        prefix = p
-        x *= 1000
-    }
-    return goFormat("%.4g", x) + prefix + "s"
+    return scaledDown(v) + "s"
 }

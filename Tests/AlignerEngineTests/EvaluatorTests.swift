@@ -148,3 +148,31 @@ import Testing
         #expect(s.firing.isEmpty)
     }
 }
+
+/// Templates as Prometheus renders them.
+@Suite struct TemplateTests {
+    @Test(arguments: [
+        ("{{ $value | humanize }}", 1_234_567.0, "1.235M"),
+        ("{{ $value | humanize }}", 0.00123, "1.23m"),
+        ("{{ $value | humanize1024 }}", 2048.0, "2ki"),
+        ("{{ $value | humanizeDuration }}", 90061.0, "1d 1h 1m 1s"),
+        ("{{ $value | humanizeDuration }}", 0.5, "500ms"),
+        ("{{ $value | humanizePercentage }}", 0.625, "62.5%"),
+        ("{{ printf \"%.2f\" $value }} {{ $labels.pod | toUpper }}", 3.14159, "3.14 WEB-1"),
+        ("{{ $value }}", 1e6, "1e+06"),
+        ("{{ $value }}", 100000.0, "100000"),
+        ("{{ $value }}", 1234567.0, "1.234567e+06"),
+        ("{{ $value }}", 0.00001, "1e-05"),
+        ("{{ $value }}", 0.0001, "0.0001"),
+        ("{{ $value }}", -2.5, "-2.5"),
+        ("{{ $value }}", 0.1 + 0.2, "0.30000000000000004"),
+        ("{{ $value }}", 123.0, "123"),
+    ])
+    func renders(_ template: String, _ value: Double, _ expected: String) throws {
+        #expect(try AlertTemplate(template).render(labels: ["pod": "web-1"], value: value) == expected)
+    }
+
+    @Test func unknownFunctionIsAnError() {
+        #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ $value | reReplaceAll }}") }
+    }
+}

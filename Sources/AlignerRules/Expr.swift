@@ -1,3 +1,5 @@
+import Foundation
+
 /// The type of a PromQL expression's value.
 public enum ValueType: String, Sendable, Equatable {
     case scalar, string
@@ -10,31 +12,83 @@ public enum MatchOp: String, Sendable, Equatable {
     case equal = "=", notEqual = "!=", regexMatch = "=~", regexNoMatch = "!~"
 }
 
-/// One `name op "value"` of a selector. Regular expressions are fully anchored, as in Prometheus.
+/// One `name op "value"` of a selector. Regular expressions are fully anchored, as in Prometheus,
+/// and compiled once, when the matcher is made; common shapes (`a|b|c`, `.*`, `.+`) skip the
+/// regex engine.
 public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public var name: String
     public var op: MatchOp
     public var value: String
+    let program: MatcherProgram?
 
     public init(_ name: String, _ op: MatchOp, _ value: String) {
         self.name = name
         self.op = op
         self.value = value
+        program = op == .regexMatch || op == .regexNoMatch ? MatcherProgram(value) : nil
     }
+
+    public static func == (a: LabelMatcher, b: LabelMatcher) -> Bool {
+        a.name == b.name && a.op == b.op && a.value == b.value
+    }
+
+    /// Whether the regular expression compiles (always true for `=` and `!=`).
+    public var isValid: Bool { program?.isValid ?? true }
 
     /// Whether the matcher accepts `value` (a missing label is the empty string).
     public func matches(_ candidate: String) throws -> Bool {
         switch op {
         case .equal: return candidate == value
         case .notEqual: return candidate != value
-        case .regexMatch: return try anchored().wholeMatch(in: candidate) != nil
-        case .regexNoMatch: return try anchored().wholeMatch(in: candidate) == nil
+        case .regexMatch: return program!.matches(candidate)
+        case .regexNoMatch: return !program!.matches(candidate)
         }
     }
 
-    func anchored() throws -> Regex<AnyRegexOutput> { try Regex("(?:" + value + ")") }
-
     public var description: String { "\(name)\(op.rawValue)\(quoted(value))" }
+}
+
+/// A compiled, anchored regular expression with fast paths for alternations of literals.
+final class MatcherProgram: @unchecked Sendable {
+    enum Kind {
+        case literals(Set<String>)
+        case anything
+        case nonEmpty
+        case regex(NSRegularExpression)
+        case invalid
+    }
+
+    let kind: Kind
+
+    init(_ pattern: String) {
+        let special = Set("\\^$.|?*+()[]{}")
+        if pattern == ".*" {
+            kind = .anything
+        } else if pattern == ".+" {
+            kind = .nonEmpty
+        } else if !pattern.contains(where: { special.contains($0) && $0 != "|" }) {
+            kind = .literals(Set(pattern.split(separator: "|", omittingEmptySubsequences: false).map(String.init)))
+        } else if let r = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators]) {
+            kind = .regex(r)
+        } else {
+            kind = .invalid
+        }
+    }
+
+    var isValid: Bool {
+        if case .invalid = kind { return false }
+        return true
+    }
+
+    func matches(_ s: String) -> Bool {
+        switch kind {
+        case .literals(let set): return set.contains(s)
+        case .anything: return true
+        case .nonEmpty: return !s.isEmpty
+        case .regex(let r): return r.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+        case .invalid: return false
+        }
+    }
 }
 
 /// `@ <timestamp>`, `@ start()` or `@ end()`.

@@ -361,10 +361,8 @@ public struct PromQLParser {
                     throw PromQLError(offset: valueToken.offset, message: "unexpected \(describe(valueToken)) in label matching, want string")
                 }
                 let matcher = LabelMatcher(String(labelToken.text), op, value)
-                if op == .regexMatch || op == .regexNoMatch {
-                    do { _ = try matcher.anchored() } catch {
-                        throw PromQLError(offset: valueToken.offset, message: "invalid regular expression \(quoted(value)): \(error)")
-                    }
+                if !matcher.isValid {
+                    throw PromQLError(offset: valueToken.offset, message: "invalid regular expression \(quoted(value))")
                 }
                 if name != nil && matcher.name == "__name__" {
                     throw PromQLError(offset: labelToken.offset, message: "metric name must not be set twice: \"\(name!)\" or \"\(value)\"")

@@ -69,7 +69,7 @@ import Testing
         ("holt_winters(x[5m], 0.5, 0.5)", 0, "function \"holt_winters\" is not supported by Aligner"),
         ("nosuch(x)", 0, "unknown function with name \"nosuch\""),
         ("clamp(x, 1)", 0, "expected 3 argument(s) in call to \"clamp\", got 2"),
-        ("x{a=~\"(\"}", 5, "invalid regular expression \"(\": "),
+        ("x{a=~\"(\"}", 5, "invalid regular expression \"(\""),
         ("x[5m] + 1", 6, "binary expression must contain only scalar and instant vector types"),
         ("sum(x[5m])", 4, "expected type instant vector in aggregation expression, got range vector"),
         ("(x)[5m]", 3, "ranges only allowed for vector selectors"),

@@ -48,27 +48,8 @@ import Testing
         return TestRequest(series: s)
     }
 
-    /// A real Aligner process, started from the built binary with a configuration file.
-    struct Process: Sendable {
-        let base: String
-        let process: Foundation.Process
-
-        func write(_ body: [UInt8], headers: [String: String]) async throws -> HTTPClient.Response {
-            try await HTTPClient.request("POST", "\(base)/api/v1/write", headers: headers, body: body)
-        }
-
-        /// SIGTERM, then SIGKILL if the process is still there after 10 s (never blocks longer).
-        func stop() {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-    }
-
-    func startProcess(rules: String) async throws -> Process {
-        try #require(FileManager.default.isExecutableFile(atPath: KillRestartTests.binary),
-                     "build the aligner binary first (scripts/test.sh runs swift build --build-tests)")
+    /// A real Aligner process with the incident's rules and a fresh data directory.
+    func startProcess(rules: String) async throws -> AlignerProcess {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-incident-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let config = dir.appendingPathComponent("aligner.yml").path
@@ -79,27 +60,7 @@ import Testing
               data_dir: \(dir.path)/data
               resolve_after: 1s
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let port = try freeLoopbackPort()
-        let p = Foundation.Process()
-        p.executableURL = URL(fileURLWithPath: KillRestartTests.binary)
-        p.arguments = ["serve", "--config", config, "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
-        try p.run()
-        let base = "http://127.0.0.1:\(port)"
-        for _ in 0..<200 {
-            if (try? await HTTPClient.request("GET", base + "/-/ready", timeout: .seconds(1)))?.status == 200 { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return Process(base: base, process: p)
-    }
-
-    func poll(_ s: Process, _ path: String, until: (String) -> Bool) async throws -> String {
-        var body = ""
-        for _ in 0..<200 {
-            body = try await HTTPClient.request("GET", s.base + path).text
-            if until(body) { return body }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        return body
+        return try await AlignerProcess.start(config: config, port: try freeLoopbackPort())
     }
 
     @Test func oneEventForTheWorkloadFromOpenToJournal() async throws {
@@ -113,7 +74,7 @@ import Testing
             #expect(try await s.write(body, headers: v1Headers).status == 204)
             try await Task.sleep(for: .milliseconds(100))
         }
-        let listed = try await poll(s, "/api/v1/events?state=open") { $0.contains("cpu_burst") && $0.contains("error_rate_spike") && $0.contains("crash_loop") }
+        let listed = try await poll(s.base, "/api/v1/events?state=open") { $0.contains("cpu_burst") && $0.contains("error_rate_spike") && $0.contains("crash_loop") }
         let data = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])
         let events = try #require(data["data"] as? [[String: Any]])
         #expect(events.count == 1)
@@ -147,7 +108,7 @@ import Testing
             ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])
                 .flatMap { $0["data"] as? [String: Any] }?["state"] as? String
         }
-        let resolved = try await poll(s, "/api/v1/events/\(id)") { eventState($0) == "resolved" }
+        let resolved = try await poll(s.base, "/api/v1/events/\(id)") { eventState($0) == "resolved" }
         #expect(eventState(resolved) == "resolved")
         let healthy = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/shop/darwin-store").text
         #expect(healthy.contains("\"healthy\":true"), "\(healthy)")

@@ -6,30 +6,7 @@ import Testing
 
 /// A real Aligner process killed with SIGKILL under load loses no acknowledged event change.
 @Suite(.serialized) struct KillRestartTests {
-    static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../.build/debug/aligner").standardized.path
-
-    func start(config: String, port: Int) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: KillRestartTests.binary)
-        p.arguments = ["serve", "--config", config, "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
-        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        return p
-    }
-
-    func waitReady(_ base: String) async throws {
-        for _ in 0..<200 {
-            if (try? await HTTPClient.request("GET", base + "/-/ready", timeout: .seconds(1)))?.status == 200 { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw HTTPClient.Failure(description: "aligner did not become ready")
-    }
-
     @Test(.timeLimit(.minutes(2))) func sigkillLosesNoAcknowledgedChange() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: KillRestartTests.binary),
-                     "build the aligner binary first (scripts/test.sh runs swift build --build-tests)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-kill-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try """
@@ -53,9 +30,8 @@ import Testing
         let config = dir.appendingPathComponent("aligner.yml").path
         let port = try freeLoopbackPort()
         let base = "http://127.0.0.1:\(port)"
-        var process = try start(config: config, port: port)
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        try await waitReady(base)
+        var aligner = try await AlignerProcess.start(config: config, port: port)
+        defer { aligner.stop(within: 0) }
 
         // Load: 20 workloads flipping between broken and healthy, and notes on their events.
         var acknowledgedNotes: [String: [String]] = [:]  // event id -> notes answered 200
@@ -80,8 +56,7 @@ import Testing
             }
         }
         let pendingBefore = try await HTTPClient.request("GET", base + "/api/v1/alerts").text
-        kill(process.processIdentifier, SIGKILL)
-        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        try await aligner.kill9()
         #expect(!acknowledgedNotes.isEmpty)
         func activeAt(_ text: String) -> Set<String> {
             let alerts = ((try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["data"] as? [String: Any])?["alerts"] as? [[String: Any]] ?? []
@@ -90,8 +65,7 @@ import Testing
             })
         }
 
-        process = try start(config: config, port: port)
-        try await waitReady(base)
+        aligner = try await AlignerProcess.start(config: config, port: port)
         // Pending alerts come back with the activeAt they had: `for: 1h` keeps counting.
         let pendingAfter = activeAt(try await HTTPClient.request("GET", base + "/api/v1/alerts").text)
         #expect(!activeAt(pendingBefore).isEmpty)
@@ -107,11 +81,7 @@ import Testing
         // SIGTERM ends the process promptly even with a stream consumer connected.
         let consumer = Task { try? await HTTPClient.request("GET", base + "/api/v1/events/stream", timeout: .seconds(20), partialOnTimeout: true) }
         try await Task.sleep(for: .milliseconds(300))
-        kill(process.processIdentifier, SIGTERM)
-        let exitDeadline = ContinuousClock.now + .seconds(10)
-        while process.isRunning && ContinuousClock.now < exitDeadline { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(!process.isRunning, "aligner did not exit within 10 s of SIGTERM")
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        #expect(aligner.stop(within: 10), "aligner did not exit within 10 s of SIGTERM")
         consumer.cancel()
     }
 }

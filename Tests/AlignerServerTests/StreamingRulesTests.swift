@@ -37,23 +37,13 @@ import Testing
         #expect(r.status == 204)
     }
 
-    func poll(_ s: RunningServer, _ path: String, until: (String) -> Bool) async throws -> String {
-        var body = ""
-        for _ in 0..<100 {
-            body = try await HTTPClient.request("GET", s.base + path).text
-            if until(body) { return body }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return body
-    }
-
     @Test func alertFiresAfterTheWriteAndResolves() async throws {
         let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
         let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
         defer { Task { await s.stop() } }
         let now = WallClock.nowMilliseconds()
         try await write(s, ready: 4, at: now)
-        let alerts = try await poll(s, "/api/v1/alerts") { $0.contains("firing") }
+        let alerts = try await poll(s.base, "/api/v1/alerts") { $0.contains("firing") }
         #expect(alerts.contains(#""alertname":"ReplicasMissing""#))
         #expect(alerts.contains(#""summary":"darwin-store: 1 missing""#))
         // Only the series the rules select are kept.
@@ -65,7 +55,7 @@ import Testing
         // Recovery: the alert resolves on the next write.
         try await Task.sleep(for: .milliseconds(5))
         try await write(s, ready: 5, at: WallClock.nowMilliseconds())
-        let after = try await poll(s, "/api/v1/alerts") { !$0.contains("firing") }
+        let after = try await poll(s.base, "/api/v1/alerts") { !$0.contains("firing") }
         #expect(after == #"{"data":{"alerts":[]},"status":"success"}"#)
     }
 
@@ -74,7 +64,7 @@ import Testing
         let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
         defer { Task { await s.stop() } }
         try await write(s, ready: 4, at: WallClock.nowMilliseconds())
-        _ = try await poll(s, "/api/v1/alerts") { $0.contains("firing") }
+        _ = try await poll(s.base, "/api/v1/alerts") { $0.contains("firing") }
         try "groups: [{name: x, rules: [{alert: A, expr: 'rate(x)'}]}]".write(toFile: path, atomically: true, encoding: .utf8)
         let bad = try await HTTPClient.request("POST", s.base + "/-/reload")
         #expect(bad.status == 500)

@@ -65,7 +65,11 @@ public actor EventManager {
     public private(set) var silences: [String: Silence] = [:]
     /// Signals waiting because `events.max_open` events are open; admitted as events close.
     public private(set) var waiting: [SignalInput] = []
+    /// The latest state of every event, including changes still being committed (what the manager
+    /// works on).
     var events: [String: Event] = [:]
+    /// Every event as last committed: what the API shows, so nothing is visible before it is durable.
+    var committed: [String: Event] = [:]
     /// Event ids by subject (an event's subject never changes).
     var bySubject: [Subject: [String]] = [:]
     var subscribers: [UUID: Subscriber] = [:]
@@ -104,6 +108,7 @@ public actor EventManager {
         let loaded = try store.loadSync()
         for e in loaded.events {
             events[e.id] = e
+            committed[e.id] = e
             bySubject[e.subject, default: []].append(e.id)
         }
         lastSequence = loaded.lastSequence
@@ -267,6 +272,7 @@ public actor EventManager {
         unannounced[change.sequence] = change
         while let next = unannounced.removeValue(forKey: announced + 1) {
             announced = next.sequence
+            committed[next.eventID] = next.event  // sequence order is commit order
             for (_, s) in subscribers {
                 if s.catchingUp { s.buffer.append(next) } else { s.send(next) }
             }
@@ -276,14 +282,14 @@ public actor EventManager {
     // MARK: API
 
     public func list(state: String?, anomalyClass: String?, namespace: String?, subject: String?, since: Int64?) -> [Event] {
-        events.values.filter { e in
+        committed.values.filter { e in
             (state == nil || e.state.rawValue == state) && (anomalyClass == nil || e.anomalyClass == anomalyClass)
                 && (namespace == nil || e.subject.namespace == namespace) && (subject == nil || e.subject.name == subject || e.subject.description == subject)
                 && (since == nil || e.updatedAt >= since!)
         }.sorted { $0.openedAt > $1.openedAt }
     }
 
-    public func get(_ id: String) -> Event? { events[id] }
+    public func get(_ id: String) -> Event? { committed[id] }
 
     /// `ack`, `resolve`, `close` (with a summary for the journal) and `notes`, by the Brain or a person.
     public func act(_ id: String, action: String, actor: String, text: String, now: Int64) async throws -> Event {
@@ -318,13 +324,13 @@ public actor EventManager {
 
     /// Closed events of a workload, newest first.
     public func journal(namespace: String, name: String, limit: Int) -> [Event] {
-        Array(events.values.filter { $0.state == .closed && $0.subject.namespace == namespace && $0.subject.name == name }
+        Array(committed.values.filter { $0.state == .closed && $0.subject.namespace == namespace && $0.subject.name == name }
             .sorted { ($0.closedAt ?? 0) > ($1.closedAt ?? 0) }.prefix(limit))
     }
 
     /// The open event of a workload, if any.
     public func openEvent(namespace: String, name: String) -> Event? {
-        events.values.first { ($0.state == .open || $0.state == .acknowledged) && $0.subject.namespace == namespace && $0.subject.name == name }
+        committed.values.first { ($0.state == .open || $0.state == .acknowledged) && $0.subject.namespace == namespace && $0.subject.name == name }
     }
 
     /// Every change after `sequence` (from the store), then live changes as they happen: each once,

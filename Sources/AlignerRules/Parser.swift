@@ -261,18 +261,24 @@ public struct PromQLParser {
         }
     }
 
-    mutating func call(_ name: String, at offset: Int) throws(PromQLError) -> Expr {
-        guard let signature = Functions.table[name] else {
-            throw PromQLError(offset: offset, message: "unknown function with name \"\(name)\"")
-        }
-        _ = try expect(.leftParen, "\"(\"")
+    /// Comma-separated expressions up to the closing parenthesis, each with its offset.
+    mutating func arguments(in context: String) throws(PromQLError) -> [(Expr, Int)] {
         var args: [(Expr, Int)] = []
         while peek.kind != .rightParen {
             let at = peek.offset
             args.append((try expression(minimumPrecedence: 1), at))
             if peek.kind == .comma { _ = advance() } else { break }
         }
-        _ = try expect(.rightParen, "\")\" or \",\" in function call")
+        _ = try expect(.rightParen, "\")\" or \",\" in \(context)")
+        return args
+    }
+
+    mutating func call(_ name: String, at offset: Int) throws(PromQLError) -> Expr {
+        guard let signature = Functions.table[name] else {
+            throw PromQLError(offset: offset, message: "unknown function with name \"\(name)\"")
+        }
+        _ = try expect(.leftParen, "\"(\"")
+        let args = try arguments(in: "function call")
         let n = signature.arguments.count
         let minimum = signature.optionalTrailing > 0 ? n - signature.optionalTrailing : (signature.optionalTrailing == 0 ? n - 1 : n)
         let maximum = signature.optionalTrailing == 0 ? Int.max : n
@@ -308,13 +314,7 @@ public struct PromQLParser {
         }
         try modifier(&self)
         _ = try expect(.leftParen, "\"(\" after aggregation \"\(op.rawValue)\"")
-        var args: [(Expr, Int)] = []
-        while peek.kind != .rightParen {
-            let at = peek.offset
-            args.append((try expression(minimumPrecedence: 1), at))
-            if peek.kind == .comma { _ = advance() } else { break }
-        }
-        _ = try expect(.rightParen, "\")\" or \",\" in aggregation")
+        let args = try arguments(in: "aggregation")
         try modifier(&self)
         let want = op.hasParameter ? 2 : 1
         guard args.count == want else {

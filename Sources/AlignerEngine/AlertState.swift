@@ -138,6 +138,8 @@ public struct RuleGroupsState: Sendable {
     public private(set) var lastErrors: [[String?]]
     /// `$externalLabels` in templates.
     public var externalLabels: [String: String] = [:]
+    /// The step of subqueries that name none: the global evaluation interval, as in Prometheus.
+    public var defaultSubqueryStep: Int64 = 60_000
 
     public init(groups: [RuleGroup]) throws {
         // Group labels apply to every rule of the group; a rule's own label wins.
@@ -169,7 +171,8 @@ public struct RuleGroupsState: Sendable {
     ) -> [String] {
         var errors: [String] = []
         let group = groups[gi]
-        let evaluator = Evaluator(source: source, time: time - group.queryOffset)
+        var evaluator = Evaluator(source: source, time: time - group.queryOffset)
+        evaluator.defaultSubqueryStep = defaultSubqueryStep
         for (ri, rule) in group.rules.enumerated() {
             do {
                 var vector: [VectorSample]

@@ -12,7 +12,7 @@ extension Evaluator {
             let v = try vector(args[0])
             return .scalar(v.count == 1 ? v[0].value : .nan)
         case "timestamp":
-            return .vector(timestamps(args[0]))
+            return .vector(try timestamps(args[0]))
         case "absent":
             if try !vector(args[0]).isEmpty { return .vector([]) }
             return .vector([VectorSample(labels: absentLabels(args[0]), value: 1)])
@@ -28,8 +28,8 @@ extension Evaluator {
                 if b.value.isNaN { return true }
                 return asc ? a.value < b.value : a.value > b.value
             })
-        case "label_replace": return .vector(try labelReplace(args))
-        case "label_join": return .vector(try labelJoin(args))
+        case "label_replace": return .vector(try distinct(try labelReplace(args), namesFrom: nil))
+        case "label_join": return .vector(try distinct(try labelJoin(args), namesFrom: nil))
         case "histogram_quantile":
             return .vector(histogramQuantile(try scalar(args[0]), try vector(args[1])))
         case "clamp":
@@ -70,7 +70,8 @@ extension Evaluator {
         case "tan": return .vector(try map(args[0]) { Foundation.tan($0) })
         case "tanh": return .vector(try map(args[0]) { Foundation.tanh($0) })
         case "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year":
-            return .vector(try dateFunction(name, args))
+            let input = try args.isEmpty ? nil : vector(args[0])
+            return .vector(try distinct(try dateFunction(name, args), namesFrom: input ?? []))
         default:
             break
         }
@@ -79,8 +80,22 @@ extension Evaluator {
         guard case .matrix(let matrix) = try evaluate(rangeArg) else {
             throw EvaluationError(message: "function \(name) needs a range vector")
         }
-        guard case .matrix(let selector, let range) = unparen(rangeArg) else {
-            throw EvaluationError(message: "function \(name) needs a range selector")
+        let rangeEnd: Int64, range: Int64
+        switch unparen(rangeArg) {
+        case .matrix(let selector, let r): (rangeEnd, range) = (end(selector), r)
+        case .subquery(let q): (rangeEnd, range) = ((q.at?.milliseconds(queryTime: queryTime) ?? time) - q.offset, q.range)
+        default: throw EvaluationError(message: "function \(name) needs a range selector or a subquery")
+        }
+        var smoothing = 0.0, trend = 0.0
+        if name == "holt_winters", !matrix.isEmpty {
+            smoothing = try scalar(args[1])
+            trend = try scalar(args[2])
+            guard smoothing > 0, smoothing < 1 else {
+                throw EvaluationError(message: "invalid smoothing factor. Expected: 0 < sf < 1, got: \(String(format: "%f", smoothing))")
+            }
+            guard trend > 0, trend < 1 else {
+                throw EvaluationError(message: "invalid trend factor. Expected: 0 < tf < 1, got: \(String(format: "%f", trend))")
+            }
         }
         var out: [VectorSample] = []
         for series in matrix {
@@ -89,7 +104,7 @@ extension Evaluator {
             switch name {
             case "rate", "increase", "delta":
                 value = extrapolatedRate(
-                    t, v, rangeStart: time - selector.offset - range, rangeEnd: time - selector.offset, range: range,
+                    t, v, rangeStart: rangeEnd - range, rangeEnd: rangeEnd, range: range,
                     isCounter: name != "delta", isRate: name == "rate")
             case "irate", "idelta":
                 value = instantValue(t, v, isRate: name == "irate")
@@ -120,6 +135,7 @@ extension Evaluator {
             case "stdvar_over_time": value = variance(v)
             case "quantile_over_time": value = quantile(try scalar(args[0]), v)
             case "absent_over_time": value = nil
+            case "holt_winters": value = holtWinters(v, smoothing: smoothing, trend: trend)
             default: throw EvaluationError(message: "function \(name) is not supported")
             }
             guard let value else { continue }
@@ -127,7 +143,8 @@ extension Evaluator {
             let labels = name == "last_over_time" ? series.labels : series.labels.droppingMetricName()
             out.append(VectorSample(labels: labels, value: value))
         }
-        return .vector(out)
+        if name == "last_over_time" { return .vector(out) }
+        return .vector(try distinct(out, namesFrom: matrix.map { VectorSample(labels: $0.labels, value: 0) }))
     }
 
     func unparen(_ e: Expr) -> Expr {
@@ -136,21 +153,25 @@ extension Evaluator {
     }
 
     func map(_ arg: Expr, _ f: (Double) -> Double) throws(EvaluationError) -> [VectorSample] {
-        try vector(arg).map { VectorSample(labels: $0.labels.droppingMetricName(), value: f($0.value)) }
+        let input = try vector(arg)
+        return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: f($0.value)) }, namesFrom: input)
     }
 
-    func timestamps(_ arg: Expr) -> [VectorSample] {
+    func timestamps(_ arg: Expr) throws(EvaluationError) -> [VectorSample] {
         guard case .selector(let s) = unparen(arg) else {
-            return ((try? vector(arg)) ?? []).map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double(time) / 1000) }
+            let input = try vector(arg)
+            return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double(time) / 1000) }, namesFrom: input)
         }
-        let end = time - s.offset
+        let end = end(s)
         var out: [VectorSample] = []
+        var input: [VectorSample] = []
         for series in source.series(matching: s.matchers, from: end - lookback, through: end) {
             guard let i = series.timestamps.lastIndex(where: { $0 <= end }), series.timestamps[i] >= end - lookback,
                   !SampleValue.isStale(bits: series.values[i].bitPattern) else { continue }
             out.append(VectorSample(labels: series.labels.droppingMetricName(), value: Double(series.timestamps[i]) / 1000))
+            input.append(VectorSample(labels: series.labels, value: 0))
         }
-        return out
+        return try distinct(out, namesFrom: input)
     }
 
     /// absent(): the labels of the selector's equality matchers (not `__name__`).
@@ -261,6 +282,20 @@ func extrapolatedRate(
     result *= extrapolateTo / sampledInterval
     if isRate { result /= Double(range) / 1000 }
     return result
+}
+
+/// Double exponential smoothing (Prometheus 2.42's holt_winters): the smoothed value at the last sample.
+func holtWinters(_ v: [Double], smoothing sf: Double, trend tf: Double) -> Double? {
+    guard v.count >= 2 else { return nil }
+    var s0 = 0.0, s1 = v[0]
+    var b = v[1] - v[0]
+    for i in 1..<v.count {
+        if i > 1 { b = tf * (s1 - s0) + (1 - tf) * b }
+        let smoothed = sf * v[i] + (1 - sf) * (s1 + b)
+        s0 = s1
+        s1 = smoothed
+    }
+    return s1
 }
 
 /// irate and idelta: the last two samples.

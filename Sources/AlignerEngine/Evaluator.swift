@@ -7,13 +7,18 @@ import Foundation
 public struct Evaluator {
     public let source: any SampleSource
     /// Evaluation time, milliseconds.
-    public let time: Int64
+    public var time: Int64
     /// How far back an instant selector looks for a sample (milliseconds).
     public var lookback: Int64 = 300_000
+    /// The step of a subquery that names none (`[5m:]`): the evaluation interval, as Prometheus uses.
+    public var defaultSubqueryStep: Int64 = 60_000
+    /// The time `@ start()` and `@ end()` name: the query's own time, also inside subqueries.
+    public var queryTime: Int64
 
     public init(source: any SampleSource, time: Int64) {
         self.source = source
         self.time = time
+        self.queryTime = time
     }
 
     public func evaluate(_ expr: Expr) throws(EvaluationError) -> Value {
@@ -23,10 +28,12 @@ public struct Evaluator {
         case .paren(let e): return try evaluate(e)
         case .selector(let s): return .vector(instant(s))
         case .matrix(let s, let range): return .matrix(rangeSeries(s, range: range))
+        case .subquery(let q): return .matrix(try subquery(q))
         case .negate(let e):
             switch try evaluate(e) {
             case .scalar(let v): return .scalar(-v)
-            case .vector(let v): return .vector(v.map { VectorSample(labels: $0.labels.droppingMetricName(), value: -$0.value) })
+            case .vector(let v):
+                return .vector(try distinct(v.map { VectorSample(labels: $0.labels.droppingMetricName(), value: -$0.value) }, namesFrom: v))
             default: throw EvaluationError(message: "unary minus on a non-numeric value")
             }
         case .call(let name, let args): return try call(name, args)
@@ -51,8 +58,13 @@ public struct Evaluator {
 
     // MARK: Selectors
 
+    /// The end of a selector's window: the evaluation time, or the time `@` names, less the offset.
+    func end(_ s: VectorSelector) -> Int64 {
+        (s.at?.milliseconds(queryTime: queryTime) ?? time) - s.offset
+    }
+
     func instant(_ s: VectorSelector) -> [VectorSample] {
-        let end = time - s.offset
+        let end = end(s)
         var out: [VectorSample] = []
         for series in source.series(matching: s.matchers, from: end - lookback, through: end) {
             // The newest sample at or before `end`, within the lookback (both ends included).
@@ -65,7 +77,7 @@ public struct Evaluator {
     }
 
     func rangeSeries(_ s: VectorSelector, range: Int64) -> [RangeSeries] {
-        let end = time - s.offset
+        let end = end(s)
         let start = end - range
         var out: [RangeSeries] = []
         for series in source.series(matching: s.matchers, from: start, through: end) {
@@ -76,6 +88,56 @@ public struct Evaluator {
                 vs.append(v)
             }
             if !ts.isEmpty { out.append(RangeSeries(labels: series.labels, timestamps: ts, values: vs)) }
+        }
+        return out
+    }
+
+    /// A subquery: the inner expression at every multiple of the step in `[end - range, end]`, one
+    /// series per label set (Prometheus 2.42 includes both ends).
+    func subquery(_ q: Subquery) throws(EvaluationError) -> [RangeSeries] {
+        let step = q.step ?? defaultSubqueryStep
+        let end = (q.at?.milliseconds(queryTime: queryTime) ?? time) - q.offset
+        let from = end - q.range
+        var t = step * (from / step)
+        if t < from { t += step }
+        var order: [String] = []
+        var series: [String: RangeSeries] = [:]
+        while t <= end {
+            var inner = self
+            inner.time = t
+            let value = try inner.evaluate(q.expr)
+            let samples: [VectorSample]
+            switch value {
+            case .vector(let v): samples = v
+            case .scalar(let v): samples = [VectorSample(labels: [], value: v)]
+            default: throw EvaluationError(message: "subquery is only allowed on instant vector")
+            }
+            for sample in samples {
+                let k = sample.labels.key
+                if series[k] == nil {
+                    order.append(k)
+                    series[k] = RangeSeries(labels: sample.labels, timestamps: [], values: [])
+                }
+                series[k]!.timestamps.append(t)
+                series[k]!.values.append(sample.value)
+            }
+            t += step
+        }
+        return order.map { series[$0]! }
+    }
+
+    /// Prometheus' "vector cannot contain metrics with the same labelset": dropping the metric name
+    /// (or rewriting labels) must not merge two series. Only checked when the input held more than
+    /// one metric name, since otherwise the result's label sets are as distinct as the input's.
+    func distinct(_ out: [VectorSample], namesFrom input: [VectorSample]?) throws(EvaluationError) -> [VectorSample] {
+        if let input {
+            guard let first = input.first?.labels.value(metricNameLabel),
+                  input.contains(where: { $0.labels.value(metricNameLabel) != first }) else { return out }
+        }
+        guard out.count > 1 else { return out }
+        var seen = Set<String>(minimumCapacity: out.count)
+        for s in out where !seen.insert(s.labels.key).inserted {
+            throw EvaluationError(message: "vector cannot contain metrics with the same labelset")
         }
         return out
     }
@@ -158,9 +220,9 @@ public struct Evaluator {
             let v = apply(op, a, b)
             return .scalar(op.isComparison ? (v.keep ? 1 : 0) : v.value)
         case (.vector(let v), .scalar(let b)):
-            return .vector(scalarOp(op, v, b, vectorOnLeft: true, returnBool: returnBool))
+            return .vector(try distinct(scalarOp(op, v, b, vectorOnLeft: true, returnBool: returnBool), namesFrom: v))
         case (.scalar(let a), .vector(let v)):
-            return .vector(scalarOp(op, v, a, vectorOnLeft: false, returnBool: returnBool))
+            return .vector(try distinct(scalarOp(op, v, a, vectorOnLeft: false, returnBool: returnBool), namesFrom: v))
         case (.vector(let a), .vector(let b)):
             return .vector(try vectorOp(op, a, b, matching: matching ?? VectorMatching(), returnBool: returnBool))
         default:
@@ -205,7 +267,7 @@ public struct Evaluator {
                 }
             }
             guard keep else { continue }
-            let dropName = !op.isComparison || returnBool
+            let dropName = op.dropsMetricName || returnBool
             out.append(VectorSample(labels: dropName ? sample.labels.droppingMetricName() : sample.labels, value: value))
         }
         return out
@@ -254,7 +316,7 @@ public struct Evaluator {
             }
             guard keep else { continue }
             var labels = m.cardinality == .oneToOne ? resultLabelsOneToOne(left.labels, m) : s.labels
-            if !op.isComparison || returnBool { labels = labels.droppingMetricName() }
+            if op.dropsMetricName || returnBool { labels = labels.droppingMetricName() }
             if m.cardinality != .oneToOne {
                 for name in m.include {
                     labels = labels.setting(name, other.labels.value(name))
@@ -272,8 +334,10 @@ public struct Evaluator {
         return out
     }
 
+    /// One-to-one matching keeps only the `on` labels (the metric name too goes), or drops the
+    /// `ignoring` ones.
     func resultLabelsOneToOne(_ l: Labels, _ m: VectorMatching) -> Labels {
-        m.on ? l.keeping(Set(m.labels).union([metricNameLabel])) : l.dropping(Set(m.labels))
+        m.on ? l.keeping(Set(m.labels)) : l.dropping(Set(m.labels))
     }
 }
 

@@ -73,6 +73,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         case .aggregate(_, let e, let p, _, _): max(longestRange(e), p.map(longestRange) ?? 0)
         case .binary(_, let l, let r, _, _): max(longestRange(l), longestRange(r))
         case .negate(let e), .paren(let e): longestRange(e)
+        case .subquery(let q): q.range + max(0, q.offset) + longestRange(q.expr)
         case .number, .string: 0
         }
     }

@@ -98,6 +98,31 @@ public enum AtModifier: Sendable, Equatable {
     case end
 }
 
+/// A subquery: `expr[range:step] offset d @ t`.
+public struct Subquery: Sendable, Equatable {
+    public var expr: Expr
+    public var range: Int64
+    public var step: Int64?
+    public var offset: Int64 = 0
+    public var at: AtModifier?
+
+    public init(expr: Expr, range: Int64, step: Int64?) {
+        self.expr = expr
+        self.range = range
+        self.step = step
+    }
+}
+
+extension AtModifier {
+    /// The time `@` names, in milliseconds; `start()` and `end()` are the query's time.
+    public func milliseconds(queryTime: Int64) -> Int64 {
+        switch self {
+        case .timestamp(let seconds): Int64((seconds * 1000).rounded())
+        case .start, .end: queryTime
+        }
+    }
+}
+
 /// A selector: metric name and matchers, with `offset` and `@`.
 public struct VectorSelector: Sendable, Equatable {
     public var name: String?
@@ -136,6 +161,14 @@ public enum BinaryOp: String, Sendable {
     }
 
     public var isComparison: Bool { precedence == 3 }
+
+    /// Arithmetic drops the metric name; comparisons (without `bool`), `atan2` and set operators keep it.
+    public var dropsMetricName: Bool {
+        switch self {
+        case .add, .subtract, .multiply, .divide, .modulo, .power: true
+        default: false
+        }
+    }
     public var isSetOperator: Bool { self == .and || self == .or || self == .unless }
 }
 
@@ -168,6 +201,9 @@ public indirect enum Expr: Sendable, Equatable {
     case binary(BinaryOp, Expr, Expr, matching: VectorMatching?, returnBool: Bool)
     case negate(Expr)
     case paren(Expr)
+    /// `expr[range:step]`: the inner expression evaluated every `step` milliseconds (nil: the default
+    /// evaluation interval) over the last `range`, with the subquery's own `offset` and `@`.
+    case subquery(Subquery)
 
     /// The type of the expression's value.
     public var type: ValueType {
@@ -180,6 +216,7 @@ public indirect enum Expr: Sendable, Equatable {
         case .aggregate: .instantVector
         case .binary(_, let l, let r, _, _): l.type == .scalar && r.type == .scalar ? .scalar : .instantVector
         case .negate(let e), .paren(let e): e.type
+        case .subquery: .rangeVector
         }
     }
 
@@ -193,6 +230,7 @@ public indirect enum Expr: Sendable, Equatable {
         case .aggregate(_, let e, let p, _, _): (p?.selectors ?? []) + e.selectors
         case .binary(_, let l, let r, _, _): l.selectors + r.selectors
         case .negate(let e), .paren(let e): e.selectors
+        case .subquery(let q): q.expr.selectors
         }
     }
 }
@@ -214,6 +252,8 @@ extension Expr: CustomStringConvertible {
             "\(l) \(op.rawValue)\(b ? " bool" : "")\(m.map(matchingText) ?? "") \(r)"
         case .negate(let e): "-\(e)"
         case .paren(let e): "(\(e))"
+        case .subquery(let q):
+            q.expr.description + "[\(formatDuration(q.range)):\(q.step.map(formatDuration) ?? "")]" + modifierText(at: q.at, offset: q.offset)
         }
     }
 
@@ -236,19 +276,21 @@ extension VectorSelector {
         return (name ?? "") + (name == nil && inner.isEmpty ? "{}" : inner)
     }
 
-    var modifiers: String {
-        var t = ""
-        switch at {
-        case .timestamp(let v): t += " @ " + formatNumber(v)
-        case .start: t += " @ start()"
-        case .end: t += " @ end()"
-        case nil: break
-        }
-        if offset != 0 { t += " offset " + (offset < 0 ? "-" : "") + formatDuration(abs(offset)) }
-        return t
-    }
+    var modifiers: String { modifierText(at: at, offset: offset) }
 
     var text: String { textWithoutModifiers + modifiers }
+}
+
+func modifierText(at: AtModifier?, offset: Int64) -> String {
+    var t = ""
+    switch at {
+    case .timestamp(let v): t += " @ " + formatNumber(v)
+    case .start: t += " @ start()"
+    case .end: t += " @ end()"
+    case nil: break
+    }
+    if offset != 0 { t += " offset " + (offset < 0 ? "-" : "") + formatDuration(abs(offset)) }
+    return t
 }
 
 func quoted(_ s: String) -> String {

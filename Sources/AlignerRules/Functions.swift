@@ -43,7 +43,7 @@ public enum Functions {
         t["vector"] = f([s])
         t["time"] = f([], s)
         t["pi"] = f([], s)
-        t["holt_winters"] = f([m, s, s], supported: false)
+        t["holt_winters"] = f([m, s, s])
         for name in ["histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar"] {
             t[name] = f(name == "histogram_fraction" ? [s, s, v] : [v], supported: false)
         }

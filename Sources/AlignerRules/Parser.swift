@@ -1,5 +1,5 @@
 /// Parses PromQL (Prometheus 2.42's grammar) into an `Expr`, checking types as Prometheus does.
-/// Constructs Aligner does not evaluate (subqueries, `@`, some functions) are errors that name them.
+/// Constructs Aligner does not evaluate (native-histogram functions) are errors that name them.
 public struct PromQLParser {
     var tokens: [Token]
     var position = 0
@@ -161,7 +161,7 @@ public struct PromQLParser {
         return try postfix(try primary())
     }
 
-    /// Range `[5m]`, subquery `[5m:1m]` (rejected), `offset` and `@` after a primary expression.
+    /// Range `[5m]`, subquery `[5m:1m]`, `offset` and `@` after a primary expression.
     mutating func postfix(_ base: Expr) throws(PromQLError) -> Expr {
         var e = base
         while true {
@@ -172,7 +172,20 @@ public struct PromQLParser {
                     throw PromQLError(offset: rangeToken.offset, message: "unexpected \(describe(rangeToken)) in range, want duration")
                 }
                 if peek.kind == .colon {
-                    throw PromQLError(offset: open.offset, message: "subqueries are not supported by Aligner; write a recording rule for the inner expression instead")
+                    _ = advance()
+                    var step: Int64?
+                    if case .duration(let d) = peek.kind {
+                        _ = advance()
+                        guard d > 0 else { throw PromQLError(offset: open.offset, message: "step of a subquery must be positive") }
+                        step = d
+                    }
+                    _ = try expect(.rightBracket, "\"]\"")
+                    guard e.type == .instantVector else {
+                        throw PromQLError(offset: open.offset, message: "subquery is only allowed on instant vector, got \(e.type.rawValue) instead")
+                    }
+                    guard range > 0 else { throw PromQLError(offset: rangeToken.offset, message: "range must be positive") }
+                    e = .subquery(Subquery(expr: e, range: range, step: step))
+                    continue
                 }
                 _ = try expect(.rightBracket, "\"]\"")
                 guard case .selector(let s) = e else {
@@ -193,30 +206,63 @@ public struct PromQLParser {
                 guard case .duration(let ms) = d.kind else {
                     throw PromQLError(offset: d.offset, message: "unexpected \(describe(d)) in offset, want duration")
                 }
-                e = try withSelector(e, at: t.offset, "offset") { s throws(PromQLError) in
-                    if s.offset != 0 { throw PromQLError(offset: t.offset, message: "offset may not be set multiple times") }
-                    s.offset = sign * ms
+                e = try withModifiers(e, at: t.offset, "offset") { offset, _ throws(PromQLError) in
+                    if offset != 0 { throw PromQLError(offset: t.offset, message: "offset may not be set multiple times") }
+                    offset = sign * ms
                 }
                 continue
             }
             if peek.kind == .at {
                 let t = advance()
-                throw PromQLError(offset: t.offset, message: "the @ modifier is not supported by Aligner rules")
+                let modifier = try atModifier()
+                e = try withModifiers(e, at: t.offset, "@") { _, at throws(PromQLError) in
+                    if at != nil { throw PromQLError(offset: t.offset, message: "@ <timestamp> may not be set multiple times") }
+                    at = modifier
+                }
+                continue
             }
             return e
         }
     }
 
-    func withSelector(_ e: Expr, at offset: Int, _ what: String, _ change: (inout VectorSelector) throws(PromQLError) -> Void) throws(PromQLError) -> Expr {
+    /// What follows `@`: a Unix time in seconds (signed), `start()` or `end()`.
+    mutating func atModifier() throws(PromQLError) -> AtModifier {
+        let t = peek
+        if t.kind == .identifier, t.text == "start" || t.text == "end" {
+            _ = advance()
+            _ = try expect(.leftParen, "\"(\"")
+            _ = try expect(.rightParen, "\")\"")
+            return t.text == "start" ? .start : .end
+        }
+        var sign = 1.0
+        if peek.kind == .minus || peek.kind == .plus {
+            if advance().kind == .minus { sign = -1 }
+        }
+        let n = advance()
+        guard case .number(let v) = n.kind else {
+            throw PromQLError(offset: n.offset, message: "unexpected \(describe(n)) in @, want a timestamp, start() or end()")
+        }
+        let seconds = sign * v
+        guard seconds.isFinite, abs(seconds * 1000) < 9.2e18 else {
+            throw PromQLError(offset: n.offset, message: "timestamp out of bounds for @ modifier: \(seconds)")
+        }
+        return .timestamp(seconds)
+    }
+
+    func withModifiers(_ e: Expr, at position: Int, _ what: String,
+                       _ change: (inout Int64, inout AtModifier?) throws(PromQLError) -> Void) throws(PromQLError) -> Expr {
         switch e {
         case .selector(var s):
-            try change(&s)
+            try change(&s.offset, &s.at)
             return .selector(s)
         case .matrix(var s, let range):
-            try change(&s)
+            try change(&s.offset, &s.at)
             return .matrix(s, range: range)
+        case .subquery(var q):
+            try change(&q.offset, &q.at)
+            return .subquery(q)
         default:
-            throw PromQLError(offset: offset, message: "\(what) modifier must be preceded by an instant vector selector or range vector selector")
+            throw PromQLError(offset: position, message: "\(what) modifier must be preceded by an instant vector selector or range vector selector or a subquery")
         }
     }
 

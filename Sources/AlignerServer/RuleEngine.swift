@@ -18,13 +18,16 @@ actor RuleEngine {
     let onReload: @Sendable () -> Void
     /// `rules.gap_tolerance`: how long a pending alert survives evaluations that miss its series.
     let gapTolerance: Int64
+    /// The step of subqueries that name none (`rules.evaluation_interval`, as Prometheus' global one).
+    let subqueryStep: Int64
     /// Where firing alerts with an `event` routing go.
     let events: EventManager?
 
     init(
         store: WindowStore, paths: [String], logger: Logger, gapTolerance: Int64 = 0, events: EventManager? = nil,
-        onReload: @escaping @Sendable () -> Void
+        subqueryStep: Int64 = 60_000, onReload: @escaping @Sendable () -> Void
     ) throws {
+        self.subqueryStep = subqueryStep
         self.events = events
         self.onReload = onReload
         self.gapTolerance = gapTolerance
@@ -33,6 +36,7 @@ actor RuleEngine {
         self.logger = logger
         let groups = try RuleEngine.load(paths)
         state = try RuleGroupsState(groups: groups)
+        state.defaultSubqueryStep = subqueryStep
         // Pending and firing alerts come back after a restart (`for` keeps counting from activeAt).
         if let text = try events?.store.stateSync("alerts"),
            let saved = try? JSONDecoder().decode([String: [Alert]].self, from: Data(text.utf8)) {
@@ -60,6 +64,7 @@ actor RuleEngine {
     func reload() throws -> Int {
         let groups = try RuleEngine.load(paths)
         var next = try RuleGroupsState(groups: groups)
+        next.defaultSubqueryStep = subqueryStep
         next.carryOver(from: state)
         state = next
         lastEvaluation = groups.map { _ in 0 }
@@ -143,7 +148,9 @@ actor RuleEngine {
         var points: [Evidence.Point] = []
         for k in stride(from: 20, through: 0, by: -1) {
             let t = now - Int64(k) * 15_000
-            guard case .vector(let v) = try? Evaluator(source: store, time: t).evaluate(rule.expr) else { continue }
+            var evaluator = Evaluator(source: store, time: t)
+            evaluator.defaultSubqueryStep = subqueryStep
+            guard case .vector(let v) = try? evaluator.evaluate(rule.expr) else { continue }
             if let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target }) {
                 points.append(Evidence.Point(t: t, v: s.value))
             }
@@ -196,7 +203,9 @@ actor RuleEngine {
 
     /// Evaluates an expression now (the query API).
     func query(_ expr: Expr, at time: Int64) throws -> Value {
-        try Evaluator(source: store, time: time).evaluate(expr)
+        var evaluator = Evaluator(source: store, time: time)
+        evaluator.defaultSubqueryStep = subqueryStep
+        return try evaluator.evaluate(expr)
     }
 }
 

@@ -84,6 +84,7 @@ public enum RuleTestRunner {
         let maxTime = max(checks.map(\.time).max() ?? 0, exprChecks.map(\.time).max() ?? 0)
         var state: RuleGroupsState
         do { state = try RuleGroupsState(groups: groups) } catch { return ["test \(name): \(error)"] }
+        state.defaultSubqueryStep = evaluationInterval
         state.externalLabels = external
         var t: Int64 = 0
         var pending = checks.sorted { $0.time < $1.time }
@@ -106,12 +107,13 @@ public enum RuleTestRunner {
         for check in exprChecks {
             do {
                 let expr = try PromQLParser.parse(check.expr)
-                let value = try Evaluator(source: store, time: check.time).evaluate(expr)
+                var evaluator = Evaluator(source: store, time: check.time)
+                evaluator.defaultSubqueryStep = evaluationInterval
                 var got: [(Labels, Double)]
-                switch value {
+                switch try evaluator.evaluate(expr) {
                 case .vector(let v): got = v.map { ($0.labels, $0.value) }
                 case .scalar(let s): got = [([], s)]
-                default: got = []
+                default: throw EvaluationError(message: "rule result is not a vector or scalar")
                 }
                 if !samplesEqual(got, check.samples) {
                     failures.append("test \(name): expr: \(check.expr), time: \(formatDuration(check.time)),\n        exp: \(describeSamples(check.samples))\n        got: \(describeSamples(got))")
@@ -131,7 +133,7 @@ public enum RuleTestRunner {
     }
 
     static func describeSamples(_ samples: [(Labels, Double)]) -> String {
-        "[" + samples.map { "\($0.0.sorted().promText) \($0.1)" }.sorted().joined(separator: ", ") + "]"
+        "[" + samples.map { ($0.0.isEmpty ? "{}" : $0.0.sorted().promText) + " \($0.1)" }.sorted().joined(separator: ", ") + "]"
     }
 
     static func samplesEqual(_ a: [(Labels, Double)], _ b: [(Labels, Double)]) -> Bool {
@@ -164,9 +166,9 @@ public enum RuleTestRunner {
     static func parseValue(_ text: String) throws -> Double {
         if text == "stale" { return SampleValue.staleNaN }
         switch text.lowercased() {
-        case "inf", "+inf": return .infinity
-        case "-inf": return -.infinity
-        case "nan": return .nan
+        case "inf", "+inf", ".inf", "+.inf": return .infinity
+        case "-inf", "-.inf": return -.infinity
+        case "nan", ".nan": return .nan
         default: break
         }
         guard let v = Double(text) else { throw EvaluationError(message: "bad value \"\(text)\"") }

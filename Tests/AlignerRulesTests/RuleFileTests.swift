@@ -54,7 +54,7 @@ import Testing
                   - alert: D
                     expr: |
                       sum(up)
-                        / on(job) group_left sum(rate(y[5m:1m]))
+                        / on(job) group_left sum(histogram_count(y))
                     detector: {kind: ewma}
                     colour: blue
               - name: g
@@ -65,7 +65,7 @@ import Testing
             "bad.yml:6:17: group \"g\", rule 2 \"bad name\": invalid recording rule name: \"bad name\"",
             "bad.yml:8:9: group \"g\", rule 2 \"bad name\": invalid field 'for' in recording rule",
             "bad.yml:9:9: group \"g\", rule 3 \"C\": field 'expr' must be set in rule",
-            "bad.yml:13:44: group \"g\", rule 4 \"D\": could not parse expression: subqueries are not supported by Aligner; write a recording rule for the inner expression instead",
+            "bad.yml:13:38: group \"g\", rule 4 \"D\": could not parse expression: function \"histogram_count\" is not supported by Aligner",
             "bad.yml:14:9: group \"g\", rule 4 \"D\": detector is not supported yet: statistical detectors are a planned extension; use a threshold in expr",
             "bad.yml:15:9: group \"g\", rule 4 \"D\": unknown key \"colour\" in rule",
             "bad.yml:16:5: group \"g\": groupname: \"g\" is repeated in the same file",

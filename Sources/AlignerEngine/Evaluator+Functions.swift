@@ -231,24 +231,85 @@ extension Evaluator {
 
     func dateFunction(_ name: String, _ args: [Expr]) throws(EvaluationError) -> [VectorSample] {
         let input = args.isEmpty ? [VectorSample(labels: [], value: Double(time) / 1000)] : try vector(args[0])
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
         return input.map { s in
-            let date = Date(timeIntervalSince1970: s.value)
-            let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .weekday], from: date)
-            let v: Double
+            let d = CivilTime(unixSeconds: s.value)
+            let v: Int64
             switch name {
-            case "day_of_month": v = Double(c.day!)
-            case "day_of_week": v = Double(c.weekday! - 1)
-            case "day_of_year": v = Double(calendar.ordinality(of: .day, in: .year, for: date)!)
-            case "days_in_month": v = Double(calendar.range(of: .day, in: .month, for: date)!.count)
-            case "hour": v = Double(c.hour!)
-            case "minute": v = Double(c.minute!)
-            case "month": v = Double(c.month!)
-            default: v = Double(c.year!)
+            case "day_of_month": v = d.day
+            case "day_of_week": v = d.weekday
+            case "day_of_year": v = d.yearDay
+            case "days_in_month": v = d.daysInMonth
+            case "hour": v = d.hour
+            case "minute": v = d.minute
+            case "month": v = d.month
+            default: v = d.year
             }
-            return VectorSample(labels: s.labels.droppingMetricName(), value: v)
+            return VectorSample(labels: s.labels.droppingMetricName(), value: Double(v))
         }
+    }
+}
+
+/// A UTC date the way Prometheus 2.42 (Go 1.19's time package) computes it from a sample value:
+/// the value is truncated to whole seconds as Go's float-to-int64 conversion does on amd64 (NaN,
+/// ±Inf and values out of range become Int64.min), then counted from Go's "absolute" epoch with
+/// unsigned arithmetic, so even those values give the very date Prometheus gives.
+struct CivilTime {
+    var year: Int64, month: Int64, day: Int64, yearDay: Int64, hour: Int64, minute: Int64, weekday: Int64
+
+    static let absoluteZeroYear: Int64 = -292_277_022_399
+    /// Go's unixToInternal + internalToAbsolute.
+    static let unixToAbsolute: Int64 = 62_135_596_800 + 292_277_022_400 * 31_556_952
+    static let daysBefore: [Int64] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365]
+
+    init(unixSeconds value: Double) {
+        let seconds: Int64 = value >= -9.223372036854775808e18 && value < 9.223372036854775808e18 ? Int64(value) : .min
+        let abs = UInt64(bitPattern: seconds &+ CivilTime.unixToAbsolute)
+        hour = Int64(abs % 86_400 / 3_600)
+        minute = Int64(abs % 3_600 / 60)
+        weekday = Int64((abs &+ 86_400) % 604_800 / 86_400)
+        var d = abs / 86_400
+        var n = d / 146_097
+        var y = 400 * n
+        d -= 146_097 * n
+        n = d / 36_524
+        n -= n >> 2
+        y += 100 * n
+        d -= 36_524 * n
+        n = d / 1_461
+        y += 4 * n
+        d -= 1_461 * n
+        n = d / 365
+        n -= n >> 2
+        y += n
+        d -= 365 * n
+        year = Int64(bitPattern: y) &+ CivilTime.absoluteZeroYear
+        yearDay = Int64(d) + 1
+        var day = Int64(d)
+        let leap = CivilTime.isLeap(year)
+        if leap && day == 59 {
+            month = 2
+            self.day = 29
+        } else {
+            if leap && day > 59 { day -= 1 }
+            var m = day / 31
+            let end = CivilTime.daysBefore[Int(m) + 1]
+            let begin: Int64
+            if day >= end {
+                m += 1
+                begin = end
+            } else {
+                begin = CivilTime.daysBefore[Int(m)]
+            }
+            month = m + 1
+            self.day = day - begin + 1
+        }
+    }
+
+    static func isLeap(_ year: Int64) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
+
+    var daysInMonth: Int64 {
+        if month == 2 { return CivilTime.isLeap(year) ? 29 : 28 }
+        return CivilTime.daysBefore[Int(month)] - CivilTime.daysBefore[Int(month) - 1]
     }
 }
 

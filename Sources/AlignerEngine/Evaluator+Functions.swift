@@ -31,7 +31,8 @@ extension Evaluator {
         case "label_replace": return .vector(try distinct(try labelReplace(args), namesFrom: nil))
         case "label_join": return .vector(try distinct(try labelJoin(args), namesFrom: nil))
         case "histogram_quantile":
-            return .vector(histogramQuantile(try scalar(args[0]), try vector(args[1])))
+            let input = try vector(args[1])
+            return .vector(try distinct(histogramQuantile(try scalar(args[0]), input), namesFrom: input))
         case "clamp":
             let lo = try scalar(args[1]), hi = try scalar(args[2])
             if lo > hi { return .vector([]) }
@@ -147,6 +148,12 @@ extension Evaluator {
         return .vector(try distinct(out, namesFrom: matrix.map { VectorSample(labels: $0.labels, value: 0) }))
     }
 
+    /// A string argument (possibly in parentheses).
+    func string(_ e: Expr) throws(EvaluationError) -> String {
+        guard case .string(let s) = try evaluate(e) else { throw EvaluationError(message: "expected a string") }
+        return s
+    }
+
     func unparen(_ e: Expr) -> Expr {
         if case .paren(let inner) = e { return unparen(inner) }
         return e
@@ -182,19 +189,18 @@ extension Evaluator {
         default: selector = nil
         }
         guard let s = selector else { return [] }
+        // In matcher order: the first equality on a name sets it; any other matcher on it, or a
+        // later equality, removes it (Prometheus' historic rule).
         var labels: [String: String] = [:]
-        var duplicated: Set<String> = []
-        for m in s.matchers where m.name != metricNameLabel && m.op == .equal {
-            if labels[m.name] != nil { duplicated.insert(m.name) }
-            labels[m.name] = m.value
+        var seen: Set<String> = []
+        for m in s.matchers where m.name != metricNameLabel {
+            if m.op == .equal && seen.insert(m.name).inserted { labels[m.name] = m.value.isEmpty ? nil : m.value } else { labels[m.name] = nil }
         }
-        for d in duplicated { labels[d] = nil }
         return labels.map { Label($0.key, $0.value) }.sorted()
     }
 
     func labelReplace(_ args: [Expr]) throws(EvaluationError) -> [VectorSample] {
-        guard case .string(let dst) = args[1], case .string(let replacement) = args[2], case .string(let src) = args[3],
-              case .string(let pattern) = args[4] else { throw EvaluationError(message: "label_replace needs string arguments") }
+        let dst = try string(args[1]), replacement = try string(args[2]), src = try string(args[3]), pattern = try string(args[4])
         let regex: NSRegularExpression
         do { regex = try NSRegularExpression(pattern: "^(?:" + pattern + ")$") } catch {
             throw EvaluationError(message: "invalid regular expression in label_replace(): \(pattern)")
@@ -216,14 +222,9 @@ extension Evaluator {
     }
 
     func labelJoin(_ args: [Expr]) throws(EvaluationError) -> [VectorSample] {
-        guard case .string(let dst) = args[1], case .string(let separator) = args[2] else {
-            throw EvaluationError(message: "label_join needs string arguments")
-        }
+        let dst = try string(args[1]), separator = try string(args[2])
         var sources: [String] = []
-        for a in args.dropFirst(3) {
-            guard case .string(let s) = a else { throw EvaluationError(message: "label_join needs string arguments") }
-            sources.append(s)
-        }
+        for a in args.dropFirst(3) { sources.append(try string(a)) }
         return try vector(args[0]).map { s in
             VectorSample(labels: s.labels.setting(dst, sources.map { s.labels.value($0) }.joined(separator: separator)), value: s.value)
         }
@@ -399,8 +400,9 @@ extension Evaluator {
         var groups: [String: (Labels, [(upper: Double, count: Double)])] = [:]
         for s in input {
             guard let upper = Double(s.labels.value("le").replacingOccurrences(of: "+Inf", with: "inf")) else { continue }
+            // Grouped by every label but `le` (the metric name too); the result drops the name.
             let labels = s.labels.dropping(["le", metricNameLabel])
-            let k = labels.key
+            let k = s.labels.dropping(["le"]).key
             if groups[k] == nil { order.append(k); groups[k] = (labels, []) }
             groups[k]!.1.append((upper, s.value))
         }

@@ -41,12 +41,15 @@ public enum RuleTestRunner {
                                   uniquingKeysWith: { $1 })
         let store = MemoryStore()
         var failures: [String] = []
+        // promtool loads input samples as its clock advances: an evaluation at t sees samples up to
+        // t, and the PromQL checks see samples up to the last eval_time of the test.
+        var inputs: [(labels: Labels, time: Int64, value: Double)] = []
         for series in test["input_series"]?.sequence.map({ Array($0) }) ?? [] {
             do {
                 let labels = try parseSeriesLabels(series["series"]?.string ?? "")
                 let values = try expandValues(series["values"]?.string ?? "")
                 for (i, v) in values.enumerated() {
-                    if let v { store.append(labels, timestamp: Int64(i) * interval, value: v) }
+                    if let v { inputs.append((labels, Int64(i) * interval, v)) }
                 }
             } catch {
                 failures.append("test \(name): input series \(series["series"]?.string ?? ""): \(error)")
@@ -86,9 +89,18 @@ public enum RuleTestRunner {
         do { state = try RuleGroupsState(groups: groups) } catch { return ["test \(name): \(error)"] }
         state.defaultSubqueryStep = evaluationInterval
         state.externalLabels = external
+        inputs.sort { $0.time < $1.time }
+        var loaded = 0
+        func load(through time: Int64) {
+            while loaded < inputs.count, inputs[loaded].time <= time {
+                store.append(inputs[loaded].labels, timestamp: inputs[loaded].time, value: inputs[loaded].value)
+                loaded += 1
+            }
+        }
         var t: Int64 = 0
         var pending = checks.sorted { $0.time < $1.time }
         while t <= maxTime {
+            load(through: t)
             for error in state.evaluate(at: t, source: store, sink: store) { failures.append("test \(name): at \(formatDuration(t)): \(error)") }
             // Alert checks whose eval_time falls in [t, t + evaluation_interval).
             while let check = pending.first, check.time >= t, check.time < t + evaluationInterval {
@@ -104,6 +116,7 @@ public enum RuleTestRunner {
             while let check = pending.first, check.time < t { pending.removeFirst() }
             t += evaluationInterval
         }
+        load(through: maxTime)
         for check in exprChecks {
             do {
                 let expr = try PromQLParser.parse(check.expr)

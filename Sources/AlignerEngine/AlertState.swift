@@ -44,9 +44,12 @@ public struct AlertingRuleState: Sendable {
     /// through evaluations that miss its series for up to that long (one late write does not
     /// restart `for`), and `resolveHolds` (the rule's `resolve` condition, evaluated by the caller)
     /// keeps a firing alert firing until its series appears in the resolve result.
+    ///
+    /// `scope`, when given, says which alerts the result covers (a partial evaluation of some
+    /// partitions): alerts outside it are left as they are.
     public mutating func evaluate(
         _ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:], gapTolerance: Int64 = 0,
-        resolveResult: [VectorSample]? = nil
+        resolveResult: [VectorSample]? = nil, scope: ((Labels) -> Bool)? = nil
     ) throws {
         let resolvedKeys = resolveResult.map { Set($0.map { $0.labels.droppingMetricName().key }) }
         var seen: Set<String> = []
@@ -80,6 +83,7 @@ public struct AlertingRuleState: Sendable {
             }
         }
         for (key, var a) in alerts {
+            if !seen.contains(key), let scope, !scope(a.labels) { continue }
             if !seen.contains(key) {
                 if a.state == .pending {
                     if time - a.lastSeenAt <= gapTolerance { continue }
@@ -126,6 +130,15 @@ public struct AlertingRuleState: Sendable {
 /// Where recording rules write their results.
 public protocol SampleSink {
     func append(_ labels: Labels, timestamp: Int64, value: Double)
+    /// A result of group `group`: the store need not mark that group for evaluation again (its
+    /// later rules read the result in the same evaluation).
+    func append(_ labels: Labels, timestamp: Int64, value: Double, fromGroup group: Int)
+}
+
+extension SampleSink {
+    public func append(_ labels: Labels, timestamp: Int64, value: Double, fromGroup group: Int) {
+        append(labels, timestamp: timestamp, value: value)
+    }
 }
 
 extension MemoryStore: SampleSink {}
@@ -165,9 +178,13 @@ public struct RuleGroupsState: Sendable {
     }
 
     /// Evaluates one group's rules in order at `time`: recording rules write back, so later rules see them.
+    ///
+    /// `partition`, when given, is a partial evaluation: `source` holds only the series of some
+    /// partitions of the group (by the labels `partition.labels`, keys `partition.keys`), and
+    /// only the alerts of those partitions are advanced.
     public mutating func evaluate(
         group gi: Int, at time: Int64, source: any SampleSource, sink: any SampleSink, gapTolerance: Int64 = 0,
-        useResolve: Bool = true
+        useResolve: Bool = true, partition: (labels: [String], keys: Set<String>)? = nil
     ) -> [String] {
         var errors: [String] = []
         let group = groups[gi]
@@ -189,7 +206,7 @@ public struct RuleGroupsState: Sendable {
                     for s in vector {
                         var labels = s.labels.setting(metricNameLabel, name)
                         for (k, v) in rule.labels.sorted(by: { $0.key < $1.key }) { labels = labels.setting(k, v) }
-                        sink.append(labels, timestamp: time, value: s.value)
+                        sink.append(labels, timestamp: time, value: s.value, fromGroup: gi)
                     }
                 case .alert:
                     var resolveResult: [VectorSample]?
@@ -200,8 +217,12 @@ public struct RuleGroupsState: Sendable {
                         default: resolveResult = []
                         }
                     }
+                    let scope: ((Labels) -> Bool)? = partition.map { p in
+                        { labels in p.keys.contains(p.labels.map { labels.value($0) }.joined(separator: "\u{ff}")) }
+                    }
                     try alerting[gi][ri]!.evaluate(
-                        vector, at: time, externalLabels: externalLabels, gapTolerance: gapTolerance, resolveResult: resolveResult)
+                        vector, at: time, externalLabels: externalLabels, gapTolerance: gapTolerance, resolveResult: resolveResult,
+                        scope: scope)
                 }
                 lastErrors[gi][ri] = nil
             } catch {

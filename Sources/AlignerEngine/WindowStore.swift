@@ -12,11 +12,16 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var timestamps: [Int64] = []
         var values: [Double] = []
         var groups: [Int]
+        /// For each of `groups`: the part of that group this series belongs to (0: the group is
+        /// evaluated whole).
+        var partitions: [UInt32] = []
     }
 
     struct Selection {
         /// Per group: the selectors its rules read.
         var groupSelectors: [[[LabelMatcher]]] = []
+        /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`).
+        var groupPartitions: [[String]?] = []
         /// Kept whatever the rules read: the owner series that lift a pod to its workload.
         var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner"]
         var retention: Int64 = 300_000
@@ -28,10 +33,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var byName: [String: [UInt32]] = [:]
         var selection = Selection()
         var samples = 0
+        /// Per group: partition key -> id (from 1), and each partition's windows.
+        var partitionIDs: [[String: UInt32]] = []
+        var partitionKeys: [[String]] = []
+        var members: [[[UInt32]]] = []
     }
 
     let state = Mutex(State())
-    let dirty = Mutex<Set<Int>>([])
+    let dirty = Mutex<[Int: Touched]>([:])
     let signal: AsyncStream<Void>.Continuation
     /// Yields whenever some group became dirty (coalesced: at most one pending).
     public let changes: AsyncStream<Void>
@@ -53,16 +62,61 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 }
             }
             selection.groupSelectors.append(selectors)
+            selection.groupPartitions.append(g.partitionLabels)
         }
         selection.retention = longest + 300_000
         state.withLock { s in
             s.selection = selection
-            for id in s.windows.indices.dropFirst() {
-                guard let w = s.windows[id] else { continue }
-                let groups = WindowStore.groups(for: w.labels, selection)
-                s.windows[id]!.groups = groups
+            s.partitionIDs = groups.map { _ in [:] }
+            s.partitionKeys = groups.map { _ in [""] }
+            s.members = groups.map { _ in [[]] }
+            for id in s.windows.indices.dropFirst() where s.windows[id] != nil {
+                s.windows[id]!.groups = []
+                s.windows[id]!.partitions = []
+                WindowStore.assign(&s, UInt32(id))
             }
         }
+    }
+
+    /// Sets a window's groups and its partition in each, and lists it among the partition's windows.
+    static func assign(_ s: inout State, _ id: UInt32) {
+        let labels = s.windows[Int(id)]!.labels
+        let groups = WindowStore.groups(for: labels, s.selection)
+        var partitions: [UInt32] = []
+        for g in groups {
+            guard let names = s.selection.groupPartitions[g] else { partitions.append(0); continue }
+            let key = names.map { labels.value($0) }.joined(separator: "\u{ff}")
+            let pid: UInt32
+            if let known = s.partitionIDs[g][key] {
+                pid = known
+            } else {
+                pid = UInt32(s.members[g].count)
+                s.partitionIDs[g][key] = pid
+                s.partitionKeys[g].append(key)
+                s.members[g].append([])
+            }
+            partitions.append(pid)
+        }
+        let old = s.windows[Int(id)]!
+        for (g, pid) in zip(groups, partitions) where pid != 0 {
+            if let i = old.groups.firstIndex(of: g), old.partitions.indices.contains(i), old.partitions[i] == pid { continue }
+            s.members[g][Int(pid)].append(id)
+        }
+        s.windows[Int(id)]!.groups = groups
+        s.windows[Int(id)]!.partitions = partitions
+    }
+
+    /// The partition key of a label set in a group (nil when the group is evaluated whole).
+    public func partitionKey(_ labels: Labels, group: Int) -> String? {
+        state.withLock { s in
+            guard s.selection.groupPartitions.indices.contains(group), let names = s.selection.groupPartitions[group] else { return nil }
+            return names.map { labels.value($0) }.joined(separator: "\u{ff}")
+        }
+    }
+
+    /// The keys of some partitions of a group.
+    public func partitionKeys(group: Int, _ partitions: Set<UInt32>) -> Set<String> {
+        state.withLock { s in Set(partitions.compactMap { s.partitionKeys[group].indices.contains(Int($0)) ? s.partitionKeys[group][Int($0)] : nil }) }
     }
 
     static func longestRange(_ e: Expr) -> Int64 {
@@ -95,7 +149,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             let groups = WindowStore.groups(for: labels, s.selection)
             let key = labels.key
             if let id = s.ids[key] {
-                s.windows[Int(id)]!.groups = groups
+                WindowStore.assign(&s, id)
                 return groups.isEmpty && !s.selection.always.contains(labels.value(metricNameLabel)) ? 0 : id
             }
             guard !groups.isEmpty || s.selection.always.contains(labels.value(metricNameLabel)) else { return 0 }
@@ -105,15 +159,20 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
     static func add(_ s: inout State, labels: Labels, groups: [Int]) -> UInt32 {
         let id = UInt32(s.windows.count)
-        s.windows.append(Window(labels: labels, groups: groups))
+        s.windows.append(Window(labels: labels, groups: []))
         s.ids[labels.key] = id
         s.byName[labels.value(metricNameLabel), default: []].append(id)
+        if !groups.isEmpty { assign(&s, id) }
         return id
     }
 
     public func append(window: UInt32, timestamp: Int64, valueBits: UInt64) {
-        let groups = state.withLock { s -> [Int] in
-            guard var w = s.windows[Int(window)] else { return [] }
+        append(window: window, timestamp: timestamp, valueBits: valueBits, except: nil)
+    }
+
+    func append(window: UInt32, timestamp: Int64, valueBits: UInt64, except writer: Int?) {
+        let (groups, partitions) = state.withLock { s -> ([Int], [UInt32]) in
+            guard var w = s.windows[Int(window)] else { return ([], []) }
             s.windows[Int(window)] = nil  // keep the arrays uniquely referenced while appending
             w.timestamps.append(timestamp)
             w.values.append(Double(bitPattern: valueBits))
@@ -125,31 +184,53 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 w.values.removeFirst(drop)
                 s.samples -= drop
             }
-            let groups = w.groups
+            let groups = w.groups, partitions = w.partitions
             s.windows[Int(window)] = w
-            return groups
+            return (groups, partitions)
         }
         guard !groups.isEmpty else { return }
-        let wasEmpty = dirty.withLock { d in
+        let becameDirty = dirty.withLock { d in
             let empty = d.isEmpty
-            d.formUnion(groups)
-            return empty
+            for (g, pid) in zip(groups, partitions) where g != writer {
+                switch d[g] {
+                case .all: continue
+                case .partitions(var touched):
+                    if pid == 0 { d[g] = .all; continue }
+                    d[g] = nil  // keep the set uniquely referenced while inserting
+                    touched.insert(pid)
+                    d[g] = touched.count > WindowStore.wholeGroupAbove ? .all : .partitions(touched)
+                case nil:
+                    d[g] = pid == 0 ? .all : .partitions([pid])
+                }
+            }
+            return empty && !d.isEmpty
         }
-        if wasEmpty { signal.yield() }
+        if becameDirty { signal.yield() }
     }
 
-    /// The groups marked dirty since the last call, cleared.
-    public func takeDirty() -> Set<Int> { dirty.withLock { d in defer { d.removeAll() }; return d } }
+    /// Past this many touched partitions a group is evaluated whole.
+    static let wholeGroupAbove = 4096
+
+    /// The groups marked dirty since the last call, with what of each was touched; cleared.
+    public func takeDirty() -> [Int: Touched] { dirty.withLock { d in defer { d.removeAll() }; return d } }
 
     // MARK: SampleSink (recording rules)
 
     public func append(_ labels: Labels, timestamp: Int64, value: Double) {
+        append(labels, timestamp: timestamp, value: value, from: nil)
+    }
+
+    public func append(_ labels: Labels, timestamp: Int64, value: Double, fromGroup group: Int) {
+        append(labels, timestamp: timestamp, value: value, from: group)
+    }
+
+    func append(_ labels: Labels, timestamp: Int64, value: Double, from group: Int?) {
         let sorted = labels.sorted()
         let (id, isNewer) = state.withLock { s -> (UInt32, Bool) in
             let id = s.ids[sorted.key] ?? WindowStore.add(&s, labels: sorted, groups: WindowStore.groups(for: sorted, s.selection))
             return (id, (s.windows[Int(id)]?.timestamps.last ?? .min) < timestamp)
         }
-        if isNewer { append(window: id, timestamp: timestamp, valueBits: value.bitPattern) }
+        if isNewer { append(window: id, timestamp: timestamp, valueBits: value.bitPattern, except: group) }
     }
 
     /// Empties windows whose newest sample is older than the retention (series that stopped).
@@ -167,9 +248,22 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     // MARK: SampleSource
 
     public func series(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [StoredSeries] {
+        series(matching: matchers, from: from, through: through, in: nil)
+    }
+
+    /// Series of some partitions of a group only (all series when `part` is nil).
+    func series(matching matchers: [LabelMatcher], from: Int64, through: Int64, in part: (group: Int, partitions: Set<UInt32>)?) -> [StoredSeries] {
         state.withLock { s in
             let name = matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
-            let candidates: [UInt32] = name.map { s.byName[$0] ?? [] } ?? Array(1..<UInt32(s.windows.count))
+            var candidates: [UInt32]
+            if let part {
+                candidates = []
+                for pid in part.partitions where s.members[part.group].indices.contains(Int(pid)) {
+                    candidates += s.members[part.group][Int(pid)]
+                }
+            } else {
+                candidates = name.map { s.byName[$0] ?? [] } ?? Array(1..<UInt32(s.windows.count))
+            }
             var out: [StoredSeries] = []
             for id in candidates {
                 guard let w = s.windows[Int(id)] else { continue }
@@ -186,5 +280,28 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// Series and samples held (reported in `/metrics`).
     public var size: (series: Int, samples: Int) {
         state.withLock { s in (s.windows.count - 1, s.samples) }
+    }
+}
+
+/// What writes touched of a group: some of its partitions, or all of it.
+public enum Touched: Sendable, Equatable {
+    case all
+    case partitions(Set<UInt32>)
+}
+
+/// The window store seen through some partitions of one group: what a partial evaluation reads.
+public struct PartitionedSource: SampleSource {
+    let store: WindowStore
+    let group: Int
+    let partitions: Set<UInt32>
+
+    public init(store: WindowStore, group: Int, partitions: Set<UInt32>) {
+        self.store = store
+        self.group = group
+        self.partitions = partitions
+    }
+
+    public func series(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [StoredSeries] {
+        store.series(matching: matchers, from: from, through: through, in: (group, partitions))
     }
 }

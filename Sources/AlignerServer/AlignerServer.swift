@@ -107,6 +107,9 @@ public struct AlignerServer: Sendable {
         let size = windows.size
         metrics.windowSeries.set(Double(size.series))
         metrics.windowSamples.set(Double(size.samples))
+        let counts = rules.evaluationCounts.withLock { $0 }
+        metrics.partialEvaluations.set(Double(counts.partial))
+        metrics.wholeEvaluations.set(Double(counts.whole))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 << 10)
         registry.emit(into: &buffer)

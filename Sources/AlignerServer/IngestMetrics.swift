@@ -26,6 +26,8 @@ struct IngestMetrics: Sendable {
     let decodeSeconds: DurationHistogram
     let windowSeries: Gauge
     let windowSamples: Gauge
+    let partialEvaluations: Gauge
+    let wholeEvaluations: Gauge
 
     static let statuses = [204, 400, 413, 415, 429, 503]
 
@@ -84,6 +86,12 @@ struct IngestMetrics: Sendable {
             name: "aligner_rules_window_series", help: "Series kept in memory because some rule selects them.")
         windowSamples = registry.makeGauge(
             name: "aligner_rules_window_samples", help: "Samples held in the rules' windows (longest range plus lookback).")
+        partialEvaluations = registry.makeGauge(
+            name: "aligner_rules_group_evaluations", labels: [("scope", "partitions")],
+            help: "Group evaluations since start: over the partitions a write touched, or over the whole group.")
+        wholeEvaluations = registry.makeGauge(
+            name: "aligner_rules_group_evaluations", labels: [("scope", "whole")],
+            help: "Group evaluations since start: over the partitions a write touched, or over the whole group.")
     }
 
     func record(status: Int) {

@@ -3,6 +3,7 @@ import AlignerEngine
 import AlignerEvents
 import AlignerRules
 import Foundation
+import Synchronization
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -18,6 +19,8 @@ actor RuleEngine {
     let onReload: @Sendable () -> Void
     /// `rules.gap_tolerance`: how long a pending alert survives evaluations that miss its series.
     let gapTolerance: Int64
+    /// Group evaluations over some partitions, and over the whole group (`/metrics`).
+    nonisolated let evaluationCounts = Mutex<(partial: Int, whole: Int)>((0, 0))
     /// The step of subqueries that name none (`rules.evaluation_interval`, as Prometheus' global one).
     let subqueryStep: Int64
     /// Where firing alerts with an `event` routing go.
@@ -77,15 +80,28 @@ actor RuleEngine {
     /// Evaluates the given groups (all when nil) at `now`, honouring each group's `interval` as a
     /// minimum spacing. Returns the groups skipped because they ran too recently.
     @discardableResult
-    func evaluate(groups: Set<Int>?, now: Int64) async -> Set<Int> {
+    ///
+    /// A group whose writes touched only some of its partitions (see `RuleGroup.partitionLabels`)
+    /// is evaluated over those partitions only: the cost follows what the write touched, not
+    /// every series of the group. Time-driven evaluations are always whole.
+    func evaluate(groups: [Int: Touched]?, now: Int64) async -> Set<Int> {
         var skipped: Set<Int> = []
-        for gi in state.groups.indices where groups?.contains(gi) ?? true {
+        for gi in state.groups.indices where groups == nil || groups![gi] != nil {
             if let interval = state.groups[gi].interval, now - lastEvaluation[gi] < interval {
                 skipped.insert(gi)
                 continue
             }
             let start = ContinuousClock.now
-            let errors = state.evaluate(group: gi, at: now, source: store, sink: store, gapTolerance: gapTolerance)
+            let errors: [String]
+            if case .partitions(let touched) = groups?[gi], let labels = state.groups[gi].partitionLabels {
+                errors = state.evaluate(
+                    group: gi, at: now, source: PartitionedSource(store: store, group: gi, partitions: touched), sink: store,
+                    gapTolerance: gapTolerance, partition: (labels, store.partitionKeys(group: gi, touched)))
+                evaluationCounts.withLock { $0.partial += 1 }
+            } else {
+                errors = state.evaluate(group: gi, at: now, source: store, sink: store, gapTolerance: gapTolerance)
+                evaluationCounts.withLock { $0.whole += 1 }
+            }
             let elapsed = ContinuousClock.now - start
             evaluationSeconds[gi] = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
             lastEvaluation[gi] = now

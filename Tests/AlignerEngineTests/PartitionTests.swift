@@ -1,0 +1,88 @@
+import AlignerCore
+import AlignerEngine
+import AlignerRules
+import Foundation
+import Testing
+
+@Suite struct PartitionTests {
+    @Test(arguments: [
+        ("sum by (namespace, pod) (rate(x[5m])) > 1", ["namespace", "pod"]),
+        ("sum(x)", nil),
+        ("x > 1", nil),
+        ("x > on(a) y", ["a"]),
+        ("sum by (a, b) (x) / ignoring(b) group_left sum by (a) (y)", ["a"]),
+        ("label_replace(sum by (a, b) (x), \"a\", \"$1\", \"b\", \"(.*)\")", ["b"]),
+        ("histogram_quantile(0.9, sum by (le, job) (rate(x_bucket[5m])))", ["job"]),
+        ("max by (a) (x) * on(a) group_left(b) max by (a, b) (y)", ["a"]),
+        ("sum by (a) (x) > scalar(sum(y))", nil),
+        ("topk by (a) (3, x)", ["a"]),
+        ("sum without (pod) (x) > on(namespace) sum by (namespace) (y)", ["namespace"]),
+        ("absent(x)", nil),
+    ] as [(String, [String]?)])
+    func constraint(_ expr: String, _ labels: [String]?) throws {
+        #expect(try PromQLParser.parse(expr).partitionConstraint.labels == labels, "\(expr)")
+    }
+
+    @Test func theBundledPackSplitsByNamespaceOrPod() throws {
+        let groups = try RuleFileLoader.load(files: [packPath])
+        let byName = Dictionary(uniqueKeysWithValues: groups.map { ($0.name, $0.partitionLabels) })
+        #expect(byName["kubernetes-pods"] == ["namespace", "pod"])
+        #expect(byName["kubernetes-workloads"] == ["namespace"])
+        #expect(byName["kubernetes-services"] == ["namespace"])
+    }
+
+    var packPath: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../rules/kubernetes.yml").path
+    }
+
+    /// A write that touches one partition is evaluated over that partition only, with the same
+    /// outcome a whole evaluation gives, and the alerts of other partitions are left alone.
+    @Test func partialEvaluationMatchesWholeEvaluation() throws {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - record: ns:errors:sum
+                    expr: sum by (namespace) (errors)
+                  - alert: Errors
+                    expr: ns:errors:sum > 5
+            """, file: "g.yml")
+        #expect(problems.isEmpty)
+        #expect(groups[0].partitionLabels == ["namespace"])
+        let store = WindowStore()
+        store.select(groups)
+        var state = try RuleGroupsState(groups: groups)
+        func write(_ ns: String, _ pod: String, _ t: Int64, _ v: Double) {
+            let id = store.admit(labels: [Label("__name__", "errors"), Label("namespace", ns), Label("pod", pod)])
+            store.append(window: id, timestamp: t, valueBits: v.bitPattern)
+        }
+        // Both namespaces above the threshold: a whole evaluation fires both.
+        for ns in ["a", "b"] { for p in ["p1", "p2"] { write(ns, p, 1_000, 4) } }
+        _ = store.takeDirty()
+        #expect(state.evaluate(group: 0, at: 1_000, source: store, sink: store).isEmpty)
+        #expect(Set(state.alerts.filter { $0.state == .firing }.map { $0.labels.value("namespace") }) == ["a", "b"])
+
+        // Namespace a recovers; only its partition was touched.
+        write("a", "p1", 2_000, 0)
+        write("a", "p2", 2_000, 0)
+        let dirty = store.takeDirty()
+        guard case .partitions(let touched)? = dirty[0] else {
+            Issue.record("expected a partial touch, got \(dirty)")
+            return
+        }
+        #expect(touched.count == 1)
+        let keys = store.partitionKeys(group: 0, touched)
+        #expect(keys == ["a"])
+        var partial = state
+        #expect(partial.evaluate(group: 0, at: 2_000, source: PartitionedSource(store: store, group: 0, partitions: touched),
+                                 sink: store, partition: (["namespace"], keys)).isEmpty)
+        // a resolved, b still firing (untouched, not re-evaluated, not resolved for missing).
+        let firing = partial.alerts.filter { $0.state == .firing }.map { $0.labels.value("namespace") }
+        #expect(firing == ["b"])
+        // The same outcome as evaluating the whole group at that time.
+        var whole = state
+        #expect(whole.evaluate(group: 0, at: 2_000, source: store, sink: MemoryStore()).isEmpty)
+        #expect(whole.alerts.filter { $0.state == .firing }.map { $0.labels.value("namespace") } == firing)
+        state = partial
+    }
+}

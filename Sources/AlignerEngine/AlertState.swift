@@ -20,6 +20,8 @@ public struct Alert: Sendable, Codable {
     var lastSeenAt: Int64 = 0
     /// The expression result's labels (without the metric name), to match the resolve result.
     var sourceKey = ""
+    /// The partition of its group this alert belongs to (see `RuleGroup.partitionLabels`).
+    var partitionKey = ""
 }
 
 /// The state of one alerting rule: its alert instances, advanced by each evaluation's result.
@@ -27,13 +29,20 @@ public struct Alert: Sendable, Codable {
 public struct AlertingRuleState: Sendable {
     public let rule: Rule
     public private(set) var alerts: [String: Alert] = [:]
+    /// Alert keys by partition key (only when the group is split), so a partial evaluation visits
+    /// only the alerts of the partitions it covers.
+    var byPartition: [String: Set<String>] = [:]
     let labelTemplates: [(String, AlertTemplate)]
     let annotationTemplates: [(String, AlertTemplate)]
     /// Resolved alerts are kept this long (Prometheus: 15 minutes), so their resolution can be sent.
     static let resolvedRetention: Int64 = 15 * 60_000
 
-    public init(rule: Rule) throws {
+    /// The labels the rule's group is split by, if any.
+    let partitionLabels: [String]?
+
+    public init(rule: Rule, partitionLabels: [String]? = nil) throws {
         self.rule = rule
+        self.partitionLabels = partitionLabels
         labelTemplates = try rule.labels.sorted { $0.key < $1.key }.map { ($0.key, try AlertTemplate($0.value)) }
         annotationTemplates = try rule.annotations.sorted { $0.key < $1.key }.map { ($0.key, try AlertTemplate($0.value)) }
     }
@@ -45,11 +54,11 @@ public struct AlertingRuleState: Sendable {
     /// restart `for`), and `resolveHolds` (the rule's `resolve` condition, evaluated by the caller)
     /// keeps a firing alert firing until its series appears in the resolve result.
     ///
-    /// `scope`, when given, says which alerts the result covers (a partial evaluation of some
-    /// partitions): alerts outside it are left as they are.
+    /// `scope`, when given, holds the partition keys the result covers (a partial evaluation of
+    /// some partitions): alerts of other partitions are left as they are.
     public mutating func evaluate(
         _ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:], gapTolerance: Int64 = 0,
-        resolveResult: [VectorSample]? = nil, scope: ((Labels) -> Bool)? = nil
+        resolveResult: [VectorSample]? = nil, scope: Set<String>? = nil
     ) throws {
         let resolvedKeys = resolveResult.map { Set($0.map { $0.labels.droppingMetricName().key }) }
         var seen: Set<String> = []
@@ -79,40 +88,61 @@ public struct AlertingRuleState: Sendable {
                 var a = Alert(labels: labels, annotations: annotations, state: .pending, value: sample.value, activeAt: time)
                 a.lastSeenAt = time
                 a.sourceKey = base.key
+                a.partitionKey = partitionLabels.map { AlertingRuleState.partitionKey(labels, $0) } ?? ""
+                if partitionLabels != nil { byPartition[a.partitionKey, default: []].insert(key) }
                 alerts[key] = a
             }
         }
-        for (key, var a) in alerts {
-            if !seen.contains(key), let scope, !scope(a.labels) { continue }
+        // Changes are collected first and applied after: mutating the dictionary while iterating
+        // it would copy it whole, which a partial evaluation of a few partitions cannot afford.
+        var changes: [(String, Alert?)] = []
+        var visit: [String]
+        if let scope, partitionLabels != nil {
+            var keys = seen
+            for p in scope { keys.formUnion(byPartition[p] ?? []) }
+            visit = Array(keys)
+        } else {
+            visit = Array(alerts.keys)
+        }
+        for key in visit {
+            guard var a = alerts[key] else { continue }
+            if let scope, !scope.contains(a.partitionKey), !seen.contains(key) { continue }
             if !seen.contains(key) {
                 if a.state == .pending {
                     if time - a.lastSeenAt <= gapTolerance { continue }
-                    alerts[key] = nil
+                    changes.append((key, nil))
                     continue
                 }
                 if a.state == .firing, let resolvedKeys, !resolvedKeys.contains(a.sourceKey) {
                     continue  // hysteresis: firing until the resolve condition holds for this series
                 }
                 if a.state == .inactive {
-                    if let r = a.resolvedAt, time - r > AlertingRuleState.resolvedRetention { alerts[key] = nil }
+                    if let r = a.resolvedAt, time - r > AlertingRuleState.resolvedRetention { changes.append((key, nil)) }
                     continue
                 }
                 if rule.keepFiringFor > 0 {
                     let since = a.keepFiringSince ?? time
                     a.keepFiringSince = since
                     if time - since < rule.keepFiringFor {
-                        alerts[key] = a
+                        changes.append((key, a))
                         continue
                     }
                 }
                 a.state = .inactive
                 a.resolvedAt = time
-                alerts[key] = a
+                changes.append((key, a))
                 continue
             }
             if a.state == .pending && time - a.activeAt >= rule.holdDuration {
                 a.state = .firing
                 a.firedAt = time
+                changes.append((key, a))
+            }
+        }
+        for (key, a) in changes {
+            if a == nil, let old = alerts[key], partitionLabels != nil {
+                byPartition[old.partitionKey]?.remove(key)
+                if byPartition[old.partitionKey]?.isEmpty == true { byPartition[old.partitionKey] = nil }
             }
             alerts[key] = a
         }
@@ -123,7 +153,16 @@ public struct AlertingRuleState: Sendable {
 
     /// Puts back alert states saved before a restart (pending keep their activeAt, firing their firedAt).
     public mutating func restore(_ saved: [Alert]) {
-        for a in saved where a.state != .inactive { alerts[a.labels.key] = a }
+        for var a in saved where a.state != .inactive {
+            a.partitionKey = partitionLabels.map { AlertingRuleState.partitionKey(a.labels, $0) } ?? ""
+            if partitionLabels != nil { byPartition[a.partitionKey, default: []].insert(a.labels.key) }
+            alerts[a.labels.key] = a
+        }
+    }
+
+    /// The values of the partition labels, joined: what `WindowStore` keys partitions by.
+    public static func partitionKey(_ labels: Labels, _ names: [String]) -> String {
+        names.map { labels.value($0) }.joined(separator: "\u{ff}")
     }
 }
 
@@ -165,7 +204,9 @@ public struct RuleGroupsState: Sendable {
         self.groups = groups
         lastErrors = groups.map { g in g.rules.map { _ in nil } }
         alerting = try groups.map { g in
-            try g.rules.map { r in if case .alert = r.kind { return try AlertingRuleState(rule: r) } else { return nil } }
+            try g.rules.map { r in
+                if case .alert = r.kind { return try AlertingRuleState(rule: r, partitionLabels: g.partitionLabels) } else { return nil }
+            }
         }
     }
 
@@ -217,12 +258,9 @@ public struct RuleGroupsState: Sendable {
                         default: resolveResult = []
                         }
                     }
-                    let scope: ((Labels) -> Bool)? = partition.map { p in
-                        { labels in p.keys.contains(p.labels.map { labels.value($0) }.joined(separator: "\u{ff}")) }
-                    }
                     try alerting[gi][ri]!.evaluate(
                         vector, at: time, externalLabels: externalLabels, gapTolerance: gapTolerance, resolveResult: resolveResult,
-                        scope: scope)
+                        scope: partition?.keys)
                 }
                 lastErrors[gi][ri] = nil
             } catch {

@@ -85,7 +85,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var partitions: [UInt32] = []
         for g in groups {
             guard let names = s.selection.groupPartitions[g] else { partitions.append(0); continue }
-            let key = names.map { labels.value($0) }.joined(separator: "\u{ff}")
+            let key = AlertingRuleState.partitionKey(labels, names)
             let pid: UInt32
             if let known = s.partitionIDs[g][key] {
                 pid = known
@@ -110,7 +110,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     public func partitionKey(_ labels: Labels, group: Int) -> String? {
         state.withLock { s in
             guard s.selection.groupPartitions.indices.contains(group), let names = s.selection.groupPartitions[group] else { return nil }
-            return names.map { labels.value($0) }.joined(separator: "\u{ff}")
+            return AlertingRuleState.partitionKey(labels, names)
         }
     }
 

@@ -241,28 +241,47 @@ if let rules = options.rules {
     print("  rule windows: \(size.series) series selected, \(size.samples) samples held")
 }
 
-// Evaluation cost as series grow: one evaluation of the pack's kubernetes-pods group (what a write
-// touching any pod series triggers) over N pods' series in the windows.
+// Evaluation cost as series grow: the pack's kubernetes-pods group over N pods' series in the
+// windows, evaluated whole (what the periodic evaluation does) and after a write that touched 100
+// pods (what a write triggers: only the partitions it touched).
 if let rules = options.rules {
     let groups = try RuleFileLoader.load(files: try RuleFileLoader.files(in: rules))
-    print("[evaluation cost per triggered group, \(rules)]")
+    print("[evaluation cost as series grow, \(rules), kubernetes-pods group]")
     for pods in [1_000, 10_000, 50_000] {
         let windows = WindowStore()
         windows.select(groups)
         let t0: Int64 = 1_760_000_000_000
+        var ids: [UInt32] = []
         for p in 0..<pods {
             let labels = [Label("__name__", "kube_pod_container_status_waiting_reason"), Label("container", "app"),
                           Label("namespace", "ns\(p % 100)"), Label("pod", "pod-\(p)"), Label("reason", "CrashLoopBackOff")]
             let id = windows.admit(labels: labels)
+            ids.append(id)
             for k in 0..<4 { windows.append(window: id, timestamp: t0 + Int64(k) * 15_000, valueBits: (p % 50 == 0 ? 1.0 : 0.0).bitPattern) }
         }
         var state = try RuleGroupsState(groups: groups)
         let podsGroup = groups.firstIndex { $0.name == "kubernetes-pods" }!
+        let labels = groups[podsGroup].partitionLabels!
+        _ = state.evaluate(group: podsGroup, at: t0 + 60_000, source: windows, sink: windows)
+        _ = windows.takeDirty()
         let clock = ContinuousClock()
         let runs = 5
-        let elapsed = clock.measure {
+        let whole = clock.measure {
             for r in 0..<runs { _ = state.evaluate(group: podsGroup, at: t0 + 60_000 + Int64(r), source: windows, sink: windows) }
         }
-        print(String(format: "  %6d pod series: %.2f ms per evaluation of the group", pods, seconds(elapsed) / Double(runs) * 1000))
+        // A write touching 100 pods, then the evaluation it triggers.
+        var partial = Duration.zero
+        for r in 0..<runs {
+            let t = t0 + 75_000 + Int64(r) * 15_000
+            for p in stride(from: 0, to: pods, by: pods / 100) { windows.append(window: ids[p], timestamp: t, valueBits: 0.0.bitPattern) }
+            partial += clock.measure {
+                guard case .partitions(let touched)? = windows.takeDirty()[podsGroup] else { fatalError("expected a partial touch") }
+                _ = state.evaluate(
+                    group: podsGroup, at: t, source: PartitionedSource(store: windows, group: podsGroup, partitions: touched), sink: windows,
+                    partition: (labels, windows.partitionKeys(group: podsGroup, touched)))
+            }
+        }
+        print(String(format: "  %6d pod series: whole group %.2f ms; after a write touching 100 pods %.3f ms", pods,
+                     seconds(whole) / Double(runs) * 1000, seconds(partial) / Double(runs) * 1000))
     }
 }

@@ -37,10 +37,13 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var partitionIDs: [[String: UInt32]] = []
         var partitionKeys: [[String]] = []
         var members: [[[UInt32]]] = []
+        /// What writes touched since the last `takeDirty`, per group.
+        var dirtyWhole: [Bool] = []
+        var dirtyParts: [Set<UInt32>] = []
+        var anyDirty = false
     }
 
     let state = Mutex(State())
-    let dirty = Mutex<[Int: Touched]>([:])
     let signal: AsyncStream<Void>.Continuation
     /// Yields whenever some group became dirty (coalesced: at most one pending).
     public let changes: AsyncStream<Void>
@@ -70,6 +73,9 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             s.partitionIDs = groups.map { _ in [:] }
             s.partitionKeys = groups.map { _ in [""] }
             s.members = groups.map { _ in [[]] }
+            s.dirtyWhole = groups.map { _ in false }
+            s.dirtyParts = groups.map { _ in [] }
+            s.anyDirty = false
             for id in s.windows.indices.dropFirst() where s.windows[id] != nil {
                 s.windows[id]!.groups = []
                 s.windows[id]!.partitions = []
@@ -171,8 +177,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     }
 
     func append(window: UInt32, timestamp: Int64, valueBits: UInt64, except writer: Int?) {
-        let (groups, partitions) = state.withLock { s -> ([Int], [UInt32]) in
-            guard var w = s.windows[Int(window)] else { return ([], []) }
+        let becameDirty = state.withLock { s -> Bool in
+            guard var w = s.windows[Int(window)] else { return false }
             s.windows[Int(window)] = nil  // keep the arrays uniquely referenced while appending
             w.timestamps.append(timestamp)
             w.values.append(Double(bitPattern: valueBits))
@@ -184,26 +190,21 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 w.values.removeFirst(drop)
                 s.samples -= drop
             }
-            let groups = w.groups, partitions = w.partitions
-            s.windows[Int(window)] = w
-            return (groups, partitions)
-        }
-        guard !groups.isEmpty else { return }
-        let becameDirty = dirty.withLock { d in
-            let empty = d.isEmpty
-            for (g, pid) in zip(groups, partitions) where g != writer {
-                switch d[g] {
-                case .all: continue
-                case .partitions(var touched):
-                    if pid == 0 { d[g] = .all; continue }
-                    d[g] = nil  // keep the set uniquely referenced while inserting
-                    touched.insert(pid)
-                    d[g] = touched.count > WindowStore.wholeGroupAbove ? .all : .partitions(touched)
-                case nil:
-                    d[g] = pid == 0 ? .all : .partitions([pid])
+            // Mark what the sample feeds, in place (this runs for every sample a rule selects).
+            let wasClean = !s.anyDirty
+            for i in w.groups.indices {
+                let g = w.groups[i], pid = w.partitions[i]
+                if g == writer || s.dirtyWhole[g] { continue }
+                s.anyDirty = true
+                if pid == 0 || s.dirtyParts[g].count >= WindowStore.wholeGroupAbove {
+                    s.dirtyWhole[g] = true
+                    s.dirtyParts[g] = []
+                } else {
+                    s.dirtyParts[g].insert(pid)
                 }
             }
-            return empty && !d.isEmpty
+            s.windows[Int(window)] = w
+            return wasClean && s.anyDirty
         }
         if becameDirty { signal.yield() }
     }
@@ -212,7 +213,23 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     static let wholeGroupAbove = 4096
 
     /// The groups marked dirty since the last call, with what of each was touched; cleared.
-    public func takeDirty() -> [Int: Touched] { dirty.withLock { d in defer { d.removeAll() }; return d } }
+    public func takeDirty() -> [Int: Touched] {
+        state.withLock { s in
+            guard s.anyDirty else { return [:] }
+            var out: [Int: Touched] = [:]
+            for g in s.dirtyWhole.indices {
+                if s.dirtyWhole[g] {
+                    out[g] = .all
+                } else if !s.dirtyParts[g].isEmpty {
+                    out[g] = .partitions(s.dirtyParts[g])
+                }
+                s.dirtyWhole[g] = false
+                s.dirtyParts[g] = []
+            }
+            s.anyDirty = false
+            return out
+        }
+    }
 
     // MARK: SampleSink (recording rules)
 

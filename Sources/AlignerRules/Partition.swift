@@ -47,8 +47,10 @@ extension Expr {
         case .subquery(let q): return q.expr.partitionConstraint
         case .call(let name, let args):
             switch name {
-            case "absent", "absent_over_time", "vector", "scalar", "time", "pi":
-                return .impossible
+            case "time", "pi":
+                return .unbounded  // the same for every series
+            case "absent", "absent_over_time", "vector", "scalar":
+                return .impossible  // a result without the inputs' labels, or one that reads them all
             case "label_replace", "label_join":
                 var c = args[0].partitionConstraint
                 if case .string(let dst) = args.count > 1 ? args[1] : .string("") { c.excluding.insert(dst) }

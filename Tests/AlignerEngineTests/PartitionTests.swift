@@ -18,6 +18,8 @@ import Testing
         ("topk by (a) (3, x)", ["a"]),
         ("sum without (pod) (x) > on(namespace) sum by (namespace) (y)", ["namespace"]),
         ("absent(x)", nil),
+        ("time() - max by (namespace, job_name) (kube_job_status_start_time) > 3600", ["job_name", "namespace"]),
+        ("sum by (a) (x) or vector(0)", nil),
     ] as [(String, [String]?)])
     func constraint(_ expr: String, _ labels: [String]?) throws {
         #expect(try PromQLParser.parse(expr).partitionConstraint.labels == labels, "\(expr)")

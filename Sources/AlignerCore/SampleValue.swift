@@ -10,3 +10,18 @@ public enum SampleValue {
     /// The staleness marker as a `Double` (its bits survive a round trip through `bitPattern`).
     public static var staleNaN: Double { Double(bitPattern: staleNaNBits) }
 }
+
+extension Int64 {
+    /// A Double as Go's `int64(f)` gives it on amd64 (truncated toward zero; NaN, ±Inf and values
+    /// out of range become Int64.min), where Swift's conversion would trap.
+    public init(goConverting value: Double) {
+        self = value >= -9.223372036854775808e18 && value < 9.223372036854775808e18 ? Int64(value) : .min
+    }
+
+    /// Unix seconds (as a query parameter or JSON number gives them) in milliseconds; nil when
+    /// they are not a finite time.
+    public init?(unixSecondsAsMilliseconds seconds: Double) {
+        guard seconds.isFinite, abs(seconds) < 9.2e15 else { return nil }
+        self = Int64((seconds * 1000).rounded())
+    }
+}

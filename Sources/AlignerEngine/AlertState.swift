@@ -64,7 +64,8 @@ public struct AlertingRuleState: Sendable {
         var seen: Set<String> = []
         for sample in result {
             let base = sample.labels.droppingMetricName()
-            let templateLabels = Dictionary(base.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            // Templates see the sample's labels as they are, the metric name included (Prometheus).
+            let templateLabels = Dictionary(sample.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
             var labels = base
             for (name, template) in labelTemplates {
                 labels = labels.setting(name, try template.render(labels: templateLabels, value: sample.value, externalLabels: externalLabels))

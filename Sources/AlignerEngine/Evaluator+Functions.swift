@@ -263,7 +263,7 @@ struct CivilTime {
     static let daysBefore: [Int64] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365]
 
     init(unixSeconds value: Double) {
-        let seconds: Int64 = value >= -9.223372036854775808e18 && value < 9.223372036854775808e18 ? Int64(value) : .min
+        let seconds = Int64(goConverting: value)
         let abs = UInt64(bitPattern: seconds &+ CivilTime.unixToAbsolute)
         hour = Int64(abs % 86_400 / 3_600)
         minute = Int64(abs % 3_600 / 60)

@@ -103,7 +103,11 @@ public struct AlertTemplate: Sendable {
         if word == "$value" { return .number(value) }
         if word.hasPrefix("$labels.") { return .string(labels[String(word.dropFirst(8))] ?? "") }
         if word.hasPrefix("$externalLabels.") { return .string(external[String(word.dropFirst(16))] ?? "") }
-        if word == "$labels" || word == "$externalLabels" { throw Failure(description: "printing a whole label map is not supported") }
+        if word == "$labels" || word == "$externalLabels" {
+            // Go prints a map[string]string as map[k1:v1 k2:v2], keys sorted.
+            let map = word == "$labels" ? labels : external
+            return .string("map[" + map.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ") + "]")
+        }
         if let d = Double(word) { return .number(d) }
         throw Failure(description: "unsupported template term \"\(word)\"")
     }
@@ -161,7 +165,7 @@ public struct AlertTemplate: Sendable {
             case "s", "v":
                 if case .number(let d) = arg, verb == "v" { out += goDefault(d) } else { out += arg.text }
             case "d":
-                out += String(format: spec + "lld", Int64(try { () throws -> Double in
+                out += String(format: spec + "lld", Int64(goConverting: try { () throws -> Double in
                     if case .number(let d) = arg { return d }
                     guard let d = Double(arg.text) else { throw Failure(description: "printf %d of \"\(arg.text)\"") }
                     return d
@@ -171,7 +175,13 @@ public struct AlertTemplate: Sendable {
                 if case .number(let n) = arg { d = n } else if let n = Double(arg.text) { d = n } else {
                     throw Failure(description: "printf %\(verb) of \"\(arg.text)\"")
                 }
-                out += goFormat(spec + String(verb), d)
+                if (verb == "g" || verb == "G") && spec == "%" {
+                    // Go's plain %g prints the shortest digits (as %v does), not C's six.
+                    let text = goDefault(d)
+                    out += verb == "G" ? text.uppercased() : text
+                } else {
+                    out += goFormat(spec + String(verb), d)
+                }
             case "q":
                 out += "\"" + arg.text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
             default:
@@ -286,10 +296,11 @@ func humanizeDuration(_ v: Double) -> String {
     if Swift.abs(v) >= 1 {
         let sign = v < 0 ? "-" : ""
         let total = Swift.abs(v)
-        let seconds = Int64(total) % 60
-        let minutes = Int64(total) / 60 % 60
-        let hours = Int64(total) / 3600 % 24
-        let days = Int64(total) / 86400
+        let duration = Int64(goConverting: total)
+        let seconds = duration % 60
+        let minutes = duration / 60 % 60
+        let hours = duration / 3600 % 24
+        let days = duration / 86400
         if days != 0 { return "\(sign)\(days)d \(hours)h \(minutes)m \(seconds)s" }
         if hours != 0 { return "\(sign)\(hours)h \(minutes)m \(seconds)s" }
         if minutes != 0 { return "\(sign)\(minutes)m \(seconds)s" }

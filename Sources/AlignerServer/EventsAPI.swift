@@ -86,7 +86,7 @@ struct EventsAPI: Sendable {
             return error(.badRequest, "request body must be a JSON object with matchers, endsAt, createdBy and comment")
         }
         func time(_ key: String) -> Int64? {
-            if let n = object[key] as? Double { return Int64(n * 1000) }
+            if let n = object[key] as? Double { return Int64(unixSecondsAsMilliseconds: n) }
             if let s = object[key] as? String, let d = ISO8601DateFormatter().date(from: s) { return Int64(d.timeIntervalSince1970 * 1000) }
             return nil
         }
@@ -119,7 +119,7 @@ struct EventsAPI: Sendable {
         let q = request.uri.queryParameters
         var since: Int64?
         if let s = q.get("since") {
-            if let seconds = Double(s) { since = Int64(seconds * 1000) } else if let d = ISO8601DateFormatter().date(from: s) {
+            if let seconds = Double(s), let ms = Int64(unixSecondsAsMilliseconds: seconds) { since = ms } else if let d = ISO8601DateFormatter().date(from: s) {
                 since = Int64(d.timeIntervalSince1970 * 1000)
             } else {
                 return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds or RFC 3339")

@@ -167,6 +167,12 @@ import Testing
         ("{{ $value }}", -2.5, "-2.5"),
         ("{{ $value }}", 0.1 + 0.2, "0.30000000000000004"),
         ("{{ $value }}", 123.0, "123"),
+        // Values Swift cannot convert to an integer render as Go renders them, without trapping.
+        ("{{ $value | humanizeDuration }}", 1e21, "-106751991167300d -15h -30m -8s"),
+        ("{{ $value | humanizeDuration }}", Double.infinity, "+Inf"),
+        ("{{ printf \"%d\" $value }}", Double.nan, "-9223372036854775808"),
+        ("{{ printf \"%g\" $value }}", 1234567.0, "1.234567e+06"),
+        ("{{ $labels }}", 1.0, "map[pod:web-1]"),
     ])
     func renders(_ template: String, _ value: Double, _ expected: String) throws {
         #expect(try AlertTemplate(template).render(labels: ["pod": "web-1"], value: value) == expected)

@@ -134,5 +134,11 @@ import Testing
         #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events/evt-00000000").status == 404)
         #expect(try await HTTPClient.request("POST", s.base + "/api/v1/events/\(id)/ack").status == 409)
         #expect(try await HTTPClient.request("POST", s.base + "/api/v1/events/\(id)/notes", body: Array("not json".utf8)).status == 400)
+        // Times that are not finite are refused, not converted (a trap would end the process).
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events?since=nan").status == 400)
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/query?query=1&time=1e300").status == 400)
+        let silence = #"{"matchers":[{"name":"namespace","value":"shop","isRegex":false}],"endsAt":1e300,"createdBy":"t","comment":"c"}"#
+        #expect(try await HTTPClient.request("POST", s.base + "/api/v1/silences", body: Array(silence.utf8)).status == 400)
+        #expect(try await HTTPClient.request("GET", s.base + "/-/healthy").status == 200)
     }
 }

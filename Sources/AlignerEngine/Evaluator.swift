@@ -96,6 +96,11 @@ public struct Evaluator {
     /// series per label set (Prometheus 2.42 includes both ends).
     func subquery(_ q: Subquery) throws(EvaluationError) -> [RangeSeries] {
         let step = q.step ?? defaultSubqueryStep
+        // Prometheus stops a query at 50 million samples; a subquery of more than a million steps
+        // is refused here before it is started.
+        guard q.range / step <= 1_000_000 else {
+            throw EvaluationError(message: "subquery \(formatDuration(q.range)):\(formatDuration(step)) has more than 1000000 steps")
+        }
         let end = (q.at?.milliseconds(queryTime: queryTime) ?? time) - q.offset
         let from = end - q.range
         var t = step * (from / step)

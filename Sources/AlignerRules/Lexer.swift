@@ -213,11 +213,15 @@ struct Lexer {
         var j = i
         var total: Int64 = 0
         var units = 0
+        var overflow = false
         while j < bytes.count, bytes[j] >= 0x30 && bytes[j] <= 0x39 {
             var k = j
             var n: Int64 = 0
             while k < bytes.count, bytes[k] >= 0x30 && bytes[k] <= 0x39 {
-                n = n &* 10 &+ Int64(bytes[k] - 0x30)
+                let (times10, o1) = n.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(Int64(bytes[k] - 0x30))
+                overflow = overflow || o1 || o2
+                n = sum
                 k += 1
             }
             guard k < bytes.count else { break }
@@ -236,11 +240,18 @@ struct Lexer {
                 }
             }
             guard let unit else { break }
-            total += n * unit.1
+            let (part, o1) = n.multipliedReportingOverflow(by: unit.1)
+            let (sum, o2) = total.addingReportingOverflow(part)
+            overflow = overflow || o1 || o2
+            total = sum
             units += 1
             j = k + unit.0.count
         }
         if units > 0, j >= bytes.count || !Lexer.isIdentifierPart(bytes[j]) {
+            // As in Prometheus, a duration must fit in Go's time.Duration (int64 nanoseconds, ~292 years).
+            if overflow || total > Int64.max / 1_000_000 {
+                throw PromQLError(offset: start, message: "duration out of range: \"\(text(start, j))\"")
+            }
             i = j
             return Token(kind: .duration(total), text: text(start, i), offset: start)
         }

@@ -231,7 +231,10 @@ public func parsePrometheusDuration(_ text: String) -> Duration? {
             return nil
         }
         rest = rest.dropFirst(unit.0.count)
-        total += n * unit.1
+        let (part, o1) = n.multipliedReportingOverflow(by: unit.1)
+        let (sum, o2) = total.addingReportingOverflow(part)
+        guard !o1, !o2 else { return nil }
+        total = sum
     }
     return .milliseconds(total)
 }

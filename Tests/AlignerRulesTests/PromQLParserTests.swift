@@ -75,6 +75,8 @@ import Testing
         ("1 > 2", 2, "comparisons between scalars must use BOOL modifier"),
         ("1 and x", 2, "set operator \"and\" not allowed in binary scalar expression"),
         ("a and on(x) group_left b", 12, "no grouping allowed for \"and\" operation"),
+        ("x offset 300000000y", 9, "duration out of range: \"300000000y\""),
+        ("x[293y]", 2, "duration out of range: \"293y\""),
         ("histogram_count(x)", 0, "function \"histogram_count\" is not supported by Aligner"),
         ("nosuch(x)", 0, "unknown function with name \"nosuch\""),
         ("clamp(x, 1)", 0, "expected 3 argument(s) in call to \"clamp\", got 2"),

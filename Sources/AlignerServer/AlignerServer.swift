@@ -34,6 +34,12 @@ public struct AlignerServer: Sendable {
         var paths = configuration.rulePaths
         if configuration.rulePathsAreDefault {
             paths = paths.filter { FileManager.default.fileExists(atPath: $0) }
+            // Started from elsewhere: the pack bundled beside the executable (the checkout's
+            // `rules/` for .build/<triple>/<config>/aligner, or <prefix>/share/aligner/rules).
+            if paths.isEmpty, let bundled = AlignerServer.bundledRules() {
+                paths = [bundled]
+                logger.info("loading the bundled rules", metadata: ["path": "\(bundled)"])
+            }
         }
         ingestor = Ingestor(limits: configuration.ingest, observer: windows)
         let table = ingestor.table
@@ -46,6 +52,17 @@ public struct AlignerServer: Sendable {
             subqueryStep: ms(configuration.ruleEvaluationInterval), onReload: { table.reselect() })
         registry = PrometheusCollectorRegistry()
         metrics = IngestMetrics(registry: registry)
+    }
+
+    /// The bundled `rules/` folder found from the executable's own path, if any.
+    static func bundledRules() -> String? {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        for relative in ["rules", "../../rules", "../../../rules", "../share/aligner/rules"] {
+            let path = exe.appendingPathComponent(relative).standardizedFileURL.path
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path }
+        }
+        return nil
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully. `onServerRunning` receives the

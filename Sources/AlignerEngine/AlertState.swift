@@ -189,6 +189,9 @@ public struct RuleGroupsState: Sendable {
     public private(set) var alerting: [[AlertingRuleState?]]
     /// The last evaluation error of each rule, or nil.
     public private(set) var lastErrors: [[String?]]
+    /// Per recording rule: the series its last evaluation wrote, so a series that stops being
+    /// returned gets a staleness marker (as Prometheus writes one).
+    var recorded: [[[String: Labels]]]
     /// `$externalLabels` in templates.
     public var externalLabels: [String: String] = [:]
     /// The step of subqueries that name none: the global evaluation interval, as in Prometheus.
@@ -204,6 +207,7 @@ public struct RuleGroupsState: Sendable {
         }
         self.groups = groups
         lastErrors = groups.map { g in g.rules.map { _ in nil } }
+        recorded = groups.map { g in g.rules.map { _ in [:] } }
         alerting = try groups.map { g in
             try g.rules.map { r in
                 if case .alert = r.kind { return try AlertingRuleState(rule: r, partitionLabels: g.partitionLabels) } else { return nil }
@@ -245,11 +249,24 @@ public struct RuleGroupsState: Sendable {
                 }
                 switch rule.kind {
                 case .record(let name):
+                    var written: [String: Labels] = [:]
                     for s in vector {
                         var labels = s.labels.setting(metricNameLabel, name)
                         for (k, v) in rule.labels.sorted(by: { $0.key < $1.key }) { labels = labels.setting(k, v) }
                         sink.append(labels, timestamp: time, value: s.value, fromGroup: gi)
+                        written[labels.key] = labels
                     }
+                    // Series returned last time and not now end with a staleness marker (in a
+                    // partial evaluation, only those of the partitions it covered).
+                    var previous = recorded[gi][ri]
+                    for (key, labels) in previous where written[key] == nil {
+                        if let partition, !partition.keys.contains(AlertingRuleState.partitionKey(labels, partition.labels)) { continue }
+                        sink.append(labels, timestamp: time, value: SampleValue.staleNaN, fromGroup: gi)
+                        previous[key] = nil
+                    }
+                    if partition == nil { previous = [:] }
+                    previous.merge(written) { $1 }
+                    recorded[gi][ri] = previous
                 case .alert:
                     var resolveResult: [VectorSample]?
                     if useResolve, let resolve = rule.resolve {

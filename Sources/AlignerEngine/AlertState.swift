@@ -189,6 +189,8 @@ public struct RuleGroupsState: Sendable {
     public private(set) var alerting: [[AlertingRuleState?]]
     /// The last evaluation error of each rule, or nil.
     public private(set) var lastErrors: [[String?]]
+    /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`), computed once.
+    public let partitionLabels: [[String]?]
     /// Per recording rule: the series its last evaluation wrote, so a series that stops being
     /// returned gets a staleness marker (as Prometheus writes one).
     var recorded: [[[String: Labels]]]
@@ -208,9 +210,11 @@ public struct RuleGroupsState: Sendable {
         self.groups = groups
         lastErrors = groups.map { g in g.rules.map { _ in nil } }
         recorded = groups.map { g in g.rules.map { _ in [:] } }
+        partitionLabels = groups.map(\.partitionLabels)
         alerting = try groups.map { g in
-            try g.rules.map { r in
-                if case .alert = r.kind { return try AlertingRuleState(rule: r, partitionLabels: g.partitionLabels) } else { return nil }
+            let labels = g.partitionLabels
+            return try g.rules.map { r in
+                if case .alert = r.kind { return try AlertingRuleState(rule: r, partitionLabels: labels) } else { return nil }
             }
         }
     }

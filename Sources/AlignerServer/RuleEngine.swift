@@ -93,7 +93,7 @@ actor RuleEngine {
             }
             let start = ContinuousClock.now
             let errors: [String]
-            if case .partitions(let touched) = groups?[gi], let labels = state.groups[gi].partitionLabels {
+            if case .partitions(let touched) = groups?[gi], let labels = state.partitionLabels[gi] {
                 errors = state.evaluate(
                     group: gi, at: now, source: PartitionedSource(store: store, group: gi, partitions: touched), sink: store,
                     gapTolerance: gapTolerance, partition: (labels, store.partitionKeys(group: gi, touched)))

@@ -57,6 +57,8 @@ import Testing
         try await write(s, ready: 5, at: WallClock.nowMilliseconds())
         let after = try await poll(s.base, "/api/v1/alerts") { !$0.contains("firing") }
         #expect(after == #"{"data":{"alerts":[]},"status":"success"}"#)
+        // The group splits by namespace and deployment: the writes were evaluated as partitions.
+        #expect(try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#) ?? 0 >= 1)
     }
 
     @Test func reloadIsAllOrNothingAndKeepsState() async throws {

@@ -38,7 +38,7 @@ struct PendingSeries {
 
 /// Maps series label bytes to the series' state (its last sample).
 ///
-/// Each of 64 shards keeps its series in one arena: a 48-byte header followed by the key bytes
+/// Each of 64 shards keeps its series in one arena: a 56-byte header followed by the key bytes
 /// (the canonical label encoding, see `SeriesKey`), found through an open-addressing table whose
 /// slots hold a hash tag and the entry's offset. A lookup compares the full key bytes after a tag
 /// match, so colliding inputs never merge two series. `String`s are built only when someone asks

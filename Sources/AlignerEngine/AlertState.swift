@@ -57,7 +57,8 @@ public struct AlertingRuleState: Sendable {
     /// `scope`, when given, holds the partition keys the result covers (a partial evaluation of
     /// some partitions): alerts of other partitions are left as they are.
     public mutating func evaluate(
-        _ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:], gapTolerance: Int64 = 0,
+        _ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:], externalURL: String = "",
+        gapTolerance: Int64 = 0,
         resolveResult: [VectorSample]? = nil, scope: Set<String>? = nil
     ) throws {
         let resolvedKeys = resolveResult.map { Set($0.map { $0.labels.droppingMetricName().key }) }
@@ -68,12 +69,14 @@ public struct AlertingRuleState: Sendable {
             let templateLabels = Dictionary(sample.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
             var labels = base
             for (name, template) in labelTemplates {
-                labels = labels.setting(name, try template.render(labels: templateLabels, value: sample.value, externalLabels: externalLabels))
+                labels = labels.setting(name, try template.render(
+                    labels: templateLabels, value: sample.value, externalLabels: externalLabels, externalURL: externalURL))
             }
             labels = labels.setting("alertname", rule.name)
             var annotations: [String: String] = [:]
             for (name, template) in annotationTemplates {
-                annotations[name] = try template.render(labels: templateLabels, value: sample.value, externalLabels: externalLabels)
+                annotations[name] = try template.render(
+                    labels: templateLabels, value: sample.value, externalLabels: externalLabels, externalURL: externalURL)
             }
             let key = labels.key
             if !seen.insert(key).inserted {
@@ -194,8 +197,9 @@ public struct RuleGroupsState: Sendable {
     /// Per recording rule: the series its last evaluation wrote, so a series that stops being
     /// returned gets a staleness marker (as Prometheus writes one).
     var recorded: [[[String: Labels]]]
-    /// `$externalLabels` in templates.
+    /// `$externalLabels` and `$externalURL` in templates.
     public var externalLabels: [String: String] = [:]
+    public var externalURL = ""
     /// The step of subqueries that name none: the global evaluation interval, as in Prometheus.
     public var defaultSubqueryStep: Int64 = 60_000
 
@@ -281,7 +285,8 @@ public struct RuleGroupsState: Sendable {
                         }
                     }
                     try alerting[gi][ri]!.evaluate(
-                        vector, at: time, externalLabels: externalLabels, gapTolerance: gapTolerance, resolveResult: resolveResult,
+                        vector, at: time, externalLabels: externalLabels, externalURL: externalURL, gapTolerance: gapTolerance,
+                        resolveResult: resolveResult,
                         scope: partition?.keys)
                 }
                 lastErrors[gi][ri] = nil

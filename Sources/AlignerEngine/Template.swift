@@ -82,7 +82,10 @@ public struct AlertTemplate: Sendable {
                                          "title", "toUpper", "toLower"]
 
     /// Expands the template for one alert.
-    public func render(labels: [String: String], value: Double, externalLabels: [String: String] = [:]) throws -> String {
+    public func render(
+        labels: [String: String], value: Double, externalLabels: [String: String] = [:], externalURL: String = ""
+    ) throws -> String {
+        let data = TemplateData(labels: labels, value: value, external: externalLabels, externalURL: externalURL)
         var out = ""
         for piece in pieces {
             switch piece {
@@ -90,7 +93,7 @@ public struct AlertTemplate: Sendable {
             case .action(let commands):
                 var current: TemplateValue?
                 for command in commands {
-                    current = try evaluate(command, piped: current, labels: labels, value: value, external: externalLabels)
+                    current = try evaluate(command, piped: current, data)
                 }
                 out += current?.text ?? ""
             }
@@ -98,26 +101,27 @@ public struct AlertTemplate: Sendable {
         return out
     }
 
-    func term(_ word: String, labels: [String: String], value: Double, external: [String: String]) throws -> TemplateValue {
+    func term(_ word: String, _ data: TemplateData) throws -> TemplateValue {
         if word.hasPrefix("\u{1}") { return .string(String(word.dropFirst())) }
-        if word == "$value" { return .number(value) }
-        if word.hasPrefix("$labels.") { return .string(labels[String(word.dropFirst(8))] ?? "") }
-        if word.hasPrefix("$externalLabels.") { return .string(external[String(word.dropFirst(16))] ?? "") }
+        if word == "$value" { return .number(data.value) }
+        if word == "$externalURL" { return .string(data.externalURL) }
+        if word.hasPrefix("$labels.") { return .string(data.labels[String(word.dropFirst(8))] ?? "") }
+        if word.hasPrefix("$externalLabels.") { return .string(data.external[String(word.dropFirst(16))] ?? "") }
         if word == "$labels" || word == "$externalLabels" {
             // Go prints a map[string]string as map[k1:v1 k2:v2], keys sorted.
-            let map = word == "$labels" ? labels : external
+            let map = word == "$labels" ? data.labels : data.external
             return .string("map[" + map.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ") + "]")
         }
         if let d = Double(word) { return .number(d) }
         throw Failure(description: "unsupported template term \"\(word)\"")
     }
 
-    func evaluate(_ command: [String], piped: TemplateValue?, labels: [String: String], value: Double, external: [String: String]) throws -> TemplateValue {
+    func evaluate(_ command: [String], piped: TemplateValue?, _ data: TemplateData) throws -> TemplateValue {
         let head = command[0]
-        var args = try command.dropFirst().map { try term($0, labels: labels, value: value, external: external) }
+        var args = try command.dropFirst().map { try term($0, data) }
         if !AlertTemplate.functions.contains(head) {
             guard piped == nil else { throw Failure(description: "cannot pipe into \"\(head)\"") }
-            return try term(head, labels: labels, value: value, external: external)
+            return try term(head, data)
         }
         if let piped { args.append(piped) }
         func number(_ v: TemplateValue) throws -> Double {
@@ -191,6 +195,14 @@ public struct AlertTemplate: Sendable {
         }
         return out
     }
+}
+
+/// What a template can read: the alert's labels and value, the external labels and URL.
+struct TemplateData {
+    var labels: [String: String]
+    var value: Double
+    var external: [String: String]
+    var externalURL: String
 }
 
 enum TemplateValue {

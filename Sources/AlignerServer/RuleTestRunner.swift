@@ -18,13 +18,21 @@ public enum RuleTestRunner {
             return ["\(file): not a rule-test file (want a mapping with rule_files and tests)"]
         }
         let directory = (file as NSString).deletingLastPathComponent
-        let ruleFiles = (top["rule_files"]?.sequence.map { Array($0) } ?? []).compactMap(\.string).map {
-            $0.hasPrefix("/") ? $0 : (directory.isEmpty ? $0 : directory + "/" + $0)
+        // Relative to the test file, and glob patterns expanded, as promtool does.
+        let ruleFiles = (top["rule_files"]?.sequence.map { Array($0) } ?? []).compactMap(\.string).flatMap {
+            expandGlob($0.hasPrefix("/") ? $0 : (directory.isEmpty ? $0 : directory + "/" + $0))
         }
         let evaluationInterval = top["evaluation_interval"]?.string.flatMap(parseDurationMilliseconds) ?? 60_000
-        let groups: [RuleGroup]
+        var groups: [RuleGroup]
         do { groups = try RuleFileLoader.load(files: ruleFiles) } catch {
             return ["\(error)"]
+        }
+        // group_eval_order: the listed groups first, in that order (promtool requires every group
+        // to be listed when the key is present).
+        if let order = top["group_eval_order"]?.sequence.map({ Array($0).compactMap(\.string) }), !order.isEmpty {
+            let missing = groups.map(\.name).filter { !order.contains($0) }
+            if !missing.isEmpty { return ["\(file): group_eval_order does not list the groups \(missing.joined(separator: ", "))"] }
+            groups.sort { order.firstIndex(of: $0.name)! < order.firstIndex(of: $1.name)! }
         }
         var failures: [String] = []
         for (i, test) in (top["tests"]?.sequence.map { Array($0) } ?? []).enumerated() {
@@ -89,6 +97,7 @@ public enum RuleTestRunner {
         do { state = try RuleGroupsState(groups: groups) } catch { return ["test \(name): \(error)"] }
         state.defaultSubqueryStep = evaluationInterval
         state.externalLabels = external
+        state.externalURL = test["external_url"]?.string ?? ""
         inputs.sort { $0.time < $1.time }
         var loaded = 0
         func load(through time: Int64) {
@@ -160,6 +169,15 @@ public enum RuleTestRunner {
             if abs(p.1 - q.1) > 1e-12 * max(abs(p.1), abs(q.1)) { return false }
         }
         return true
+    }
+
+    /// The files a `rule_files` entry names: itself, or the matches of a glob pattern.
+    static func expandGlob(_ pattern: String) -> [String] {
+        guard pattern.contains(where: { "*?[".contains($0) }) else { return [pattern] }
+        var result = glob_t()
+        defer { globfree(&result) }
+        guard glob(pattern, 0, nil, &result) == 0 else { return [] }
+        return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }
     }
 
     /// `metric{a="b"}` into labels.

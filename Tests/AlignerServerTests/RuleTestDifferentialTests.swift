@@ -25,8 +25,12 @@ import Yams
         let testText = try String(contentsOf: source, encoding: .utf8)
         try testText.write(to: dir.appendingPathComponent(source.lastPathComponent), atomically: true, encoding: .utf8)
         let test = try Yams.load(yaml: testText) as? [String: Any] ?? [:]
-        for ruleFile in test["rule_files"] as? [String] ?? [] {
-            var rules = try Yams.load(yaml: String(contentsOf: source.deletingLastPathComponent().appendingPathComponent(ruleFile), encoding: .utf8)) as? [String: Any] ?? [:]
+        // Entries may be glob patterns: copy every file of the folder they match.
+        let folder = source.deletingLastPathComponent()
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        let ruleFiles = (test["rule_files"] as? [String] ?? []).flatMap { pattern in names.filter { fnmatch(pattern, $0, 0) == 0 } }
+        for ruleFile in ruleFiles {
+            var rules = try Yams.load(yaml: String(contentsOf: folder.appendingPathComponent(ruleFile), encoding: .utf8)) as? [String: Any] ?? [:]
             var groups = rules["groups"] as? [[String: Any]] ?? []
             for g in groups.indices {
                 groups[g]["rules"] = (groups[g]["rules"] as? [[String: Any]] ?? []).map { rule in

@@ -49,7 +49,8 @@ public struct AlignerServer: Sendable {
             cooldown: ms(configuration.eventCooldown), limits: configuration.eventLimits, logger: logger)
         rules = try RuleEngine(
             store: windows, paths: paths, logger: logger, gapTolerance: ms(configuration.ruleGapTolerance), events: events,
-            subqueryStep: ms(configuration.ruleEvaluationInterval), onReload: { table.reselect() })
+            subqueryStep: ms(configuration.ruleEvaluationInterval), external: (configuration.ruleExternalLabels, configuration.ruleExternalURL),
+            onReload: { table.reselect() })
         registry = PrometheusCollectorRegistry()
         metrics = IngestMetrics(registry: registry)
     }

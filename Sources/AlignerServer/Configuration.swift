@@ -21,6 +21,9 @@ public struct AlignerConfiguration: Sendable {
     public var ruleEvaluationInterval: Duration = .seconds(15)
     /// A pending alert survives evaluations that miss its series for this long (`rules.gap_tolerance`).
     public var ruleGapTolerance: Duration = .seconds(15)
+    /// `$externalLabels` and `$externalURL` in rule templates (`rules.external_labels`, `rules.external_url`).
+    public var ruleExternalLabels: [String: String] = [:]
+    public var ruleExternalURL = ""
     /// Where the events store lives (`events.data_dir`, `ALIGNER_DATA_DIR`).
     public var dataDirectory = "data"
     /// An event resolves once all its signals have been resolved this long (`events.resolve_after`).
@@ -38,7 +41,7 @@ public struct AlignerConfiguration: Sendable {
     public static let keys = [
         "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
-        "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance",
+        "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance", "rules.external_labels", "rules.external_url",
         "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
         "events.flood_window",
     ]
@@ -190,8 +193,18 @@ extension AlignerConfiguration {
                         if let s = v.string, let d = s == "0" ? .zero : parsePrometheusDuration(s) { config.ruleGapTolerance = d } else {
                             problems.append("\(at(v)): rules.gap_tolerance must be a duration such as 15s, or 0")
                         }
+                    case "external_labels":
+                        if let m = v.mapping, m.allSatisfy({ $0.key.string != nil && $0.value.string != nil }) {
+                            config.ruleExternalLabels = Dictionary(m.map { ($0.key.string!, $0.value.string!) }, uniquingKeysWith: { $1 })
+                        } else {
+                            problems.append("\(at(v)): rules.external_labels must be a mapping of label names to values")
+                        }
+                    case "external_url":
+                        if let s = v.string { config.ruleExternalURL = s } else {
+                            problems.append("\(at(v)): rules.external_url must be a URL")
+                        }
                     default:
-                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval, rules.gap_tolerance)")
+                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url)")
                     }
                 }
             default:

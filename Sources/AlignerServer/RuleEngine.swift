@@ -23,14 +23,18 @@ actor RuleEngine {
     nonisolated let evaluationCounts = Mutex<(partial: Int, whole: Int)>((0, 0))
     /// The step of subqueries that name none (`rules.evaluation_interval`, as Prometheus' global one).
     let subqueryStep: Int64
+    /// `$externalLabels` and `$externalURL` in templates (`rules.external_labels`, `rules.external_url`).
+    let external: (labels: [String: String], url: String)
     /// Where firing alerts with an `event` routing go.
     let events: EventManager?
 
     init(
         store: WindowStore, paths: [String], logger: Logger, gapTolerance: Int64 = 0, events: EventManager? = nil,
-        subqueryStep: Int64 = 60_000, onReload: @escaping @Sendable () -> Void
+        subqueryStep: Int64 = 60_000, external: (labels: [String: String], url: String) = ([:], ""),
+        onReload: @escaping @Sendable () -> Void
     ) throws {
         self.subqueryStep = subqueryStep
+        self.external = external
         self.events = events
         self.onReload = onReload
         self.gapTolerance = gapTolerance
@@ -40,6 +44,7 @@ actor RuleEngine {
         let groups = try RuleEngine.load(paths)
         state = try RuleGroupsState(groups: groups)
         state.defaultSubqueryStep = subqueryStep
+        (state.externalLabels, state.externalURL) = external
         // Pending and firing alerts come back after a restart (`for` keeps counting from activeAt).
         if let text = try events?.store.stateSync("alerts"),
            let saved = try? JSONDecoder().decode([String: [Alert]].self, from: Data(text.utf8)) {
@@ -68,6 +73,7 @@ actor RuleEngine {
         let groups = try RuleEngine.load(paths)
         var next = try RuleGroupsState(groups: groups)
         next.defaultSubqueryStep = subqueryStep
+        (next.externalLabels, next.externalURL) = external
         next.carryOver(from: state)
         state = next
         lastEvaluation = groups.map { _ in 0 }

@@ -15,7 +15,12 @@ import Testing
             ingest:
               max_series: 5000
               series_idle_timeout: 1h30m
+            rules:
+              external_labels: {cluster: prod-eu}
+              external_url: https://prometheus.example
             """)
+        #expect(c.ruleExternalLabels == ["cluster": "prod-eu"])
+        #expect(c.ruleExternalURL == "https://prometheus.example")
         #expect(c.listen == ListenAddress(host: "0.0.0.0", port: 9200))
         #expect(c.ingest.maxSeries == 5000)
         #expect(c.ingest.seriesIdleTimeout == .seconds(5400))
@@ -36,7 +41,7 @@ import Testing
                 "aligner.yml:1:9: listen must be host:port, got \"nowhere\"",
                 "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
                 "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout)",
-                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window)",
+                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window)",
             ])
         } catch {
             Issue.record("unexpected error \(error)")

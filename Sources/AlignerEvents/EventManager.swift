@@ -128,15 +128,26 @@ public actor EventManager {
     public func sync(firing: [SignalInput], at now: Int64) async {
         var current: Set<String> = []
         var stillWaiting: [SignalInput] = []
+        var joining: [String: [SignalInput]] = [:]
+        var joiningOrder: [String] = []
+        // Every change of this evaluation is committed in one transaction at the end.
+        var batch: [(event: Event, type: String)] = []
+        // Counted once per evaluation (a pass over every event copies each), then kept up to date.
+        var open = openCount
+        var recentByNamespace: [String: Int]?
         for var input in firing {
             defer { current.insert(input.key) }  // after any flood re-routing, which changes the key
             var target = eventFor(input.subject, now: now)
             if target == nil {
                 // Flood: many subjects of one namespace opening at once become one event listing them.
-                let recent = events.values.filter {
-                    $0.subject.namespace == input.subject.namespace && $0.anomalyClass != "flood" && now - $0.openedAt <= limits.floodWindow
+                if recentByNamespace == nil {
+                    var counts: [String: Int] = [:]
+                    for e in events.values where e.anomalyClass != "flood" && now - e.openedAt <= limits.floodWindow {
+                        counts[e.subject.namespace, default: 0] += 1
+                    }
+                    recentByNamespace = counts
                 }
-                if recent.count >= limits.floodThreshold {
+                if recentByNamespace![input.subject.namespace, default: 0] >= limits.floodThreshold {
                     let floodSubject = Subject(namespace: input.subject.namespace, kind: "Namespace", name: input.subject.namespace)
                     input.labels["subject"] = input.subject.description
                     input.subject = floodSubject
@@ -144,51 +155,13 @@ public actor EventManager {
                     target = eventFor(floodSubject, now: now)
                 }
             }
-            if target == nil && openCount >= limits.maxOpen {
+            if target == nil && open >= limits.maxOpen {
                 stillWaiting.append(input)  // kept until an event closes; firing alerts are offered again each evaluation
                 continue
             }
-            if let id = target, var e = events[id] {
-                var changed: String?
-                if let i = e.signals.firstIndex(where: { SignalInput.key(rule: $0.rule, labels: $0.labels) == input.key }) {
-                    e.signals[i].value = input.value
-                    if let evidence = input.evidence, evidence != e.signals[i].evidence {
-                        // New peaks are worth recording; a moving value alone is not.
-                        if evidence.peaks != e.signals[i].evidence?.peaks { changed = changed ?? "evidence" }
-                        e.signals[i].evidence = evidence
-                    }
-                    if e.signals[i].state != "firing" {
-                        e.signals[i].state = "firing"
-                        e.signals[i].resolvedAt = nil
-                        e.signals[i].annotations = input.annotations
-                        changed = "signal"
-                        e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_firing", detail: "\(input.rule) firing again"))
-                    }
-                } else {
-                    e.signals.append(Signal(rule: input.rule, anomalyClass: input.anomalyClass, severity: input.severity, labels: input.labels,
-                                            value: input.value, since: input.since, state: "firing", annotations: input.annotations,
-                                            evidence: input.evidence))
-                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_joined",
-                                                    detail: "\(input.rule) (\(input.anomalyClass)) joined"))
-                    changed = "signal"
-                }
-                if e.state == .resolved || e.state == .closed {
-                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "reopened", detail: "new signal \(input.rule)"))
-                    let reopenings = e.timeline.filter { $0.action == "reopened" && now - $0.at <= limits.flapWindow }.count
-                    if reopenings >= limits.flapReopenings { e.flapping = true }
-                    e.state = .open
-                    e.resolvedAt = nil
-                    e.closedAt = nil
-                    changed = "reopened"
-                }
-                if let changed {
-                    e.updatedAt = now
-                    e.refresh()
-                    await save(e, type: changed, at: now)
-                } else {
-                    e.refresh()
-                    events[id] = e  // live values, not a change worth announcing
-                }
+            if let id = target, events[id] != nil {
+                if joining[id] == nil { joiningOrder.append(id) }
+                joining[id, default: []].append(input)
             } else {
                 var e = Event(id: newEventID(), anomalyClass: input.anomalyClass, severity: input.severity, subject: input.subject,
                               state: .open, openedAt: now, updatedAt: now, signals: [], timeline: [], summary: "")
@@ -197,11 +170,67 @@ public actor EventManager {
                                         evidence: input.evidence))
                 e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "opened", detail: "\(input.rule) (\(input.anomalyClass))"))
                 e.refresh()
-                await save(e, type: "opened", at: now)
+                stage(e, type: "opened", at: now, into: &batch)
+                open += 1
+                if input.anomalyClass != "flood" { recentByNamespace?[input.subject.namespace, default: 0] += 1 }
             }
         }
-        // Signals no longer firing.
-        // Re-read each event after every suspension: a note may have changed it meanwhile.
+        // Signals of existing events: each event takes all of its signals at once, so it is
+        // refreshed and saved (one committed change) once per evaluation, not once per signal.
+        for id in joiningOrder {
+            guard var e = events[id], let inputs = joining[id] else { continue }
+            var index: [String: Int] = [:]
+            for (i, signal) in e.signals.enumerated() { index[SignalInput.key(rule: signal.rule, labels: signal.labels)] = i }
+            var changed: String?
+            func note(_ kind: String) {
+                // The strongest kind of change names the saved change: reopened > signal > evidence.
+                let rank = ["evidence": 0, "signal": 1, "reopened": 2]
+                if rank[kind, default: 0] >= rank[changed ?? "", default: -1] { changed = kind }
+            }
+            for input in inputs {
+                if let i = index[input.key] {
+                    e.signals[i].value = input.value
+                    if let evidence = input.evidence, evidence != e.signals[i].evidence {
+                        // New peaks are worth recording; a moving value alone is not.
+                        if evidence.peaks != e.signals[i].evidence?.peaks { note("evidence") }
+                        e.signals[i].evidence = evidence
+                    }
+                    if e.signals[i].state != "firing" {
+                        e.signals[i].state = "firing"
+                        e.signals[i].resolvedAt = nil
+                        e.signals[i].annotations = input.annotations
+                        note("signal")
+                        e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_firing", detail: "\(input.rule) firing again"))
+                    }
+                } else {
+                    e.signals.append(Signal(rule: input.rule, anomalyClass: input.anomalyClass, severity: input.severity, labels: input.labels,
+                                            value: input.value, since: input.since, state: "firing", annotations: input.annotations,
+                                            evidence: input.evidence))
+                    index[input.key] = e.signals.count - 1
+                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_joined",
+                                                    detail: "\(input.rule) (\(input.anomalyClass)) joined"))
+                    note("signal")
+                }
+                if e.state == .resolved || e.state == .closed {
+                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "reopened", detail: "new signal \(input.rule)"))
+                    let reopenings = e.timeline.filter { $0.action == "reopened" && now - $0.at <= limits.flapWindow }.count
+                    if reopenings >= limits.flapReopenings { e.flapping = true }
+                    e.state = .open
+                    e.resolvedAt = nil
+                    e.closedAt = nil
+                    note("reopened")
+                }
+            }
+            if let changed {
+                e.updatedAt = now
+                e.refresh()
+                stage(e, type: changed, at: now, into: &batch)
+            } else {
+                e.refresh()
+                events[id] = e  // live values, not a change worth announcing
+            }
+        }
+        // Signals no longer firing (nothing above suspends, so the events are as staged).
         for id in Array(events.keys) {
             guard var e = events[id], e.state == .open || e.state == .acknowledged else { continue }
             var changed = false
@@ -214,10 +243,11 @@ public actor EventManager {
             if changed {
                 e.updatedAt = now
                 e.refresh()
-                await save(e, type: "signal_resolved", at: now)
+                stage(e, type: "signal_resolved", at: now, into: &batch)
             }
         }
         waiting = stillWaiting
+        await commit(batch, at: now)
         await resolveQuiet(now: now)
     }
 
@@ -255,14 +285,29 @@ public actor EventManager {
     /// changes (the actor is re-entrant) never overwrite each other; the store's serial queue
     /// commits them in that same order.
     func save(_ e: Event, type: String, at: Int64) async {
+        var batch: [(event: Event, type: String)] = []
+        stage(e, type: type, at: at, into: &batch)
+        await commit(batch, at: at)
+    }
+
+    /// Applies silences and puts the event in memory; `commit` writes what was staged. Nothing
+    /// staged is shown by the API or announced before it is committed.
+    func stage(_ e: Event, type: String, at: Int64, into batch: inout [(event: Event, type: String)]) {
         var e = e
         applySilences(&e, now: at)
         if events[e.id] == nil { bySubject[e.subject, default: []].append(e.id) }
         events[e.id] = e
+        batch.append((e, type))
+    }
+
+    /// Commits staged changes in one transaction, then announces them.
+    func commit(_ batch: [(event: Event, type: String)], at: Int64) async {
+        guard !batch.isEmpty else { return }
         do {
-            announce(try await store.record(e, type: type, at: at))
+            for change in try await store.recordAll(batch, at: at) { announce(change) }
         } catch {
-            logger.error("cannot record event change; the next change of the event records it", metadata: ["event.id": "\(e.id)", "error": "\(error)"])
+            logger.error("cannot record event changes; the next change of each event records it",
+                         metadata: ["events": "\(batch.map(\.event.id))", "error": "\(error)"])
         }
     }
 

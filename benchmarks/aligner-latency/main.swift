@@ -133,5 +133,5 @@ func eventThroughput(directory: String, subjects: Int) async throws -> (opened: 
 let subjectCount = 2000
 let (openedTime, joinedTime) = try await eventThroughput(directory: dir.appendingPathComponent("throughput").path, subjects: subjectCount)
 func rate(_ n: Int, _ d: Duration) -> Double { Double(n) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) }
-print(String(format: "events: %.0f new events/s, %.0f joining signals/s (each a committed SQLite transaction)",
+print(String(format: "events: %.0f new events/s, %.0f joining signals/s (100 new signals per evaluation; each evaluation's changes committed in one SQLite transaction)",
              rate(subjectCount, openedTime), rate(subjectCount, joinedTime)))

@@ -92,7 +92,7 @@ public struct AlertingRuleState: Sendable {
                 var a = Alert(labels: labels, annotations: annotations, state: .pending, value: sample.value, activeAt: time)
                 a.lastSeenAt = time
                 a.sourceKey = base.key
-                a.partitionKey = partitionLabels.map { AlertingRuleState.partitionKey(labels, $0) } ?? ""
+                a.partitionKey = partitionLabels.map { labels.partitionKey($0) } ?? ""
                 if partitionLabels != nil { byPartition[a.partitionKey, default: []].insert(key) }
                 alerts[key] = a
             }
@@ -158,16 +158,12 @@ public struct AlertingRuleState: Sendable {
     /// Puts back alert states saved before a restart (pending keep their activeAt, firing their firedAt).
     public mutating func restore(_ saved: [Alert]) {
         for var a in saved where a.state != .inactive {
-            a.partitionKey = partitionLabels.map { AlertingRuleState.partitionKey(a.labels, $0) } ?? ""
+            a.partitionKey = partitionLabels.map { a.labels.partitionKey($0) } ?? ""
             if partitionLabels != nil { byPartition[a.partitionKey, default: []].insert(a.labels.key) }
             alerts[a.labels.key] = a
         }
     }
 
-    /// The values of the partition labels, joined: what `WindowStore` keys partitions by.
-    public static func partitionKey(_ labels: Labels, _ names: [String]) -> String {
-        names.map { labels.value($0) }.joined(separator: "\u{ff}")
-    }
 }
 
 /// Where recording rules write their results.
@@ -268,7 +264,7 @@ public struct RuleGroupsState: Sendable {
                     // partial evaluation, only those of the partitions it covered).
                     var previous = recorded[gi][ri]
                     for (key, labels) in previous where written[key] == nil {
-                        if let partition, !partition.keys.contains(AlertingRuleState.partitionKey(labels, partition.labels)) { continue }
+                        if let partition, !partition.keys.contains(labels.partitionKey(partition.labels)) { continue }
                         sink.append(labels, timestamp: time, value: SampleValue.staleNaN, fromGroup: gi)
                         previous[key] = nil
                     }

@@ -21,6 +21,12 @@ extension Array where Element == Label {
         return l.sorted()
     }
 
+    /// The values of some labels, joined: the key of the partition a series belongs to when a
+    /// group is split by those labels (see `RuleGroup.partitionLabels`).
+    public func partitionKey(_ names: [String]) -> String {
+        names.map { value($0) }.joined(separator: "\u{ff}")
+    }
+
     /// A key that identifies the label set (for grouping and matching).
     var key: String { map { $0.name + "\u{ff}" + $0.value }.joined(separator: "\u{fe}") }
 }

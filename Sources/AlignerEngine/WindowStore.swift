@@ -33,7 +33,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var byName: [String: [UInt32]] = [:]
         var selection = Selection()
         var samples = 0
-        /// Per group: partition key -> id (from 1), and each partition's windows.
+        /// Per group: partition key -> id (from 1; 0 is "not split"), each id's key, each id's windows.
         var partitionIDs: [[String: UInt32]] = []
         var partitionKeys: [[String]] = []
         var members: [[[UInt32]]] = []
@@ -91,7 +91,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var partitions: [UInt32] = []
         for g in groups {
             guard let names = s.selection.groupPartitions[g] else { partitions.append(0); continue }
-            let key = AlertingRuleState.partitionKey(labels, names)
+            let key = labels.partitionKey(names)
             let pid: UInt32
             if let known = s.partitionIDs[g][key] {
                 pid = known
@@ -110,14 +110,6 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         }
         s.windows[Int(id)]!.groups = groups
         s.windows[Int(id)]!.partitions = partitions
-    }
-
-    /// The partition key of a label set in a group (nil when the group is evaluated whole).
-    public func partitionKey(_ labels: Labels, group: Int) -> String? {
-        state.withLock { s in
-            guard s.selection.groupPartitions.indices.contains(group), let names = s.selection.groupPartitions[group] else { return nil }
-            return AlertingRuleState.partitionKey(labels, names)
-        }
     }
 
     /// The keys of some partitions of a group.

@@ -33,10 +33,11 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var byName: [String: [UInt32]] = [:]
         var selection = Selection()
         var samples = 0
-        /// Per group: partition key -> id (from 1; 0 is "not split"), each id's key, each id's windows.
+        /// Per group: partition key -> id (from 1; 0 is "not split"), each id's key, each id's
+        /// windows by metric name.
         var partitionIDs: [[String: UInt32]] = []
         var partitionKeys: [[String]] = []
-        var members: [[[UInt32]]] = []
+        var members: [[[String: [UInt32]]]] = []
         /// What writes touched since the last `takeDirty`, per group.
         var dirtyWhole: [Bool] = []
         var dirtyParts: [Set<UInt32>] = []
@@ -72,7 +73,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             s.selection = selection
             s.partitionIDs = groups.map { _ in [:] }
             s.partitionKeys = groups.map { _ in [""] }
-            s.members = groups.map { _ in [[]] }
+            s.members = groups.map { _ in [[:]] }
             s.dirtyWhole = groups.map { _ in false }
             s.dirtyParts = groups.map { _ in [] }
             s.anyDirty = false
@@ -99,14 +100,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 pid = UInt32(s.members[g].count)
                 s.partitionIDs[g][key] = pid
                 s.partitionKeys[g].append(key)
-                s.members[g].append([])
+                s.members[g].append([:])
             }
             partitions.append(pid)
         }
         let old = s.windows[Int(id)]!
         for (g, pid) in zip(groups, partitions) where pid != 0 {
             if let i = old.groups.firstIndex(of: g), old.partitions.indices.contains(i), old.partitions[i] == pid { continue }
-            s.members[g][Int(pid)].append(id)
+            s.members[g][Int(pid)][labels.value(metricNameLabel), default: []].append(id)
         }
         s.windows[Int(id)]!.groups = groups
         s.windows[Int(id)]!.partitions = partitions
@@ -268,7 +269,12 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             if let part {
                 candidates = []
                 for pid in part.partitions where s.members[part.group].indices.contains(Int(pid)) {
-                    candidates += s.members[part.group][Int(pid)]
+                    let byName = s.members[part.group][Int(pid)]
+                    if let name {
+                        candidates += byName[name] ?? []
+                    } else {
+                        for ids in byName.values { candidates += ids }
+                    }
                 }
             } else {
                 candidates = name.map { s.byName[$0] ?? [] } ?? Array(1..<UInt32(s.windows.count))

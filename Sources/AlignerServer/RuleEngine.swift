@@ -78,28 +78,45 @@ actor RuleEngine {
         state = next
         lastEvaluation = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
+        deferred.removeAll()
         store.select(groups)
         onReload()
         return groups.reduce(0) { $0 + $1.rules.count }
     }
 
-    /// Evaluates the given groups (all when nil) at `now`, honouring each group's `interval` as a
-    /// minimum spacing. Returns the groups skipped because they ran too recently.
-    @discardableResult
+    /// Evaluates what writes touched (`groups`), or every group whole (nil, the time-driven
+    /// evaluation), at `now`, honouring each group's `interval` as a minimum spacing. Returns the
+    /// groups skipped because of their `interval`.
     ///
     /// A group whose writes touched only some of its partitions (see `RuleGroup.partitionLabels`)
     /// is evaluated over those partitions only: the cost follows what the write touched, not
-    /// every series of the group. Time-driven evaluations are always whole.
+    /// every series of the group. Data-driven rounds are also spaced by `spacingFactor` times
+    /// what the last round took, so that however often writes come, evaluating takes at most
+    /// about a fifth of a core and ingestion keeps the rest; what is touched meanwhile is kept
+    /// and evaluated when due (`deferredDue`).
+    @discardableResult
     func evaluate(groups: [Int: Touched]?, now: Int64) async -> Set<Int> {
+        var work: [Int: Touched] = [:]
+        if let groups {
+            for (gi, touched) in groups { deferred[gi] = RuleEngine.merge(deferred[gi], touched) }
+            guard now >= notBefore else { return [] }
+            work = deferred
+            deferred.removeAll()
+        } else {
+            for gi in state.groups.indices { work[gi] = .all }
+            deferred.removeAll()
+        }
+        guard !work.isEmpty else { return [] }
+        let roundStart = ContinuousClock.now
         var skipped: Set<Int> = []
-        for gi in state.groups.indices where groups == nil || groups![gi] != nil {
+        for gi in work.keys.sorted() {
             if let interval = state.groups[gi].interval, now - lastEvaluation[gi] < interval {
                 skipped.insert(gi)
                 continue
             }
             let start = ContinuousClock.now
             let errors: [String]
-            if case .partitions(let touched) = groups?[gi], let labels = state.partitionLabels[gi] {
+            if case .partitions(let touched) = work[gi], let labels = state.partitionLabels[gi] {
                 errors = state.evaluate(
                     group: gi, at: now, source: PartitionedSource(store: store, group: gi, partitions: touched), sink: store,
                     gapTolerance: gapTolerance, partition: (labels, store.partitionKeys(group: gi, touched)))
@@ -109,13 +126,35 @@ actor RuleEngine {
                 evaluationCounts.withLock { $0.whole += 1 }
             }
             let elapsed = ContinuousClock.now - start
-            evaluationSeconds[gi] = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+            let seconds = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+            evaluationSeconds[gi] = seconds
             lastEvaluation[gi] = now
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
         await saveAlertStates()
         if let events { await events.sync(firing: signals(), at: now) }
+        let round = ContinuousClock.now - roundStart
+        let roundMilliseconds = Double(round.components.seconds) * 1000 + Double(round.components.attoseconds) / 1e15
+        notBefore = now + Int64(roundMilliseconds * RuleEngine.spacingFactor)
         return skipped
+    }
+
+    /// A data-driven round waits this many times the last round's duration.
+    static let spacingFactor = 4.0
+
+    /// What writes touched that waits for the spacing, and when the next round may run.
+    var deferred: [Int: Touched] = [:]
+    var notBefore: Int64 = 0
+
+    /// When the deferred evaluations are due (milliseconds), if any.
+    var deferredDue: Int64? { deferred.isEmpty ? nil : notBefore }
+
+    static func merge(_ a: Touched?, _ b: Touched) -> Touched {
+        switch (a, b) {
+        case (nil, _): b
+        case (.all, _), (_, .all): .all
+        case (.partitions(let x), .partitions(let y)): .partitions(x.union(y))
+        }
     }
 
     /// Saves alert states when their set or states changed (not on every value change).
@@ -255,7 +294,7 @@ struct RuleEvaluationService: Service {
                 var nextFull = ContinuousClock.now + interval
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     var wake = nextFull
-                    if let due = await engine.nextDue {
+                    for due in [await engine.nextDue, await engine.deferredDue].compactMap({ $0 }) {
                         let wait = Duration.milliseconds(max(0, due - WallClock.nowMilliseconds()))
                         wake = min(wake, ContinuousClock.now + wait)
                     }
@@ -268,6 +307,8 @@ struct RuleEvaluationService: Service {
                         store.sweep(now: now)
                     } else if let due = await engine.nextDue, due <= now {
                         await engine.evaluate(groups: nil, now: now)
+                    } else if let due = await engine.deferredDue, due <= now {
+                        await engine.evaluate(groups: [:], now: now)  // what waited for its spacing
                     }
                 }
             }

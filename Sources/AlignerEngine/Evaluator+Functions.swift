@@ -172,11 +172,10 @@ extension Evaluator {
         let end = end(s)
         var out: [VectorSample] = []
         var input: [VectorSample] = []
-        for series in source.series(matching: s.matchers, from: end - lookback, through: end) {
-            guard let i = series.timestamps.lastIndex(where: { $0 <= end }), series.timestamps[i] >= end - lookback,
-                  !SampleValue.isStale(bits: series.values[i].bitPattern) else { continue }
-            out.append(VectorSample(labels: series.labels.droppingMetricName(), value: Double(series.timestamps[i]) / 1000))
-            input.append(VectorSample(labels: series.labels, value: 0))
+        for sample in source.latest(matching: s.matchers, from: end - lookback, through: end)
+        where !SampleValue.isStale(bits: sample.value.bitPattern) {
+            out.append(VectorSample(labels: sample.labels.droppingMetricName(), value: Double(sample.timestamp) / 1000))
+            input.append(VectorSample(labels: sample.labels, value: 0))
         }
         return try distinct(out, namesFrom: input)
     }

@@ -66,12 +66,10 @@ public struct Evaluator {
     func instant(_ s: VectorSelector) -> [VectorSample] {
         let end = end(s)
         var out: [VectorSample] = []
-        for series in source.series(matching: s.matchers, from: end - lookback, through: end) {
-            // The newest sample at or before `end`, within the lookback (both ends included).
-            guard let i = series.timestamps.lastIndex(where: { $0 <= end }), series.timestamps[i] >= end - lookback else { continue }
-            let v = series.values[i]
-            if SampleValue.isStale(bits: v.bitPattern) { continue }
-            out.append(VectorSample(labels: series.labels, value: v))
+        // The newest sample at or before `end`, within the lookback (both ends included).
+        for sample in source.latest(matching: s.matchers, from: end - lookback, through: end)
+        where !SampleValue.isStale(bits: sample.value.bitPattern) {
+            out.append(VectorSample(labels: sample.labels, value: sample.value))
         }
         return out
     }
@@ -81,6 +79,11 @@ public struct Evaluator {
         let start = end - range
         var out: [RangeSeries] = []
         for series in source.series(matching: s.matchers, from: start, through: end) {
+            // The source returns exactly [start, end]: without stale markers the arrays are used as they are.
+            if !series.values.contains(where: { SampleValue.isStale(bits: $0.bitPattern) }) {
+                if !series.timestamps.isEmpty { out.append(RangeSeries(labels: series.labels, timestamps: series.timestamps, values: series.values)) }
+                continue
+            }
             var ts: [Int64] = []
             var vs: [Double] = []
             for (t, v) in zip(series.timestamps, series.values) where t >= start && t <= end && !SampleValue.isStale(bits: v.bitPattern) {
@@ -151,8 +154,9 @@ public struct Evaluator {
 
     func aggregate(_ op: AggregateOp, _ input: [VectorSample], parameter: Value?, grouping: [String], without: Bool) throws(EvaluationError) -> [VectorSample] {
         let groupSet = Set(grouping)
+        let dropSet = groupSet.union([metricNameLabel])
         func groupLabels(_ l: Labels) -> Labels {
-            without ? l.dropping(groupSet.union([metricNameLabel])) : l.keeping(groupSet)
+            without ? l.dropping(dropSet) : l.keeping(groupSet)
         }
         var order: [String] = []
         var groups: [String: (labels: Labels, members: [VectorSample])] = [:]
@@ -278,22 +282,31 @@ public struct Evaluator {
         return out
     }
 
-    func signature(_ l: Labels, _ m: VectorMatching) -> String {
-        if m.on { return l.keeping(Set(m.labels)).key }
-        return l.dropping(Set(m.labels).union([metricNameLabel])).key
+    /// The labels two sides are matched on: the `on` labels, or all but the `ignoring` ones and
+    /// the metric name.
+    struct Signature {
+        let on: Bool
+        let labels: Set<String>
+        init(_ m: VectorMatching) {
+            on = m.on
+            labels = m.on ? Set(m.labels) : Set(m.labels).union([metricNameLabel])
+        }
+        func matched(_ l: Labels) -> Labels { on ? l.keeping(labels) : l.dropping(labels) }
+        func callAsFunction(_ l: Labels) -> String { matched(l).key }
     }
 
     func vectorOp(_ op: BinaryOp, _ lhs: [VectorSample], _ rhs: [VectorSample], matching m: VectorMatching, returnBool: Bool) throws(EvaluationError) -> [VectorSample] {
+        let signature = Signature(m)
         switch op {
         case .and:
-            let right = Set(rhs.map { signature($0.labels, m) })
-            return lhs.filter { right.contains(signature($0.labels, m)) }
+            let right = Set(rhs.map { signature($0.labels) })
+            return lhs.filter { right.contains(signature($0.labels)) }
         case .unless:
-            let right = Set(rhs.map { signature($0.labels, m) })
-            return lhs.filter { !right.contains(signature($0.labels, m)) }
+            let right = Set(rhs.map { signature($0.labels) })
+            return lhs.filter { !right.contains(signature($0.labels)) }
         case .or:
-            let left = Set(lhs.map { signature($0.labels, m) })
-            return lhs + rhs.filter { !left.contains(signature($0.labels, m)) }
+            let left = Set(lhs.map { signature($0.labels) })
+            return lhs + rhs.filter { !left.contains(signature($0.labels)) }
         default:
             break
         }
@@ -302,17 +315,18 @@ public struct Evaluator {
         let manySide = m.cardinality == .oneToMany ? rhs : lhs
         var index: [String: VectorSample] = [:]
         for s in oneSide {
-            let sig = signature(s.labels, m)
+            let sig = signature(s.labels)
             if index[sig] != nil {
                 let side = m.cardinality == .oneToMany ? "left" : "right"
-                throw EvaluationError(message: "found duplicate series for the match group \(sig.replacingOccurrences(of: "\u{ff}", with: "=").replacingOccurrences(of: "\u{fe}", with: ", ")) on the \(side) hand-side of the operation; many-to-many matching not allowed: matching labels must be unique on one side")
+                let group = "{" + signature.matched(s.labels).map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ", ") + "}"
+                throw EvaluationError(message: "found duplicate series for the match group \(group) on the \(side) hand-side of the operation; many-to-many matching not allowed: matching labels must be unique on one side")
             }
             index[sig] = s
         }
         var out: [VectorSample] = []
         var seen: Set<String> = []
         for s in manySide {
-            let sig = signature(s.labels, m)
+            let sig = signature(s.labels)
             guard let other = index[sig] else { continue }
             let (left, right) = m.cardinality == .oneToMany ? (other, s) : (s, other)
             var (value, keep) = apply(op, left.value, right.value)

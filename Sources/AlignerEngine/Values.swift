@@ -24,11 +24,33 @@ extension Array where Element == Label {
     /// The values of some labels, joined: the key of the partition a series belongs to when a
     /// group is split by those labels (see `RuleGroup.partitionLabels`).
     public func partitionKey(_ names: [String]) -> String {
-        names.map { value($0) }.joined(separator: "\u{ff}")
+        var out = ""
+        for name in names {
+            let v = value(name)
+            out += String(v.utf8.count)
+            out += ":"
+            out += v
+        }
+        return out
     }
 
     /// A key that identifies the label set (for grouping and matching).
-    var key: String { map { $0.name + "\u{ff}" + $0.value }.joined(separator: "\u{fe}") }
+    var key: String {
+        // Length-prefixed, so no label can imitate another, and ASCII around ASCII labels: Swift
+        // hashes and compares ASCII strings without Unicode normalization. One string, grown once:
+        // this runs for every series an aggregation or a match reads.
+        var out = ""
+        out.reserveCapacity(reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 12 })
+        for l in self {
+            out += String(l.name.utf8.count)
+            out += ":"
+            out += l.name
+            out += String(l.value.utf8.count)
+            out += ":"
+            out += l.value
+        }
+        return out
+    }
 }
 
 /// One element of an instant vector.
@@ -74,6 +96,31 @@ public struct StoredSeries: Sendable {
 public protocol SampleSource {
     /// Series matching every matcher, with their samples in `[from, through]` (stale markers included).
     func series(matching: [LabelMatcher], from: Int64, through: Int64) -> [StoredSeries]
+    /// The newest sample in `[from, through]` of each matching series (what an instant selector
+    /// reads); a stale marker is returned as it is.
+    func latest(matching: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample]
+}
+
+extension SampleSource {
+    public func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample] {
+        series(matching: matchers, from: from, through: through).compactMap { s in
+            guard let i = s.timestamps.indices.last else { return nil }
+            return LatestSample(labels: s.labels, timestamp: s.timestamps[i], value: s.values[i])
+        }
+    }
+}
+
+/// One series' newest sample.
+public struct LatestSample: Sendable {
+    public var labels: Labels
+    public var timestamp: Int64
+    public var value: Double
+
+    public init(labels: Labels, timestamp: Int64, value: Double) {
+        self.labels = labels
+        self.timestamp = timestamp
+        self.value = value
+    }
 }
 
 /// An evaluation error (Prometheus' runtime errors, such as many-to-many matching).

@@ -264,32 +264,56 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// Series of some partitions of a group only (all series when `part` is nil).
     func series(matching matchers: [LabelMatcher], from: Int64, through: Int64, in part: (group: Int, partitions: Set<UInt32>)?) -> [StoredSeries] {
         state.withLock { s in
-            let name = matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
-            var candidates: [UInt32]
-            if let part {
-                candidates = []
-                for pid in part.partitions where s.members[part.group].indices.contains(Int(pid)) {
-                    let byName = s.members[part.group][Int(pid)]
-                    if let name {
-                        candidates += byName[name] ?? []
-                    } else {
-                        for ids in byName.values { candidates += ids }
-                    }
-                }
-            } else {
-                candidates = name.map { s.byName[$0] ?? [] } ?? Array(1..<UInt32(s.windows.count))
-            }
             var out: [StoredSeries] = []
-            for id in candidates {
+            for id in WindowStore.candidates(s, matchers, part) {
                 guard let w = s.windows[Int(id)] else { continue }
                 guard matchers.allSatisfy({ (try? $0.matches(w.labels.value($0.name))) == true }) else { continue }
                 let lo = w.timestamps.firstIndex { $0 >= from } ?? w.timestamps.count
                 let hi = w.timestamps.lastIndex { $0 <= through }.map { $0 + 1 } ?? 0
                 guard lo < hi else { continue }
-                out.append(StoredSeries(labels: w.labels, timestamps: Array(w.timestamps[lo..<hi]), values: Array(w.values[lo..<hi])))
+                if lo == 0 && hi == w.timestamps.count {
+                    out.append(StoredSeries(labels: w.labels, timestamps: w.timestamps, values: w.values))  // shared, not copied
+                } else {
+                    out.append(StoredSeries(labels: w.labels, timestamps: Array(w.timestamps[lo..<hi]), values: Array(w.values[lo..<hi])))
+                }
             }
             return out
         }
+    }
+
+    public func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample] {
+        latest(matching: matchers, from: from, through: through, in: nil)
+    }
+
+    /// The newest sample in `[from, through]` of each matching series, without copying windows.
+    func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64, in part: (group: Int, partitions: Set<UInt32>)?) -> [LatestSample] {
+        state.withLock { s in
+            var out: [LatestSample] = []
+            for id in WindowStore.candidates(s, matchers, part) {
+                guard let w = s.windows[Int(id)] else { continue }
+                guard matchers.allSatisfy({ (try? $0.matches(w.labels.value($0.name))) == true }) else { continue }
+                guard let i = w.timestamps.lastIndex(where: { $0 <= through }), w.timestamps[i] >= from else { continue }
+                out.append(LatestSample(labels: w.labels, timestamp: w.timestamps[i], value: w.values[i]))
+            }
+            return out
+        }
+    }
+
+    /// The windows a selector may match: by metric name when it names one, within some
+    /// partitions of a group when given.
+    static func candidates(_ s: State, _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?) -> [UInt32] {
+        let name = matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
+        guard let part else { return name.map { s.byName[$0] ?? [] } ?? Array(1..<UInt32(s.windows.count)) }
+        var candidates: [UInt32] = []
+        for pid in part.partitions where s.members[part.group].indices.contains(Int(pid)) {
+            let byName = s.members[part.group][Int(pid)]
+            if let name {
+                candidates += byName[name] ?? []
+            } else {
+                for ids in byName.values { candidates += ids }
+            }
+        }
+        return candidates
     }
 
     /// Series and samples held (reported in `/metrics`).
@@ -318,5 +342,9 @@ public struct PartitionedSource: SampleSource {
 
     public func series(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [StoredSeries] {
         store.series(matching: matchers, from: from, through: through, in: (group, partitions))
+    }
+
+    public func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample] {
+        store.latest(matching: matchers, from: from, through: through, in: (group, partitions))
     }
 }

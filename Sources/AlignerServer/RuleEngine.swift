@@ -110,6 +110,8 @@ actor RuleEngine {
         let roundStart = ContinuousClock.now
         var skipped: Set<Int> = []
         for gi in work.keys.sorted() {
+            // Let requests waiting for this core run between groups.
+            await Task.yield()
             if let interval = state.groups[gi].interval, now - lastEvaluation[gi] < interval {
                 skipped.insert(gi)
                 continue

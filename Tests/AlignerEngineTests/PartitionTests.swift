@@ -74,7 +74,7 @@ import Testing
         }
         #expect(touched.count == 1)
         let keys = store.partitionKeys(group: 0, touched)
-        #expect(keys == ["a"])
+        #expect(keys == [[Label("namespace", "a")].partitionKey(["namespace"])])
         var partial = state
         #expect(partial.evaluate(group: 0, at: 2_000, source: PartitionedSource(store: store, group: 0, partitions: touched),
                                  sink: store, partition: (["namespace"], keys)).isEmpty)

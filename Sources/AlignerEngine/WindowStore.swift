@@ -113,6 +113,15 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         s.windows[Int(id)]!.partitions = partitions
     }
 
+    /// The partition of a group that a label set belongs to, if the group is split and the
+    /// partition has series.
+    public func partition(of labels: Labels, group: Int) -> UInt32? {
+        state.withLock { s in
+            guard s.selection.groupPartitions.indices.contains(group), let names = s.selection.groupPartitions[group] else { return nil }
+            return s.partitionIDs[group][labels.partitionKey(names)]
+        }
+    }
+
     /// The keys of some partitions of a group.
     public func partitionKeys(group: Int, _ partitions: Set<UInt32>) -> Set<String> {
         state.withLock { s in Set(partitions.compactMap { s.partitionKeys[group].indices.contains(Int($0)) ? s.partitionKeys[group][Int($0)] : nil }) }

@@ -131,6 +131,8 @@ actor RuleEngine {
             let seconds = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
             evaluationSeconds[gi] = seconds
             lastEvaluation[gi] = now
+            if generations.count != state.groups.count { generations = state.groups.map { _ in 0 } }
+            generations[gi] += 1
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
         await saveAlertStates()
@@ -190,28 +192,39 @@ actor RuleEngine {
                     subject = lift(subject)
                     out.append(SignalInput(rule: r.name, anomalyClass: spec.anomalyClass, severity: spec.severity, subject: subject,
                                            labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt,
-                                           evidence: evidence(rule: r, alert: a)))
+                                           evidence: evidence(rule: r, alert: a, group: gi)))
                 }
             }
         }
         return out
     }
 
-    /// Evidence is recomputed at most this often per signal (it evaluates the rule over 5 minutes).
+    /// Evidence (the rule evaluated 21 times over 5 minutes; over the alert's own partition when
+    /// its group is split) is recomputed when its group has been evaluated since, or after this
+    /// long; its cost counts in the round it runs in, so the rounds' spacing bounds it too.
     static let evidenceRefresh: Int64 = 10_000
-    var evidenceCache: [String: (at: Int64, evidence: Evidence)] = [:]
+    var evidenceCache: [String: (at: Int64, generation: Int, evidence: Evidence)] = [:]
+    /// Per group: how many times it has been evaluated (evidence older than that is stale).
+    var generations: [Int] = []
 
     /// The rule's value for this alert's series over the last 5 minutes (every 15 s), its peaks,
     /// and a line such as "5xx ratio 100% at 22:10:50 and 22:11:25".
-    func evidence(rule: Rule, alert: Alert) -> Evidence? {
+    func evidence(rule: Rule, alert: Alert, group gi: Int) -> Evidence? {
         let key = rule.name + "\u{0}\(alert.activeAt)\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
         let now = WallClock.nowMilliseconds()
-        if let cached = evidenceCache[key], now - cached.at < RuleEngine.evidenceRefresh { return cached.evidence }
+        let generation = generations.indices.contains(gi) ? generations[gi] : 0
+        if let cached = evidenceCache[key], cached.generation == generation, now - cached.at < RuleEngine.evidenceRefresh {
+            return cached.evidence
+        }
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
+        var source: any SampleSource = store
+        if let pid = store.partition(of: alert.labels, group: gi) {
+            source = PartitionedSource(store: store, group: gi, partitions: [pid])
+        }
         var points: [Evidence.Point] = []
         for k in stride(from: 20, through: 0, by: -1) {
             let t = now - Int64(k) * 15_000
-            var evaluator = Evaluator(source: store, time: t)
+            var evaluator = Evaluator(source: source, time: t)
             evaluator.defaultSubqueryStep = subqueryStep
             guard case .vector(let v) = try? evaluator.evaluate(rule.expr) else { continue }
             if let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target }) {
@@ -230,7 +243,7 @@ actor RuleEngine {
         }
         let timesText = times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times.first ?? ""
         let e = Evidence(points: points, peaks: Array(peaks.suffix(3)), text: "\(what) at \(timesText)")
-        evidenceCache[key] = (now, e)
+        evidenceCache[key] = (now, generation, e)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
         return e
     }

@@ -74,7 +74,12 @@ import Testing
             #expect(try await s.write(body, headers: v1Headers).status == 204)
             try await Task.sleep(for: .milliseconds(100))
         }
-        let listed = try await poll(s.base, "/api/v1/events?state=open") { $0.contains("cpu_burst") && $0.contains("error_rate_spike") && $0.contains("crash_loop") }
+        // Every kind of signal, and the error ratio's evidence naming both bursts (evidence is
+        // recomputed at most every 2 s, so a first look may predate the last write).
+        let listed = try await poll(s.base, "/api/v1/events?state=open") {
+            $0.contains("cpu_burst") && $0.contains("error_rate_spike") && $0.contains("crash_loop")
+                && $0.range(of: #"5xx ratio 100% at \d\d:\d\d:\d\d and "#, options: .regularExpression) != nil
+        }
         let data = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])
         let events = try #require(data["data"] as? [[String: Any]])
         #expect(events.count == 1)

@@ -99,14 +99,18 @@ actor RuleEngine {
         var work: [Int: Touched] = [:]
         if let groups {
             for (gi, touched) in groups { deferred[gi] = RuleEngine.merge(deferred[gi], touched) }
-            guard now >= notBefore else { return [] }
-            work = deferred
-            deferred.removeAll()
+            if now >= notBefore {
+                work = deferred
+                deferred.removeAll()
+            }
         } else {
             for gi in state.groups.indices { work[gi] = .all }
             deferred.removeAll()
         }
-        guard !work.isEmpty else { return [] }
+        // Evidence held back by its minimum interval is brought up to date when due.
+        let evidenceIsDue = evidenceDue.map { $0 <= now } ?? false
+        guard !work.isEmpty || evidenceIsDue else { return [] }
+        evidenceDue = nil
         let roundStart = ContinuousClock.now
         var skipped: Set<Int> = []
         for gi in work.keys.sorted() {
@@ -135,11 +139,14 @@ actor RuleEngine {
             generations[gi] += 1
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
-        await saveAlertStates()
-        if let events { await events.sync(firing: signals(), at: now) }
+        // The spacing counts the computing (evaluations, evidence), not the wait for the events
+        // store's disk, which leaves the core free.
+        let firing = signals()
         let round = ContinuousClock.now - roundStart
         let roundMilliseconds = Double(round.components.seconds) * 1000 + Double(round.components.attoseconds) / 1e15
         notBefore = now + Int64(roundMilliseconds * RuleEngine.spacingFactor)
+        await saveAlertStates()
+        if let events { await events.sync(firing: firing, at: now) }
         return skipped
     }
 
@@ -150,8 +157,11 @@ actor RuleEngine {
     var deferred: [Int: Touched] = [:]
     var notBefore: Int64 = 0
 
-    /// When the deferred evaluations are due (milliseconds), if any.
-    var deferredDue: Int64? { deferred.isEmpty ? nil : notBefore }
+    /// When the evaluations deferred by the spacing are due (milliseconds), if any.
+    var workDue: Int64? { deferred.isEmpty ? nil : notBefore }
+
+    /// When deferred evaluations, or evidence held back, are due (milliseconds), if any.
+    var deferredDue: Int64? { [workDue, evidenceDue].compactMap { $0 }.min() }
 
     static func merge(_ a: Touched?, _ b: Touched) -> Touched {
         switch (a, b) {
@@ -200,10 +210,13 @@ actor RuleEngine {
     }
 
     /// Evidence (the rule evaluated 21 times over 5 minutes; over the alert's own partition when
-    /// its group is split) is recomputed when its group has been evaluated since, or after this
-    /// long; its cost counts in the round it runs in, so the rounds' spacing bounds it too.
+    /// its group is split) is computed when the alert fires, once more `evidenceMinInterval`
+    /// later if its group was evaluated meanwhile (the first look may predate data still
+    /// arriving; that refresh is scheduled, `evidenceDue`), then every `evidenceRefresh`.
     static let evidenceRefresh: Int64 = 10_000
-    var evidenceCache: [String: (at: Int64, generation: Int, evidence: Evidence)] = [:]
+    static let evidenceMinInterval: Int64 = 1_000
+    var evidenceDue: Int64?
+    var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence)] = [:]
     /// Per group: how many times it has been evaluated (evidence older than that is stale).
     var generations: [Int] = []
 
@@ -213,8 +226,14 @@ actor RuleEngine {
         let key = rule.name + "\u{0}\(alert.activeAt)\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
         let now = WallClock.nowMilliseconds()
         let generation = generations.indices.contains(gi) ? generations[gi] : 0
-        if let cached = evidenceCache[key], cached.generation == generation, now - cached.at < RuleEngine.evidenceRefresh {
-            return cached.evidence
+        let cached = evidenceCache[key]
+        if let cached, now - cached.at < RuleEngine.evidenceRefresh {
+            if cached.settled || cached.generation == generation { return cached.evidence }
+            if now - cached.at < RuleEngine.evidenceMinInterval {
+                let due = cached.at + RuleEngine.evidenceMinInterval
+                evidenceDue = min(evidenceDue ?? due, due)
+                return cached.evidence
+            }
         }
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
         var source: any SampleSource = store
@@ -243,7 +262,7 @@ actor RuleEngine {
         }
         let timesText = times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times.first ?? ""
         let e = Evidence(points: points, peaks: Array(peaks.suffix(3)), text: "\(what) at \(timesText)")
-        evidenceCache[key] = (now, generation, e)
+        evidenceCache[key] = (now, generation, cached != nil, e)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
         return e
     }
@@ -301,6 +320,13 @@ struct RuleEvaluationService: Service {
                 for await _ in store.changes.cancelOnGracefulShutdown() {
                     let dirty = store.takeDirty()
                     if !dirty.isEmpty { await engine.evaluate(groups: dirty, now: WallClock.nowMilliseconds()) }
+                    // What waits for the rounds' spacing runs when due, writes or not (a few times
+                    // a round's cost: short; held-back evidence is the time-driven loop's).
+                    while let due = await engine.workDue, !Task.isCancelled {
+                        let wait = due - WallClock.nowMilliseconds()
+                        if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+                        await engine.evaluate(groups: store.takeDirty(), now: WallClock.nowMilliseconds())
+                    }
                 }
             }
             group.addTask {

@@ -272,21 +272,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
     /// Series of some partitions of a group only (all series when `part` is nil).
     func series(matching matchers: [LabelMatcher], from: Int64, through: Int64, in part: (group: Int, partitions: Set<UInt32>)?) -> [StoredSeries] {
-        state.withLock { s in
-            var out: [StoredSeries] = []
-            for id in WindowStore.candidates(s, matchers, part) {
-                guard let w = s.windows[Int(id)] else { continue }
-                guard matchers.allSatisfy({ (try? $0.matches(w.labels.value($0.name))) == true }) else { continue }
-                let lo = w.timestamps.firstIndex { $0 >= from } ?? w.timestamps.count
-                let hi = w.timestamps.lastIndex { $0 <= through }.map { $0 + 1 } ?? 0
-                guard lo < hi else { continue }
-                if lo == 0 && hi == w.timestamps.count {
-                    out.append(StoredSeries(labels: w.labels, timestamps: w.timestamps, values: w.values))  // shared, not copied
-                } else {
-                    out.append(StoredSeries(labels: w.labels, timestamps: Array(w.timestamps[lo..<hi]), values: Array(w.values[lo..<hi])))
-                }
+        eachMatching(matchers, part) { w in
+            let lo = w.timestamps.firstIndex { $0 >= from } ?? w.timestamps.count
+            let hi = w.timestamps.lastIndex { $0 <= through }.map { $0 + 1 } ?? 0
+            guard lo < hi else { return nil }
+            if lo == 0 && hi == w.timestamps.count {
+                return StoredSeries(labels: w.labels, timestamps: w.timestamps, values: w.values)  // shared, not copied
             }
-            return out
+            return StoredSeries(labels: w.labels, timestamps: Array(w.timestamps[lo..<hi]), values: Array(w.values[lo..<hi]))
         }
     }
 
@@ -296,13 +289,22 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
     /// The newest sample in `[from, through]` of each matching series, without copying windows.
     func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64, in part: (group: Int, partitions: Set<UInt32>)?) -> [LatestSample] {
+        eachMatching(matchers, part) { w in
+            guard let i = w.timestamps.lastIndex(where: { $0 <= through }), w.timestamps[i] >= from else { return nil }
+            return LatestSample(labels: w.labels, timestamp: w.timestamps[i], value: w.values[i])
+        }
+    }
+
+    /// What `read` makes of each window matching every matcher (within some partitions of a
+    /// group when given), under the lock.
+    func eachMatching<T: Sendable>(
+        _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?, _ read: (Window) -> T?
+    ) -> [T] {
         state.withLock { s in
-            var out: [LatestSample] = []
+            var out: [T] = []
             for id in WindowStore.candidates(s, matchers, part) {
-                guard let w = s.windows[Int(id)] else { continue }
-                guard matchers.allSatisfy({ (try? $0.matches(w.labels.value($0.name))) == true }) else { continue }
-                guard let i = w.timestamps.lastIndex(where: { $0 <= through }), w.timestamps[i] >= from else { continue }
-                out.append(LatestSample(labels: w.labels, timestamp: w.timestamps[i], value: w.values[i]))
+                guard let w = s.windows[Int(id)], matchers.allSatisfy({ (try? $0.matches(w.labels.value($0.name))) == true }) else { continue }
+                if let x = read(w) { out.append(x) }
             }
             return out
         }

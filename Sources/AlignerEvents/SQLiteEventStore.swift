@@ -73,28 +73,7 @@ public final class SQLiteEventStore: @unchecked Sendable {
 
     /// Saves the event and appends the change in one transaction; returns the change's sequence number.
     public func record(_ event: Event, type: String, at: Int64) async throws -> EventChange {
-        try await onQueue { [self] in
-            let body = String(decoding: try SQLiteEventStore.encoder.encode(event), as: UTF8.self)
-            try exec("BEGIN IMMEDIATE")
-            do {
-                try run("""
-                    INSERT INTO events (id, namespace, kind, name, state, class, opened_at, updated_at, closed_at, body)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                    ON CONFLICT(id) DO UPDATE SET state=?5, class=?6, updated_at=?8, closed_at=?9, body=?10
-                    """, [.text(event.id), .text(event.subject.namespace), .text(event.subject.kind), .text(event.subject.name),
-                          .text(event.state.rawValue), .text(event.anomalyClass), .int(event.openedAt), .int(event.updatedAt),
-                          event.closedAt.map { .int($0) } ?? .null, .text(body)])
-                var change = EventChange(sequence: 0, eventID: event.id, type: type, at: at, event: event)
-                try run("INSERT INTO changes (event_id, type, at, body) VALUES (?1, ?2, ?3, ?4)",
-                        [.text(event.id), .text(type), .int(at), .text(body)])
-                change.sequence = sqlite3_last_insert_rowid(db)
-                try exec("COMMIT")
-                return change
-            } catch {
-                try? exec("ROLLBACK")
-                throw error
-            }
-        }
+        try await recordAll([(event, type)], at: at)[0]
     }
 
     /// Saves several events and appends their changes in one transaction (one sync to disk);

@@ -322,7 +322,7 @@ struct RuleEvaluationService: Service {
                     if !dirty.isEmpty { await engine.evaluate(groups: dirty, now: WallClock.nowMilliseconds()) }
                     // What waits for the rounds' spacing runs when due, writes or not (a few times
                     // a round's cost: short; held-back evidence is the time-driven loop's).
-                    while let due = await engine.workDue, !Task.isCancelled {
+                    while let due = await engine.workDue, !Task.isCancelled, !Task.isShuttingDownGracefully {
                         let wait = due - WallClock.nowMilliseconds()
                         if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
                         await engine.evaluate(groups: store.takeDirty(), now: WallClock.nowMilliseconds())

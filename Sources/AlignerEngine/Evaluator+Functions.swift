@@ -28,11 +28,11 @@ extension Evaluator {
                 if b.value.isNaN { return true }
                 return asc ? a.value < b.value : a.value > b.value
             })
-        case "label_replace": return .vector(try distinct(try labelReplace(args), namesFrom: nil))
-        case "label_join": return .vector(try distinct(try labelJoin(args), namesFrom: nil))
+        case "label_replace": return .vector(try distinct(try labelReplace(args)))
+        case "label_join": return .vector(try distinct(try labelJoin(args)))
         case "histogram_quantile":
             let input = try vector(args[1])
-            return .vector(try distinct(histogramQuantile(try scalar(args[0]), input), namesFrom: input))
+            return .vector(try distinct(histogramQuantile(try scalar(args[0]), input), ifNamesDiffer: input.lazy.map(\.labels)))
         case "clamp":
             let lo = try scalar(args[1]), hi = try scalar(args[2])
             if lo > hi { return .vector([]) }
@@ -71,8 +71,9 @@ extension Evaluator {
         case "tan": return .vector(try map(args[0]) { Foundation.tan($0) })
         case "tanh": return .vector(try map(args[0]) { Foundation.tanh($0) })
         case "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year":
-            let input = try args.isEmpty ? nil : vector(args[0])
-            return .vector(try distinct(try dateFunction(name, args), namesFrom: input ?? []))
+            // Without an argument: the evaluation time, as a sample without labels.
+            let input = try args.isEmpty ? [VectorSample(labels: [], value: Double(time) / 1000)] : vector(args[0])
+            return .vector(try distinct(dateFunction(name, input), ifNamesDiffer: input.lazy.map(\.labels)))
         default:
             break
         }
@@ -145,7 +146,7 @@ extension Evaluator {
             out.append(VectorSample(labels: labels, value: value))
         }
         if name == "last_over_time" { return .vector(out) }
-        return .vector(try distinct(out, namesFrom: matrix.map { VectorSample(labels: $0.labels, value: 0) }))
+        return .vector(try distinct(out, ifNamesDiffer: matrix.lazy.map(\.labels)))
     }
 
     /// A string argument (possibly in parentheses).
@@ -161,23 +162,19 @@ extension Evaluator {
 
     func map(_ arg: Expr, _ f: (Double) -> Double) throws(EvaluationError) -> [VectorSample] {
         let input = try vector(arg)
-        return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: f($0.value)) }, namesFrom: input)
+        return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: f($0.value)) }, ifNamesDiffer: input.lazy.map(\.labels))
     }
 
     func timestamps(_ arg: Expr) throws(EvaluationError) -> [VectorSample] {
         guard case .selector(let s) = unparen(arg) else {
             let input = try vector(arg)
-            return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double(time) / 1000) }, namesFrom: input)
+            return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double(time) / 1000) }, ifNamesDiffer: input.lazy.map(\.labels))
         }
         let end = end(s)
-        var out: [VectorSample] = []
-        var input: [VectorSample] = []
-        for sample in source.latest(matching: s.matchers, from: end - lookback, through: end)
-        where !SampleValue.isStale(bits: sample.value.bitPattern) {
-            out.append(VectorSample(labels: sample.labels.droppingMetricName(), value: Double(sample.timestamp) / 1000))
-            input.append(VectorSample(labels: sample.labels, value: 0))
-        }
-        return try distinct(out, namesFrom: input)
+        let samples = source.latest(matching: s.matchers, from: end - lookback, through: end)
+            .filter { !SampleValue.isStale(bits: $0.value.bitPattern) }
+        let out = samples.map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double($0.timestamp) / 1000) }
+        return try distinct(out, ifNamesDiffer: samples.lazy.map(\.labels))
     }
 
     /// absent(): the labels of the selector's equality matchers (not `__name__`).
@@ -229,9 +226,8 @@ extension Evaluator {
         }
     }
 
-    func dateFunction(_ name: String, _ args: [Expr]) throws(EvaluationError) -> [VectorSample] {
-        let input = args.isEmpty ? [VectorSample(labels: [], value: Double(time) / 1000)] : try vector(args[0])
-        return input.map { s in
+    func dateFunction(_ name: String, _ input: [VectorSample]) -> [VectorSample] {
+        input.map { s in
             let d = CivilTime(unixSeconds: s.value)
             let v: Int64
             switch name {

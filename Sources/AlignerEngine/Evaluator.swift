@@ -33,7 +33,7 @@ public struct Evaluator {
             switch try evaluate(e) {
             case .scalar(let v): return .scalar(-v)
             case .vector(let v):
-                return .vector(try distinct(v.map { VectorSample(labels: $0.labels.droppingMetricName(), value: -$0.value) }, namesFrom: v))
+                return .vector(try distinct(v.map { VectorSample(labels: $0.labels.droppingMetricName(), value: -$0.value) }, ifNamesDiffer: v.lazy.map(\.labels)))
             default: throw EvaluationError(message: "unary minus on a non-numeric value")
             }
         case .call(let name, let args): return try call(name, args)
@@ -134,18 +134,24 @@ public struct Evaluator {
         return order.map { series[$0]! }
     }
 
-    /// Prometheus' "vector cannot contain metrics with the same labelset": dropping the metric name
-    /// (or rewriting labels) must not merge two series. Only checked when the input held more than
-    /// one metric name, since otherwise the result's label sets are as distinct as the input's.
-    func distinct(_ out: [VectorSample], namesFrom input: [VectorSample]?) throws(EvaluationError) -> [VectorSample] {
-        if let input {
-            guard let first = input.first?.labels.value(metricNameLabel),
-                  input.contains(where: { $0.labels.value(metricNameLabel) != first }) else { return out }
-        }
+    /// Prometheus' "vector cannot contain metrics with the same labelset": rewriting labels must
+    /// not merge two series.
+    func distinct(_ out: [VectorSample]) throws(EvaluationError) -> [VectorSample] {
         guard out.count > 1 else { return out }
         var seen = Set<String>(minimumCapacity: out.count)
         for s in out where !seen.insert(s.labels.key).inserted {
             throw EvaluationError(message: "vector cannot contain metrics with the same labelset")
+        }
+        return out
+    }
+
+    /// The same check after dropping the metric name: only needed when the inputs held more than
+    /// one name, since otherwise the result's label sets are as distinct as the inputs'.
+    func distinct(_ out: [VectorSample], ifNamesDiffer inputs: some Sequence<Labels>) throws(EvaluationError) -> [VectorSample] {
+        var first: String?
+        for labels in inputs {
+            let name = labels.value(metricNameLabel)
+            if first == nil { first = name } else if name != first { return try distinct(out) }
         }
         return out
     }
@@ -229,9 +235,9 @@ public struct Evaluator {
             let v = apply(op, a, b)
             return .scalar(op.isComparison ? (v.keep ? 1 : 0) : v.value)
         case (.vector(let v), .scalar(let b)):
-            return .vector(try distinct(scalarOp(op, v, b, vectorOnLeft: true, returnBool: returnBool), namesFrom: v))
+            return .vector(try distinct(scalarOp(op, v, b, vectorOnLeft: true, returnBool: returnBool), ifNamesDiffer: v.lazy.map(\.labels)))
         case (.scalar(let a), .vector(let v)):
-            return .vector(try distinct(scalarOp(op, v, a, vectorOnLeft: false, returnBool: returnBool), namesFrom: v))
+            return .vector(try distinct(scalarOp(op, v, a, vectorOnLeft: false, returnBool: returnBool), ifNamesDiffer: v.lazy.map(\.labels)))
         case (.vector(let a), .vector(let b)):
             return .vector(try vectorOp(op, a, b, matching: matching ?? VectorMatching(), returnBool: returnBool))
         default:

@@ -52,6 +52,7 @@ actor RuleEngine {
         }
         lastEvaluation = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
+        generations = groups.map { _ in 0 }
         store.select(groups)
     }
 
@@ -78,6 +79,7 @@ actor RuleEngine {
         state = next
         lastEvaluation = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
+        generations = groups.map { _ in 0 }
         deferred.removeAll()
         store.select(groups)
         onReload()
@@ -135,7 +137,6 @@ actor RuleEngine {
             let seconds = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
             evaluationSeconds[gi] = seconds
             lastEvaluation[gi] = now
-            if generations.count != state.groups.count { generations = state.groups.map { _ in 0 } }
             generations[gi] += 1
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
@@ -225,7 +226,7 @@ actor RuleEngine {
     func evidence(rule: Rule, alert: Alert, group gi: Int) -> Evidence? {
         let key = rule.name + "\u{0}\(alert.activeAt)\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
         let now = WallClock.nowMilliseconds()
-        let generation = generations.indices.contains(gi) ? generations[gi] : 0
+        let generation = generations[gi]
         let cached = evidenceCache[key]
         if let cached, now - cached.at < RuleEngine.evidenceRefresh {
             if cached.settled || cached.generation == generation { return cached.evidence }

@@ -119,11 +119,17 @@ public enum SeriesProblem: Error, Equatable, Sendable, CustomStringConvertible {
 /// One time series of a request as the decoder hands it to a sink. Every pointer borrows from the
 /// request body or the decoder's scratch space: a sink must not keep them after it returns.
 public struct DecodedSeries {
-    /// Labels in wire order, not validated.
+    /// Labels in wire order, not validated; empty when `labelsRead` is false.
     public var labels: UnsafeBufferPointer<LabelRef>
     /// When the sender encoded the labels canonically (sorted, minimal, contiguous, 1.0 only), the
-    /// raw bytes of the label fields, which then equal the series key; nil otherwise.
+    /// raw bytes of the label fields, which then equal the series key; nil otherwise. When
+    /// `labelsRead` is false: the raw label fields, framed but not looked into, so not known to be
+    /// canonical (or even well-formed) until checked (`SeriesKey.canonicalize`) or found equal to a
+    /// key already checked.
     public var canonicalKey: UnsafeRawBufferPointer?
+    /// False when the decoder skipped over the labels (only for a sink that does not read them,
+    /// see `RemoteWriteSink.readsLabels`).
+    public var labelsRead: Bool
     public var samples: UnsafeBufferPointer<WireSample>
     public var histograms: UnsafeBufferPointer<WireHistogram>
     public var exemplars: UnsafeBufferPointer<WireExemplar>
@@ -139,10 +145,17 @@ public struct DecodedSeries {
 /// Receives what a `RemoteWriteDecoder` decodes, one series at a time. The decoder may still fail
 /// on a later byte of the request: a sink collects, and applies only after the decoder returns.
 public protocol RemoteWriteSink {
+    /// False for a sink that can work from the raw label bytes of a 1.0 series in the common shape
+    /// (`DecodedSeries.labelsRead`); the decoder then skips reading those labels. True by default.
+    var readsLabels: Bool { get }
     /// One series. Called in request order.
     mutating func series(_ series: DecodedSeries)
     /// One 1.0 `MetricMetadata` entry.
     mutating func metadata(_ metadata: WireMetadata)
+}
+
+extension RemoteWriteSink {
+    public var readsLabels: Bool { true }
 }
 
 /// Why a whole request cannot be decoded; nothing of it is applied.

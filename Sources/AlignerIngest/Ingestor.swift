@@ -55,9 +55,14 @@ public final class Ingestor: Sendable {
     private let workers = Mutex<[Worker]>([])
     let inflight = Atomic<Int>(0)
 
-    /// Creates an ingestor with a new series table.
-    public init(limits: IngestLimits, observer: (any SeriesObserver)? = nil) {
+    /// Whether every label of every series is read (the reference the skimming path is tested
+    /// against); normally a known series is found from its raw label bytes alone.
+    let readsEveryLabel: Bool
+
+    /// Creates an ingestor with a new series table. `readsEveryLabel` is for tests.
+    public init(limits: IngestLimits, observer: (any SeriesObserver)? = nil, readsEveryLabel: Bool = false) {
         self.limits = limits
+        self.readsEveryLabel = readsEveryLabel
         table = SeriesTable(maxSeries: limits.maxSeries, observer: observer)
     }
 
@@ -131,7 +136,7 @@ public final class Ingestor: Sendable {
     func apply(
         _ body: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64, worker: Worker
     ) throws(IngestError) -> WriteOutcome {
-        var sink = IngestSink(table: table, worker: worker, now: now)
+        var sink = IngestSink(table: table, worker: worker, now: now, readsLabels: readsEveryLabel)
         do {
             switch version {
             case .v1: try worker.decoder.decodeV1(body, into: &sink)
@@ -171,6 +176,12 @@ final class Worker: @unchecked Sendable {
     let keys = ByteScratch(capacity: 1 << 16)
     let pending = Scratch<PendingSeries>(capacity: 1024)
     let samples = Scratch<WireSample>(capacity: 1024)
+    /// For raw label bytes that match no series (`SeriesTable.apply`).
+    let rawLabels = Scratch<LabelRef>(capacity: 64)
+    let canonicalKey = ByteScratch(capacity: 4096)
+    /// The request's series grouped by shard, and those to apply after canonicalizing.
+    let shardOrder = Scratch<Int32>(capacity: 1024)
+    let later = Scratch<Int32>(capacity: 64)
 
     /// Keeps at most 8 MiB of decompression buffer between requests.
     func releaseLargeBuffers() {
@@ -182,13 +193,19 @@ final class Worker: @unchecked Sendable {
 /// Collects a request's decoded series (keyed and hashed), then applies them to the table in one
 /// pass, counting what was written and rejected.
 struct IngestSink: RemoteWriteSink {
+    /// False: the table finds a series from its raw label bytes, and reads the labels only for a
+    /// series it does not know (see `SeriesTable.apply`).
+    let readsLabels: Bool
     let table: SeriesTable
     let worker: Worker
     let now: Int64
     var outcome = WriteOutcome()
+    /// Whether some series' key is its raw label bytes (`KeyForm.raw`).
+    var hasRawKeys = false
 
-    init(table: SeriesTable, worker: Worker, now: Int64) {
+    init(table: SeriesTable, worker: Worker, now: Int64, readsLabels: Bool) {
         self.table = table
+        self.readsLabels = readsLabels
         self.worker = worker
         self.now = now
         worker.keys.count = 0
@@ -204,7 +221,7 @@ struct IngestSink: RemoteWriteSink {
             return
         }
         var entry = PendingSeries(
-            keyBase: nil, keyOffset: 0, keyCount: 0, hash: 0, sampleStart: worker.samples.count,
+            keyBase: nil, keyOffset: 0, keyCount: 0, form: series.labelsRead ? .sent : .raw, hash: 0, sampleStart: worker.samples.count,
             sampleCount: series.samples.count, histograms: 0, exemplars: 0, metadata: series.metadata == nil ? 0 : 1)
         let key: UnsafeRawBufferPointer
         if let canonical = series.canonicalKey {
@@ -214,8 +231,10 @@ struct IngestSink: RemoteWriteSink {
             let start = worker.keys.count
             SeriesKey.build(series.labels, order: worker.order, appendingTo: worker.keys)
             entry.keyOffset = start
+            entry.form = .rebuilt
             key = UnsafeRawBufferPointer(start: worker.keys.base + start, count: worker.keys.count - start)
         }
+        if entry.form == .raw { hasRawKeys = true }
         entry.keyCount = key.count
         entry.hash = table.hash(key)
         for sample in series.samples { worker.samples.append(sample) }
@@ -243,8 +262,18 @@ struct IngestSink: RemoteWriteSink {
 
     /// Applies everything collected; call once, after the decoder finished.
     mutating func finish() {
+        let worker = worker
         table.apply(worker.pending.buffer, keyArena: UnsafeRawPointer(worker.keys.base),
-                    samples: worker.samples.buffer, now: now, outcome: &outcome)
+                    samples: worker.samples.buffer, now: now, outcome: &outcome,
+                    order: worker.shardOrder, later: worker.later, hasRawKeys: hasRawKeys) { raw in
+            worker.canonicalKey.count = 0
+            if let problem = SeriesKey.canonicalize(
+                raw, labels: worker.rawLabels, order: worker.order, appendingTo: worker.canonicalKey)
+            {
+                return .failure(problem)
+            }
+            return .success(UnsafeRawBufferPointer(start: worker.canonicalKey.base, count: worker.canonicalKey.count))
+        }
     }
 
     mutating func reject(_ series: DecodedSeries, _ problem: SeriesProblem) {

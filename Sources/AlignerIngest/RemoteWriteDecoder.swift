@@ -40,7 +40,8 @@ public final class RemoteWriteDecoder {
                 switch f {
                 case 1:
                     guard wireType == 2 else { throw .wrongWireType(field: f, got: wireType) }
-                    sink.series(decodeSeriesV1(try r.lengthDelimited()))
+                    let bytes = try r.lengthDelimited()
+                    if sink.readsLabels || !skimSeriesV1(bytes, into: &sink) { sink.series(decodeSeriesV1(bytes)) }
                 case 3:
                     guard wireType == 2 else { throw .wrongWireType(field: f, got: wireType) }
                     sink.metadata(decodeMetadataV1(try r.lengthDelimited()))
@@ -52,6 +53,53 @@ public final class RemoteWriteDecoder {
             throw RequestDecodeError(
                 "cannot decode remote-write 1.0 body: \(error) (field \(field) at byte \(offset) of \(body.count))")
         }
+    }
+
+    /// The shape Prometheus sends, read without looking inside the labels: every label field first
+    /// and contiguous (`0A len ...`, lengths of one or two bytes), then samples only. The label fields are
+    /// handed over raw and unchecked (`DecodedSeries.labelsRead` false). False, and nothing handed
+    /// over, for any other shape, which `decodeSeriesV1` then reads in full.
+    @inline(__always)
+    func skimSeriesV1<S: RemoteWriteSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout S) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        let start = base.assumingMemoryBound(to: UInt8.self)
+        let end = start + bytes.count
+        var p = start
+        while end - p >= 2 {
+            // Tag 0x0A and a one- or two-byte length; the tag and first length byte read as one word.
+            let word = UnsafeRawPointer(p).loadUnaligned(as: UInt16.self)
+            guard word & 0xFF == 0x0A else { break }
+            var next: UnsafePointer<UInt8>
+            if word < 0x8000 {
+                next = p + 2 + Int(word >> 8)
+            } else {
+                guard end - p >= 3, p[2] < 0x80 else { return false }
+                next = p + 3 + (Int(word >> 8) & 0x7F | Int(p[2]) << 7)
+            }
+            guard next <= end else { return false }
+            p = next
+        }
+        guard p > start else { return false }
+        let key = UnsafeRawBufferPointer(start: base, count: p - start)
+        samples.removeAll()
+        var r = WireReader(UnsafeRawBufferPointer(start: p, count: end - p))
+        while !r.isAtEnd {
+            if let sample = fastSample(&r) {
+                samples.append(sample)
+                continue
+            }
+            // Another sample encoding (a zero value is left out on the wire), or anything else.
+            guard r.p[0] == 0x12 else { return false }
+            r.p += 1
+            guard let message = try? r.lengthDelimited(), let sample = try? decodeSample(message) else { return false }
+            samples.append(sample)
+        }
+        sink.series(DecodedSeries(
+            labels: UnsafeBufferPointer(start: nil, count: 0), canonicalKey: key, labelsRead: false,
+            samples: samples.buffer, histograms: UnsafeBufferPointer(start: nil, count: 0),
+            exemplars: UnsafeBufferPointer(start: nil, count: 0), exemplarLabels: UnsafeBufferPointer(start: nil, count: 0),
+            metadata: nil, createdTimestamp: 0, problem: nil))
+        return true
     }
 
     func decodeSeriesV1(_ bytes: UnsafeRawBufferPointer) -> DecodedSeries {
@@ -94,7 +142,7 @@ public final class RemoteWriteDecoder {
                     guard wireType == 2 else { throw WireError.wrongWireType(field: field, got: wireType) }
                     let lengthStart = r.p
                     let bytes = try r.lengthDelimited()
-                    let label = try decodeLabel(bytes)
+                    let label = try Self.decodeLabel(bytes)
                     if canonical {
                         // Canonical: one-byte tag, minimal length, contiguous with the previous label,
                         // name then value both present and minimal, names strictly ascending.
@@ -139,7 +187,7 @@ public final class RemoteWriteDecoder {
             key = UnsafeRawBufferPointer(start: UnsafeRawPointer(keyStart), count: keyEnd - keyStart)
         }
         return DecodedSeries(
-            labels: labels.buffer, canonicalKey: key, samples: samples.buffer,
+            labels: labels.buffer, canonicalKey: key, labelsRead: true, samples: samples.buffer,
             histograms: histograms.buffer, exemplars: exemplars.buffer,
             exemplarLabels: exemplarLabels.buffer, metadata: nil, createdTimestamp: 0, problem: problem)
     }
@@ -190,7 +238,7 @@ public final class RemoteWriteDecoder {
     }
 
     @inline(__always)
-    func decodeLabel(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> LabelRef {
+    static func decodeLabel(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> LabelRef {
         var r = WireReader(bytes)
         var name = UnsafeRawBufferPointer(start: bytes.baseAddress, count: 0)
         var value = name
@@ -239,7 +287,7 @@ public final class RemoteWriteDecoder {
             switch field {
             case 1:
                 guard wireType == 2 else { throw .wrongWireType(field: field, got: wireType) }
-                exemplarLabels.append(try decodeLabel(try r.lengthDelimited()))
+                exemplarLabels.append(try Self.decodeLabel(try r.lengthDelimited()))
             case 2:
                 guard wireType == 1 else { throw .wrongWireType(field: field, got: wireType) }
                 exemplar.valueBits = try r.fixed64()
@@ -393,7 +441,7 @@ public final class RemoteWriteDecoder {
             metadata = m
         }
         return DecodedSeries(
-            labels: labels.buffer, canonicalKey: nil, samples: samples.buffer, histograms: histograms.buffer,
+            labels: labels.buffer, canonicalKey: nil, labelsRead: true, samples: samples.buffer, histograms: histograms.buffer,
             exemplars: exemplars.buffer, exemplarLabels: exemplarLabels.buffer, metadata: metadata,
             createdTimestamp: created, problem: problem)
     }

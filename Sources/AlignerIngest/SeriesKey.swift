@@ -40,6 +40,26 @@ enum SeriesKey {
         }
     }
 
+    /// Reads raw 1.0 label fields (a series' `Label` messages as sent, see `DecodedSeries.labelsRead`)
+    /// and appends their canonical key to `out`; the problem instead when they are not well-formed.
+    static func canonicalize(
+        _ raw: UnsafeRawBufferPointer, labels: Scratch<LabelRef>, order: Scratch<Int32>, appendingTo out: ByteScratch
+    ) -> SeriesProblem? {
+        labels.removeAll()
+        var r = WireReader(raw)
+        do throws(WireError) {
+            while !r.isAtEnd {
+                let (field, wireType) = try r.tag()
+                guard field == 1, wireType == 2 else { throw .wrongWireType(field: field, got: wireType) }
+                labels.append(try RemoteWriteDecoder.decodeLabel(try r.lengthDelimited()))
+            }
+        } catch {
+            return .malformed(error)
+        }
+        build(labels.buffer, order: order, appendingTo: out)
+        return nil
+    }
+
     /// Checks a key's label set: non-empty, a `__name__`, no empty or duplicate names, valid UTF-8.
     /// Run once, when a series is first seen.
     static func validate(_ key: UnsafeRawBufferPointer) -> SeriesProblem? {
@@ -124,19 +144,25 @@ struct SeriesHasher {
         var h = seed ^ p0
         var i = 0
         let n = bytes.count
-        if n >= 48 {
-            // Two independent lanes, 32 bytes a step, so the multiplies overlap.
-            var h2 = h ^ p3
-            while i + 32 <= n {
+        if n >= 64 {
+            // Four independent lanes, 64 bytes a step, so the multiplies overlap.
+            var h2 = h ^ p3, h3 = h ^ p1, h4 = h ^ p2
+            while i + 64 <= n {
                 let a = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
                 let b = bytes.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)
                 let c = bytes.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)
                 let d = bytes.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)
+                let e = bytes.loadUnaligned(fromByteOffset: i + 32, as: UInt64.self)
+                let f = bytes.loadUnaligned(fromByteOffset: i + 40, as: UInt64.self)
+                let g = bytes.loadUnaligned(fromByteOffset: i + 48, as: UInt64.self)
+                let k = bytes.loadUnaligned(fromByteOffset: i + 56, as: UInt64.self)
                 h = SeriesHasher.mix(a ^ p1, b ^ h)
                 h2 = SeriesHasher.mix(c ^ p2, d ^ h2)
-                i += 32
+                h3 = SeriesHasher.mix(e ^ p3, f ^ h3)
+                h4 = SeriesHasher.mix(g ^ p0, k ^ h4)
+                i += 64
             }
-            h ^= h2
+            h ^= SeriesHasher.mix(h2 ^ p1, h3 ^ h4)
         }
         while i + 16 <= n {
             let a = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)

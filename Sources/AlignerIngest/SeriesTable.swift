@@ -21,12 +21,24 @@ public struct SeriesSnapshot: Sendable {
     public var samples: UInt64
 }
 
+/// How a request's series key came to be.
+enum KeyForm {
+    /// The labels as sent, not looked into (`DecodedSeries.labelsRead` false): the key if it
+    /// equals a stored key, else to be canonicalized.
+    case raw
+    /// The labels as sent, read and found canonical.
+    case sent
+    /// Built from labels sent in another form (unsorted, empty values, ...).
+    case rebuilt
+}
+
 /// One series of a request, decoded and keyed, waiting to be applied to the table.
 struct PendingSeries {
     /// Where the key is: a pointer into the request body, or nil for the request's key arena.
     var keyBase: UnsafeRawPointer?
     var keyOffset: Int
     var keyCount: Int
+    var form: KeyForm
     var hash: UInt64
     var sampleStart: Int
     var sampleCount: Int
@@ -36,14 +48,26 @@ struct PendingSeries {
     var metadata: Int
 }
 
+extension PendingSeries {
+    @inline(__always)
+    func key(in keyArena: UnsafeRawPointer) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: (keyBase ?? keyArena) + keyOffset, count: keyCount)
+    }
+
+    @inline(__always)
+    func samples(in all: UnsafeBufferPointer<WireSample>) -> UnsafeBufferPointer<WireSample> {
+        UnsafeBufferPointer(rebasing: all[sampleStart..<(sampleStart + sampleCount)])
+    }
+}
+
 /// Maps series label bytes to the series' state (its last sample).
 ///
 /// Each of 64 shards keeps its series in one arena: a 56-byte header followed by the key bytes
 /// (the canonical label encoding, see `SeriesKey`), found through an open-addressing table whose
 /// slots hold a hash tag and the entry's offset. A lookup compares the full key bytes after a tag
 /// match, so colliding inputs never merge two series. `String`s are built only when someone asks
-/// for a series' labels. A request's series are applied in one pass that prefetches each entry a
-/// few series ahead, because with many series the lookup is bound by cache misses.
+/// for a series' labels. A request's series are applied shard by shard, one lock each, prefetching
+/// each entry a few series ahead, because with many series the lookup is bound by cache misses.
 public final class SeriesTable: Sendable {
     static let shardCount = 64
     /// Unretained: the table owns the shards for its whole life (`owner`), and the hot path
@@ -78,107 +102,182 @@ public final class SeriesTable: Sendable {
     /// Applies a request's series: finds or creates each (validating its labels once, when it is
     /// new) and appends every sample newer than the series' last one. An identical repeat of the
     /// last sample is accepted silently; an older one, or another value at the same timestamp, is not.
+    ///
+    /// The series are taken shard by shard, in request order within a shard: each shard is locked
+    /// once per request, and since a sender sends its series in much the same order every time and
+    /// a shard stores them in arrival order, its entries are then read front to back.
+    ///
+    /// A series sent as raw label bytes (`KeyForm.raw`) that equal a stored key is that series:
+    /// stored keys are canonical. Series not found that way, and in a request with raw keys the
+    /// series whose labels came in another form (`KeyForm.rebuilt`), are applied after the
+    /// others, in request order: raw
+    /// bytes are first read by `canonicalize`, which gives the canonical key (labels sent
+    /// unsorted, or a new series) or the problem with them; new series are created then. So the
+    /// samples of one series sent twice in a request are applied in request order, unless the
+    /// sender encoded its labels two ways in that one request (sorted once, unsorted once), which
+    /// no known sender does.
     func apply(
         _ pending: UnsafeBufferPointer<PendingSeries>, keyArena: UnsafeRawPointer,
-        samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome
+        samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome,
+        order: Scratch<Int32>, later: Scratch<Int32>, hasRawKeys: Bool,
+        canonicalize: (UnsafeRawBufferPointer) -> Result<UnsafeRawBufferPointer, SeriesProblem>
     ) {
-        // Two stages: a series' slot is prefetched 2d series ahead, its entry d ahead (through
-        // the slot, by then in cache), so neither load stalls when the series comes up.
-        let d = 8
         let n = pending.count
-        for i in 0..<min(2 * d, n) { prefetchSlot(pending[i]) }
-        for i in 0..<min(d, n) { prefetchEntry(pending[i]) }
-        for i in 0..<n {
-            if i + 2 * d < n { prefetchSlot(pending[i + 2 * d]) }
-            if i + d < n { prefetchEntry(pending[i + d]) }
-            let p = pending[i]
-            let key = UnsafeRawBufferPointer(start: (p.keyBase ?? keyArena) + p.keyOffset, count: p.keyCount)
-            let sampleSlice = UnsafeBufferPointer(rebasing: samples[p.sampleStart..<(p.sampleStart + p.sampleCount)])
-            if let problem = applyOne(key: key, hash: p.hash, samples: sampleSlice, now: now, outcome: &outcome) {
-                outcome.seriesRejected += 1
-                outcome.seriesRejectedByReason[problem.reason, default: 0] += 1
-                outcome.samplesInvalidSeries += p.sampleCount
-                outcome.histogramsRejected += p.histograms
-                outcome.exemplarsRejected += p.exemplars
-                outcome.addExample("\(problem): \(decodeLabels(key).promText)")
+        order.removeAll()
+        later.removeAll()
+        for _ in 0..<n { order.append(0) }
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: SeriesTable.shardCount + 1) { start in
+            // A stable counting sort of the series by shard.
+            start.initialize(repeating: 0)
+            for p in pending { start[SeriesTable.shardIndex(p.hash) + 1] += 1 }
+            for s in 0..<SeriesTable.shardCount { start[s + 1] += start[s] }
+            for i in 0..<n {
+                let s = SeriesTable.shardIndex(pending[i].hash)
+                order[start[s]] = Int32(i)
+                start[s] += 1
+            }
+            // `start[s]` is now where shard s + 1 starts.
+            var first = 0
+            for s in 0..<SeriesTable.shardCount {
+                let end = start[s]
+                defer { first = end }
+                guard first < end else { continue }
+                let group = UnsafeBufferPointer(rebasing: order.buffer[first..<end])
+                shards[s]._withUnsafeGuaranteedRef { shard in
+                    shard.lock.withLock { _ in
+                        applyGroup(group, in: shard, pending: pending, keyArena: keyArena, samples: samples,
+                                   now: now, outcome: &outcome, later: later, defersRebuilt: hasRawKeys)
+                    }
+                }
+            }
+        }
+        var laterInOrder = UnsafeMutableBufferPointer(start: later.base, count: later.count)
+        laterInOrder.sort()
+        for i in later.buffer {
+            let p = pending[Int(i)]
+            let sent = p.key(in: keyArena)
+            let sampleSlice = p.samples(in: samples)
+            let result: Applied
+            switch p.form == .raw ? canonicalize(sent) : .success(sent) {
+            case .success(let key):
+                let hash = p.form == .raw ? hash(key) : p.hash
+                result = shards[SeriesTable.shardIndex(hash)]._withUnsafeGuaranteedRef { shard in
+                    shard.lock.withLock { _ in
+                        applyLocked(shard, key: key, hash: hash, creates: true, samples: sampleSlice, now: now, outcome: &outcome)
+                    }
+                }
+            case .failure(let problem):
+                result = .rejected(problem)
+            }
+            record(result, p, key: sent, outcome: &outcome)
+        }
+    }
+
+    /// Applies one shard's series of a request, with the shard locked. Two prefetch stages: a
+    /// series' slot is prefetched 2d series ahead, its entry d ahead (through the slot, by then in
+    /// cache), so neither load stalls when the series comes up.
+    @inline(__always)
+    func applyGroup(
+        _ group: UnsafeBufferPointer<Int32>, in shard: Shard, pending: UnsafeBufferPointer<PendingSeries>,
+        keyArena: UnsafeRawPointer, samples: UnsafeBufferPointer<WireSample>, now: Int64,
+        outcome: inout WriteOutcome, later: Scratch<Int32>, defersRebuilt: Bool
+    ) {
+        let d = 8
+        let n = group.count
+        for k in 0..<min(2 * d, n) { shard.prefetchSlot(hash: pending[Int(group[k])].hash) }
+        for k in 0..<min(d, n) { shard.prefetchEntry(pending[Int(group[k])]) }
+        for k in 0..<n {
+            if k + 2 * d < n { shard.prefetchSlot(hash: pending[Int(group[k + 2 * d])].hash) }
+            if k + d < n { shard.prefetchEntry(pending[Int(group[k + d])]) }
+            let p = pending[Int(group[k])]
+            if defersRebuilt && p.form == .rebuilt {
+                later.append(group[k])
+                continue
+            }
+            let key = p.key(in: keyArena)
+            let result = applyLocked(shard, key: key, hash: p.hash, creates: false, samples: p.samples(in: samples),
+                                     now: now, outcome: &outcome)
+            if case .notFound = result {
+                later.append(group[k])
             } else {
-                outcome.histogramsWritten += p.histograms
-                outcome.exemplarsWritten += p.exemplars
-                outcome.metadataWritten += p.metadata
+                record(result, p, key: key, outcome: &outcome)
             }
         }
     }
 
+    /// Counts what happened to a series in the request's outcome.
     @inline(__always)
-    func prefetchSlot(_ p: PendingSeries) {
-        let table = shards[SeriesTable.shardIndex(p.hash)]._withUnsafeGuaranteedRef { $0.slotTable }
-        aligner_prefetch(table + 1 + (Int(truncatingIfNeeded: p.hash) & Int(table[0])))
-    }
-
-    /// Prefetches the series' entry through a racy read of its slot. Slot tables are never freed
-    /// while the table lives, so the read is memory-safe; a stale value only prefetches the wrong line.
-    @inline(__always)
-    func prefetchEntry(_ p: PendingSeries) {
-        let (table, arena) = shards[SeriesTable.shardIndex(p.hash)]._withUnsafeGuaranteedRef { ($0.slotTable, $0.arena) }
-        let value = table[1 + (Int(truncatingIfNeeded: p.hash) & Int(table[0]))]
-        if value != 0 && value != Shard.tombstone {
-            let entry = arena + Int((value & 0xFFFF_FFFF) - 1) << 3
-            aligner_prefetch(entry)
-            aligner_prefetch(entry + 64)
-            aligner_prefetch(entry + 128)
-            aligner_prefetch(entry + 192)
+    func record(_ result: Applied, _ p: PendingSeries, key: UnsafeRawBufferPointer, outcome: inout WriteOutcome) {
+        if case .rejected(let problem) = result {
+            outcome.seriesRejected += 1
+            outcome.seriesRejectedByReason[problem.reason, default: 0] += 1
+            outcome.samplesInvalidSeries += p.sampleCount
+            outcome.histogramsRejected += p.histograms
+            outcome.exemplarsRejected += p.exemplars
+            outcome.addExample("\(problem): \(decodeLabels(key).promText)")
+        } else {
+            outcome.histogramsWritten += p.histograms
+            outcome.exemplarsWritten += p.exemplars
+            outcome.metadataWritten += p.metadata
         }
     }
 
+    /// What `applyLocked` did with a series.
+    enum Applied {
+        case applied
+        case rejected(SeriesProblem)
+        /// No series has this key, and `creates` was false: nothing done.
+        case notFound
+    }
+
+    /// Finds one series, or creates it when `creates` (the key must then be canonical), and
+    /// appends its samples; the shard's lock is held.
     @inline(__always)
-    func applyOne(
-        key: UnsafeRawBufferPointer, hash: UInt64, samples: UnsafeBufferPointer<WireSample>, now: Int64,
-        outcome: inout WriteOutcome
-    ) -> SeriesProblem? {
-        return shards[SeriesTable.shardIndex(hash)]._withUnsafeGuaranteedRef { shard in
-            shard.lock.withLock { _ -> SeriesProblem? in
-            var offset = shard.find(hash: hash, key: key)
-            if offset < 0 {
-                if let problem = SeriesKey.validate(key) { return problem }
-                if active.add(1, ordering: .relaxed).newValue > maxSeries {
-                    active.subtract(1, ordering: .relaxed)
-                    return .seriesLimit(maxSeries)
-                }
-                let window = observer?.admit(labels: decodeLabels(key)) ?? 0
-                offset = shard.insert(hash: hash, key: key, now: now, window: window)
-                outcome.seriesCreated += 1
+    func applyLocked(
+        _ shard: Shard, key: UnsafeRawBufferPointer, hash: UInt64, creates: Bool,
+        samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome
+    ) -> Applied {
+        var offset = shard.find(hash: hash, key: key)
+        if offset < 0 {
+            guard creates else { return .notFound }
+            if let problem = SeriesKey.validate(key) { return .rejected(problem) }
+            if active.add(1, ordering: .relaxed).newValue > maxSeries {
+                active.subtract(1, ordering: .relaxed)
+                return .rejected(.seriesLimit(maxSeries))
             }
-            let entry = shard.arena + offset
-            entry.storeBytes(of: now, toByteOffset: EntryLayout.lastSeen, as: Int64.self)
-            var last = entry.load(fromByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
-            var lastBits = entry.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
-            var appended: UInt64 = 0
-            for sample in samples {
-                if sample.timestamp > last {
-                    last = sample.timestamp
-                    lastBits = sample.valueBits
-                    appended += 1
-                    outcome.samplesWritten += 1
-                    let window = entry.load(fromByteOffset: EntryLayout.window, as: UInt32.self)
-                    if window != 0 { observer?.append(window: window, timestamp: sample.timestamp, valueBits: sample.valueBits) }
-                } else if sample.timestamp == last && sample.valueBits == lastBits {
-                    outcome.samplesWritten += 1  // an identical retry
-                    outcome.samplesDuplicate += 1
-                } else {
-                    outcome.rejectSample(
-                        sample.timestamp == last ? .duplicateTimestamp : .outOfOrder,
-                        key: key, timestamp: sample.timestamp, last: last)
-                }
-            }
-            if appended > 0 {
-                entry.storeBytes(of: last, toByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
-                entry.storeBytes(of: lastBits, toByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
-                let count = entry.load(fromByteOffset: EntryLayout.samples, as: UInt64.self)
-                entry.storeBytes(of: count &+ appended, toByteOffset: EntryLayout.samples, as: UInt64.self)
-            }
-            return nil
+            let window = observer?.admit(labels: decodeLabels(key)) ?? 0
+            offset = shard.insert(hash: hash, key: key, now: now, window: window)
+            outcome.seriesCreated += 1
         }
+        let entry = shard.arena + offset
+        entry.storeBytes(of: now, toByteOffset: EntryLayout.lastSeen, as: Int64.self)
+        var last = entry.load(fromByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
+        var lastBits = entry.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
+        var appended: UInt64 = 0
+        for sample in samples {
+            if sample.timestamp > last {
+                last = sample.timestamp
+                lastBits = sample.valueBits
+                appended += 1
+                outcome.samplesWritten += 1
+                let window = entry.load(fromByteOffset: EntryLayout.window, as: UInt32.self)
+                if window != 0 { observer?.append(window: window, timestamp: sample.timestamp, valueBits: sample.valueBits) }
+            } else if sample.timestamp == last && sample.valueBits == lastBits {
+                outcome.samplesWritten += 1  // an identical retry
+                outcome.samplesDuplicate += 1
+            } else {
+                outcome.rejectSample(
+                    sample.timestamp == last ? .duplicateTimestamp : .outOfOrder,
+                    key: key, timestamp: sample.timestamp, last: last)
+            }
         }
+        if appended > 0 {
+            entry.storeBytes(of: last, toByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
+            entry.storeBytes(of: lastBits, toByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
+            let count = entry.load(fromByteOffset: EntryLayout.samples, as: UInt64.self)
+            entry.storeBytes(of: count &+ appended, toByteOffset: EntryLayout.samples, as: UInt64.self)
+        }
+        return .applied
     }
 
     /// Asks the observer again which series it keeps (after a rule reload changed what rules select).
@@ -271,7 +370,7 @@ enum EntryLayout {
 }
 
 /// One shard: an arena of entries and an open-addressing slot table (linear probing). Every field
-/// is touched under `lock`, except `slotTable` and `arena`, which `SeriesTable.prefetch` reads racily.
+/// is touched under `lock`.
 final class Shard: @unchecked Sendable {
     static let empty: UInt64 = 0
     static let tombstone: UInt64 = .max
@@ -280,8 +379,6 @@ final class Shard: @unchecked Sendable {
     /// `[mask, slot 0, slot 1, ...]`. A slot is 0 (empty), `tombstone`, or the hash's high 32 bits
     /// over the entry's word offset + 1.
     var slotTable: UnsafeMutablePointer<UInt64>
-    /// Slot tables replaced by a rehash, kept until the table dies so racy prefetch reads stay safe.
-    var retired: [UnsafeMutablePointer<UInt64>] = []
     var arena: UnsafeMutableRawPointer
     var arenaCount = 0
     var arenaCapacity = 4096
@@ -296,7 +393,6 @@ final class Shard: @unchecked Sendable {
 
     deinit {
         slotTable.deallocate()
-        for t in retired { t.deallocate() }
         arena.deallocate()
     }
 
@@ -308,6 +404,24 @@ final class Shard: @unchecked Sendable {
     }
 
     var slotCount: Int { Int(slotTable[0]) + 1 }
+
+    @inline(__always)
+    func prefetchSlot(hash: UInt64) {
+        aligner_prefetch(slotTable + 1 + (Int(truncatingIfNeeded: hash) & Int(slotTable[0])))
+    }
+
+    /// Prefetches a series' entry (its first 256 bytes) through its slot, if the slot holds one.
+    @inline(__always)
+    func prefetchEntry(_ p: PendingSeries) {
+        let value = slotTable[1 + (Int(truncatingIfNeeded: p.hash) & Int(slotTable[0]))]
+        if value != Shard.empty && value != Shard.tombstone {
+            let entry = arena + Int((value & 0xFFFF_FFFF) - 1) << 3
+            aligner_prefetch(entry)
+            aligner_prefetch(entry + 64)
+            aligner_prefetch(entry + 128)
+            aligner_prefetch(entry + 192)
+        }
+    }
 
     var memoryBytes: Int { arenaCapacity + slotCount * 8 }
 
@@ -374,13 +488,12 @@ final class Shard: @unchecked Sendable {
         slots[i] = (hash >> 32) << 32 | UInt64(offset >> 3 + 1)
     }
 
-    /// Moves to a larger slot table. Tables only grow, so the retired ones add up to less than
-    /// the current one.
+    /// Moves to a larger slot table.
     func rehash(capacity: Int) {
         var size = 64
         while size < capacity { size *= 2 }
         guard size > slotCount else { return rebuildSlots() }
-        retired.append(slotTable)
+        slotTable.deallocate()
         slotTable = Shard.makeSlotTable(size)
         tombstones = 0
         forEachLive { offset, _ in
@@ -418,7 +531,6 @@ final class Shard: @unchecked Sendable {
     }
 
     /// Re-slots the live entries in the same slot table (dropping tombstones and dead entries).
-    /// Racy prefetch reads may see a half-built table; they only prefetch the wrong line.
     func rebuildSlots() {
         (slotTable + 1).update(repeating: 0, count: slotCount)
         tombstones = 0

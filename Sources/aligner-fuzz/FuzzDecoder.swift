@@ -3,7 +3,8 @@ import AlignerTesting
 import Foundation
 
 /// The fuzz target: the first byte picks the message (1.0 or 2.0), the rest is a decompressed
-/// body. The fast decoder must never crash and must agree with libprotobuf-c on the same bytes.
+/// body. The fast decoder must never crash and must agree with libprotobuf-c on the same bytes;
+/// for 1.0, the ingest path that skims labels must agree with one that reads them all.
 /// Built with `-sanitize=fuzzer,address -DFUZZING` by fuzz/run.sh; without FUZZING it replays the
 /// files given on the command line (a regression runner for the corpus).
 func check(_ data: UnsafeRawBufferPointer) -> Bool {
@@ -13,6 +14,21 @@ func check(_ data: UnsafeRawBufferPointer) -> Bool {
     if let difference = FastDecode.differenceFromOracle(body, version: version) {
         print("fast decoder disagrees with libprotobuf-c (\(version)): \(difference)")
         return false
+    }
+    if version == .v1 {
+        // The ingest path skims the labels of known series: twice into fresh tables (new series,
+        // then known ones), it must do what reading every label does.
+        let ingest = SkimmingCheck()
+        for pass in 0..<2 {
+            if let difference = ingest.difference(body) {
+                print("skimming ingest disagrees with reading every label (pass \(pass)): \(difference)")
+                return false
+            }
+        }
+        if ingest.tables.skimming != ingest.tables.reading {
+            print("skimming ingest holds other series than reading every label")
+            return false
+        }
     }
     return true
 }

@@ -8,7 +8,10 @@ import Foundation
 
 /// Decode + series-lookup benchmark on one core (one thread).
 ///
-///     swift run -c release aligner-bench [--payloads DIR] [--rounds N] [--v2]
+///     swift run -c release aligner-bench [--payloads DIR] [--rounds N] [--rules DIR] [--profile-lookup]
+///
+/// `--profile-lookup` runs only the decode + series lookup rounds (no snappy, no rules), for
+/// `perf record`.
 ///
 /// Bodies are the shared harness's payloads (../shared/bench/gen_payloads.py; default
 /// $BENCH_WORK/payloads/default) or, without them, generated ones of the same shape. Every round
@@ -19,6 +22,7 @@ struct Options {
     var rounds = 20
     var v2 = false
     var rules: String?
+    var profileLookup = false
 
     init() {
         var args = CommandLine.arguments.dropFirst()
@@ -28,6 +32,7 @@ struct Options {
             case "--rounds": rounds = Int(args.popFirst()!)!
             case "--v2": v2 = true
             case "--rules": rules = args.popFirst()!
+            case "--profile-lookup": profileLookup = true
             default: fatalError("unknown argument \(a)")
             }
         }
@@ -158,9 +163,28 @@ struct CountingSink: RemoteWriteSink {
     mutating func metadata(_ metadata: WireMetadata) {}
 }
 
-@MainActor func decodeOnly(hot: Bool) -> Double {
+/// Decoding as the ingest path does it: labels of the common shape skipped, handed over raw.
+struct SkimmingSink: RemoteWriteSink {
+    var readsLabels: Bool { false }
+    var samples = 0
+    var keyBytes = 0
+    mutating func series(_ series: DecodedSeries) {
+        samples += series.samples.count
+        keyBytes &+= series.canonicalKey?.count ?? 0
+    }
+    mutating func metadata(_ metadata: WireMetadata) {}
+}
+
+protocol Counting: RemoteWriteSink {
+    var samples: Int { get }
+    var keyBytes: Int { get }
+}
+extension CountingSink: Counting {}
+extension SkimmingSink: Counting {}
+
+@MainActor func decodeOnly<S: Counting>(hot: Bool, sink: S) -> Double {
     let decoder = RemoteWriteDecoder()
-    var sink = CountingSink()
+    var sink = sink
     let clock = ContinuousClock()
     var total = Duration.zero
     for body in bodies {
@@ -174,21 +198,37 @@ struct CountingSink: RemoteWriteSink {
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
+if !options.profileLookup {
 print(String(format: "decode alone, body in cache: %.2f M samples/s; body from memory: %.2f M samples/s",
-             decodeOnly(hot: true) / 1e6, decodeOnly(hot: false) / 1e6))
+             decodeOnly(hot: true, sink: CountingSink()) / 1e6, decodeOnly(hot: false, sink: CountingSink()) / 1e6))
+print(String(format: "decode alone, labels skimmed as the ingest path does: body in cache %.2f M samples/s; from memory %.2f M samples/s",
+             decodeOnly(hot: true, sink: SkimmingSink()) / 1e6, decodeOnly(hot: false, sink: SkimmingSink()) / 1e6))
+}
 
 /// Ingests every body each round (timestamps rewritten), timing decode + lookup and snappy + decode + lookup.
 @MainActor func measure(_ ingestor: Ingestor, label: String, roundOffset: Int) {
+    var scratch = [UInt8](repeating: 0, count: bodies.map(\.count).max()!)
     func runRound(_ r: Int, compressedToo: Bool) -> (decode: Duration, full: Duration, allocations: UInt64, written: Int) {
         for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000) }
         var written = 0
         let allocations0 = aligner_malloc_count()
         let clock = ContinuousClock()
-        let decode = clock.measure {
+        var decode = Duration.zero
+        if getenv("TUNE_HOT") != nil {
+            for body in bodies {
+                scratch.withUnsafeMutableBytes { dst in body.withUnsafeBytes { dst.copyMemory(from: $0) } }
+                decode += clock.measure {
+                    let o = scratch.withUnsafeBytes { try! ingestor.apply(decompressed: UnsafeRawBufferPointer(rebasing: $0[0..<body.count]), version: .v1, now: 1) }
+                    written += o.samplesWritten
+                }
+            }
+        } else {
+        decode = clock.measure {
             for body in bodies {
                 let o = body.withUnsafeBytes { try! ingestor.apply(decompressed: $0, version: .v1, now: 1) }
                 written += o.samplesWritten
             }
+        }
         }
         let allocations = aligner_malloc_count() - allocations0
         var full = Duration.zero
@@ -210,14 +250,14 @@ print(String(format: "decode alone, body in cache: %.2f M samples/s; body from m
     var allocations: UInt64 = 0
     var written = 0
     for r in 1...options.rounds {
-        let result = runRound(roundOffset + r, compressedToo: true)
+        let result = runRound(roundOffset + r, compressedToo: !options.profileLookup)
         decodeTime += result.decode
         fullTime += result.full
         allocations += result.allocations
         written += result.written
     }
     let samples = Double(samplesPerRound * options.rounds)
-    precondition(written == samplesPerRound * options.rounds * 2, "not every sample was applied: \(written)")
+    precondition(written == samplesPerRound * options.rounds * (options.profileLookup ? 1 : 2), "not every sample was applied: \(written)")
     let requests = Double(bodies.count * options.rounds)
     print("[\(label)]")
     print(String(format: "  decode + series lookup (decompressed bodies): %.2f M samples/s on one core (%.1f ns/sample)",
@@ -232,7 +272,7 @@ print(String(format: "decode alone, body in cache: %.2f M samples/s; body from m
 var limits = IngestLimits()
 limits.maxSeries = 10_000_000
 measure(Ingestor(limits: limits), label: "no rules", roundOffset: 0)
-if let rules = options.rules {
+if let rules = options.rules, !options.profileLookup {
     let groups = try RuleFileLoader.load(files: try RuleFileLoader.files(in: rules))
     let windows = WindowStore()
     windows.select(groups)
@@ -244,7 +284,7 @@ if let rules = options.rules {
 // Evaluation cost as series grow: the pack's kubernetes-pods group over N pods' series in the
 // windows, evaluated whole (what the periodic evaluation does) and after a write that touched 100
 // pods (what a write triggers: only the partitions it touched).
-if let rules = options.rules {
+if let rules = options.rules, !options.profileLookup {
     let groups = try RuleFileLoader.load(files: try RuleFileLoader.files(in: rules))
     print("[evaluation cost as series grow, \(rules), kubernetes-pods group]")
     for pods in [1_000, 10_000, 50_000] {

@@ -1,0 +1,103 @@
+import AlignerCore
+import AlignerIngest
+import AlignerTesting
+import Testing
+
+/// The ingest path finds a known series from its raw label bytes and reads labels only when the
+/// bytes match no series. It must do exactly what reading every label of every series does (the
+/// path the decoder oracle tests check against libprotobuf-c).
+@Suite struct SkimmingTests {
+    /// Label sets that series are drawn from, so that later requests find earlier series: sorted
+    /// and unsorted, empty values, long values (two-byte lengths), and invalid sets.
+    static let pool: [[TestLabel]] = {
+        let long = String(repeating: "x", count: 130), longer = String(repeating: "é", count: 200)
+        var sets: [[TestLabel]] = []
+        for i in 0..<12 {
+            sets.append([TestLabel("__name__", "m\(i % 3)"), TestLabel("job", "j\(i)"), TestLabel("pod", i % 4 == 0 ? long : "p\(i)")])
+        }
+        sets.append([TestLabel("__name__", "up"), TestLabel("image", longer), TestLabel("zone", "")])
+        sets.append([TestLabel("__name__", "up"), TestLabel("a", "1"), TestLabel("a", "2")])  // duplicate name
+        sets.append([TestLabel("job", "no-name")])
+        sets.append([TestLabel("__name__", "up"), TestLabel("", "empty-name")])
+        sets.append([TestLabel("__name__", "up"), TestLabel(name: Array("bad".utf8), value: [0xC3, 0x28])])  // invalid UTF-8
+        sets.append([])
+        return sets
+    }()
+
+    /// A request of series drawn from the pool, some more than once (as Prometheus sends a series
+    /// with two samples in a batch). One label set is encoded one way within a request (sorted, or
+    /// shuffled); see `SeriesTable.apply` on mixed encodings of one series.
+    static func request(_ rng: inout SplitMix64, round: Int) -> TestRequest {
+        var series: [TestSeries] = []
+        var encodings: [Int: [TestLabel]] = [:]
+        for _ in 0..<Int(rng.next() % 8) {
+            let index = Int(rng.next() % UInt64(pool.count))
+            if encodings[index] == nil {
+                var labels = pool[index]
+                if rng.next() % 4 == 0 { labels.shuffle(using: &rng) }
+                encodings[index] = labels
+            }
+            var s = TestSeries(labels: encodings[index]!)
+            for k in 0..<Int(1 + rng.next() % 3) {
+                // Mostly new timestamps; sometimes an old one, a repeat, or a zero value (left out on the wire).
+                let t = Int64(round * 10 + k) - (rng.next() % 6 == 0 ? 25 : 0)
+                let value: Double = rng.next() % 3 == 0 ? 0 : Double(rng.next() % 100)
+                s.samples.append(WireSample(timestamp: t, valueBits: value.bitPattern))
+            }
+            if rng.next() % 10 == 0 {
+                s.exemplars.append(TestExemplar(labels: [TestLabel("trace_id", "t\(round)")], valueBits: 0, timestamp: 1))
+            }
+            series.append(s)
+        }
+        return TestRequest(series: series)
+    }
+
+    @Test func skimmingAgreesWithReadingEveryLabel() {
+        var rng = SplitMix64(seed: 11)
+        let check = SkimmingCheck()
+        var disagreements: [String] = []
+        for round in 0..<1500 {
+            var body = ProtobufC.encodeV1(SkimmingTests.request(&rng, round: round))
+            if round % 4 == 3, !body.isEmpty {
+                for _ in 0..<Int(1 + rng.next() % 3) {
+                    body[Int(rng.next() % UInt64(body.count))] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+            if let d = check.difference(body) { disagreements.append("round \(round): \(d)") }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.count) disagreements, first: \(disagreements.first ?? "")")
+        #expect(check.tables.skimming == check.tables.reading)
+        #expect(check.skimming.table.activeSeries > 10)
+    }
+
+    func apply(_ ingestor: Ingestor, _ body: [UInt8]) throws(IngestError) -> WriteOutcome {
+        let result: Result<WriteOutcome, IngestError> = body.withUnsafeBytes { raw in
+            Result { () throws(IngestError) in try ingestor.apply(decompressed: raw, version: .v1, now: 1) }
+        }
+        return try result.get()
+    }
+
+    @Test func knownSeriesSentUnsortedOrWithEmptyValuesIsFound() throws {
+        let i = Ingestor(limits: IngestLimits())
+        let labels = [TestLabel("__name__", "up"), TestLabel("job", String(repeating: "j", count: 300))]
+        _ = try apply(i, ProtobufC.encodeV1(TestRequest(series: [TestSeries(labels: labels, samples: [WireSample(timestamp: 1, valueBits: 0)])])))
+        let unsorted = TestSeries(labels: labels.reversed() + [TestLabel("zone", "")], samples: [WireSample(timestamp: 2, valueBits: 0)])
+        let o = try apply(i, ProtobufC.encodeV1(TestRequest(series: [unsorted])))
+        #expect(o.seriesCreated == 0 && o.samplesWritten == 1)
+        #expect(i.table.activeSeries == 1)
+    }
+
+    @Test func malformedLabelInsideASkimmedSeriesRejectsOnlyThatSeries() throws {
+        let i = Ingestor(limits: IngestLimits())
+        let good = TestSeries("up", [("job", "ok")], samples: [(1, 1)])
+        var body = ProtobufC.encodeV1(TestRequest(series: [good, TestSeries("up", [("job", "bad")], samples: [(1, 1)])]))
+        // The second series is `0A len | 0A len | 0A 08 __name__ ...`: make its first label's name
+        // field a varint (wire type 0), inside the label bytes the skim does not look into.
+        let at = ProtobufC.encodeV1(TestRequest(series: [good])).count + 4
+        #expect(body[at] == 0x0A && body[at + 1] == 8)
+        body[at] = 0x08
+        let o = try apply(i, body)
+        #expect(o.samplesWritten == 1)
+        #expect(o.seriesRejectedByReason == ["malformed": 1])
+    }
+}

@@ -15,6 +15,50 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// For each of `groups`: the part of that group this series belongs to (0: the group is
         /// evaluated whole).
         var partitions: [UInt32] = []
+
+        /// Adds a sample in time order (two requests' samples of one series may come crossed),
+        /// drops what fell out of the retention, and marks the groups (or the partitions of them)
+        /// that the series feeds dirty, except `writer`'s. Returns the change in samples held, or
+        /// nil when the window already has a sample at that time.
+        @inline(__always)
+        mutating func add(
+            _ timestamp: Int64, _ valueBits: UInt64, retention: Int64, except writer: Int?,
+            dirtyWhole: inout [Bool], dirtyParts: inout [PartitionSet], anyDirty: inout Bool
+        ) -> Int? {
+            if timestamp > timestamps.last ?? .min {
+                timestamps.append(timestamp)
+                values.append(Double(bitPattern: valueBits))
+            } else {
+                var lo = 0, hi = timestamps.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if timestamps[mid] < timestamp { lo = mid + 1 } else { hi = mid }
+                }
+                if lo < timestamps.count && timestamps[lo] == timestamp { return nil }
+                timestamps.insert(timestamp, at: lo)
+                values.insert(Double(bitPattern: valueBits), at: lo)
+            }
+            var added = 1
+            let cutoff = timestamps[timestamps.count - 1] - retention
+            if timestamps[0] < cutoff {
+                let drop = timestamps.firstIndex { $0 >= cutoff } ?? 0
+                timestamps.removeFirst(drop)
+                values.removeFirst(drop)
+                added -= drop
+            }
+            for i in groups.indices {
+                let g = groups[i], pid = partitions[i]
+                if g == writer || dirtyWhole[g] { continue }
+                anyDirty = true
+                if pid == 0 || dirtyParts[g].count >= WindowStore.wholeGroupAbove {
+                    dirtyWhole[g] = true
+                    dirtyParts[g].removeAll()
+                } else {
+                    dirtyParts[g].insert(pid)
+                }
+            }
+            return added
+        }
     }
 
     struct Selection {
@@ -40,7 +84,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var members: [[[String: [UInt32]]]] = []
         /// What writes touched since the last `takeDirty`, per group.
         var dirtyWhole: [Bool] = []
-        var dirtyParts: [Set<UInt32>] = []
+        var dirtyParts: [PartitionSet] = []
         var anyDirty = false
     }
 
@@ -75,7 +119,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             s.partitionKeys = groups.map { _ in [""] }
             s.members = groups.map { _ in [[:]] }
             s.dirtyWhole = groups.map { _ in false }
-            s.dirtyParts = groups.map { _ in [] }
+            s.dirtyParts = groups.map { _ in PartitionSet() }
             s.anyDirty = false
             for id in s.windows.indices.dropFirst() where s.windows[id] != nil {
                 s.windows[id]!.groups = []
@@ -174,41 +218,41 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         return id
     }
 
+    public func append(_ samples: UnsafeBufferPointer<ObservedSample>) {
+        let becameDirty = state.withLock { s -> Bool in
+            let wasClean = !s.anyDirty
+            for sample in samples {
+                WindowStore.append(&s, sample.window, sample.timestamp, sample.valueBits, except: nil)
+            }
+            return wasClean && s.anyDirty
+        }
+        if becameDirty { signal.yield() }
+    }
+
+    /// Appends one sample to a window (tests and tools; ingestion hands samples over in batches).
     public func append(window: UInt32, timestamp: Int64, valueBits: UInt64) {
         append(window: window, timestamp: timestamp, valueBits: valueBits, except: nil)
     }
 
     func append(window: UInt32, timestamp: Int64, valueBits: UInt64, except writer: Int?) {
         let becameDirty = state.withLock { s -> Bool in
-            guard var w = s.windows[Int(window)] else { return false }
-            s.windows[Int(window)] = nil  // keep the arrays uniquely referenced while appending
-            w.timestamps.append(timestamp)
-            w.values.append(Double(bitPattern: valueBits))
-            s.samples += 1
-            let cutoff = timestamp - s.selection.retention
-            if let first = w.timestamps.first, first < cutoff {
-                let drop = w.timestamps.firstIndex { $0 >= cutoff } ?? w.timestamps.count
-                w.timestamps.removeFirst(drop)
-                w.values.removeFirst(drop)
-                s.samples -= drop
-            }
-            // Mark what the sample feeds, in place (this runs for every sample a rule selects).
             let wasClean = !s.anyDirty
-            for i in w.groups.indices {
-                let g = w.groups[i], pid = w.partitions[i]
-                if g == writer || s.dirtyWhole[g] { continue }
-                s.anyDirty = true
-                if pid == 0 || s.dirtyParts[g].count >= WindowStore.wholeGroupAbove {
-                    s.dirtyWhole[g] = true
-                    s.dirtyParts[g] = []
-                } else {
-                    s.dirtyParts[g].insert(pid)
-                }
-            }
-            s.windows[Int(window)] = w
+            WindowStore.append(&s, window, timestamp, valueBits, except: writer)
             return wasClean && s.anyDirty
         }
         if becameDirty { signal.yield() }
+    }
+
+    /// Adds a sample to a window and marks what it feeds dirty, in place (see `Window.add`).
+    /// Runs for every sample a rule selects.
+    @inline(__always)
+    static func append(_ s: inout State, _ window: UInt32, _ timestamp: Int64, _ valueBits: UInt64, except writer: Int?) {
+        let retention = s.selection.retention
+        guard let added = s.windows[Int(window)]?.add(
+            timestamp, valueBits, retention: retention, except: writer,
+            dirtyWhole: &s.dirtyWhole, dirtyParts: &s.dirtyParts, anyDirty: &s.anyDirty)
+        else { return }
+        s.samples += added
     }
 
     /// Past this many touched partitions a group is evaluated whole.
@@ -223,10 +267,10 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 if s.dirtyWhole[g] {
                     out[g] = .all
                 } else if !s.dirtyParts[g].isEmpty {
-                    out[g] = .partitions(s.dirtyParts[g])
+                    out[g] = .partitions(s.dirtyParts[g].members)
                 }
                 s.dirtyWhole[g] = false
-                s.dirtyParts[g] = []
+                s.dirtyParts[g].removeAll()
             }
             s.anyDirty = false
             return out
@@ -357,5 +401,42 @@ public struct PartitionedSource: SampleSource {
 
     public func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample] {
         store.latest(matching: matchers, from: from, through: through, in: (group, partitions))
+    }
+}
+
+/// Partition ids of one group (dense, from 1) as bits: marking one is a bit test, not a hash.
+struct PartitionSet {
+    var words: [UInt64] = []
+    private(set) var count = 0
+
+    @inline(__always)
+    mutating func insert(_ id: UInt32) {
+        let w = Int(id >> 6)
+        if w >= words.count { words += repeatElement(0, count: w + 1 - words.count) }
+        let bit: UInt64 = 1 << UInt64(id & 63)
+        if words[w] & bit == 0 {
+            words[w] |= bit
+            count += 1
+        }
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func removeAll() {
+        guard count > 0 else { return }
+        for i in words.indices { words[i] = 0 }
+        count = 0
+    }
+
+    var members: Set<UInt32> {
+        var out = Set<UInt32>(minimumCapacity: count)
+        for (w, word) in words.enumerated() where word != 0 {
+            var bits = word
+            while bits != 0 {
+                out.insert(UInt32(w << 6 + bits.trailingZeroBitCount))
+                bits &= bits - 1
+            }
+        }
+        return out
     }
 }

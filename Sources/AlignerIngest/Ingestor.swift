@@ -182,6 +182,8 @@ final class Worker: @unchecked Sendable {
     /// The request's series grouped by shard, and those to apply after canonicalizing.
     let shardOrder = Scratch<Int32>(capacity: 1024)
     let later = Scratch<Int32>(capacity: 64)
+    /// The request's samples of series the rules keep, handed to the observer at the end.
+    let observed = Scratch<ObservedSample>(capacity: 256)
 
     /// Keeps at most 8 MiB of decompression buffer between requests.
     func releaseLargeBuffers() {
@@ -198,6 +200,10 @@ struct IngestSink: RemoteWriteSink {
     let readsLabels: Bool
     let table: SeriesTable
     let worker: Worker
+    /// The worker's buffers the hot path appends to, unretained: the worker outlives the sink,
+    /// and reaching them through `worker` costs a retain and a release per series.
+    let pending: Unmanaged<Scratch<PendingSeries>>
+    let samples: Unmanaged<Scratch<WireSample>>
     let now: Int64
     var outcome = WriteOutcome()
     /// Whether some series' key is its raw label bytes (`KeyForm.raw`).
@@ -207,6 +213,8 @@ struct IngestSink: RemoteWriteSink {
         self.table = table
         self.readsLabels = readsLabels
         self.worker = worker
+        pending = .passUnretained(worker.pending)
+        samples = .passUnretained(worker.samples)
         self.now = now
         worker.keys.count = 0
         worker.pending.removeAll()
@@ -221,7 +229,8 @@ struct IngestSink: RemoteWriteSink {
             return
         }
         var entry = PendingSeries(
-            keyBase: nil, keyOffset: 0, keyCount: 0, form: series.labelsRead ? .sent : .raw, hash: 0, sampleStart: worker.samples.count,
+            keyBase: nil, keyOffset: 0, keyCount: 0, form: series.labelsRead ? .sent : .raw, hash: 0,
+            sampleStart: samples._withUnsafeGuaranteedRef { $0.count },
             sampleCount: series.samples.count, histograms: 0, exemplars: 0, metadata: series.metadata == nil ? 0 : 1)
         let key: UnsafeRawBufferPointer
         if let canonical = series.canonicalKey {
@@ -237,7 +246,7 @@ struct IngestSink: RemoteWriteSink {
         if entry.form == .raw { hasRawKeys = true }
         entry.keyCount = key.count
         entry.hash = table.hash(key)
-        for sample in series.samples { worker.samples.append(sample) }
+        samples._withUnsafeGuaranteedRef { for sample in series.samples { $0.append(sample) } }
         for h in series.histograms {
             if let p = h.problem {
                 outcome.histogramsRejected += 1
@@ -257,7 +266,7 @@ struct IngestSink: RemoteWriteSink {
                 outcome.addExample("exemplar at timestamp \(e.timestamp) has an empty or non-UTF-8 label")
             }
         }
-        worker.pending.append(entry)
+        pending._withUnsafeGuaranteedRef { $0.append(entry) }
     }
 
     /// Applies everything collected; call once, after the decoder finished.
@@ -265,7 +274,7 @@ struct IngestSink: RemoteWriteSink {
         let worker = worker
         table.apply(worker.pending.buffer, keyArena: UnsafeRawPointer(worker.keys.base),
                     samples: worker.samples.buffer, now: now, outcome: &outcome,
-                    order: worker.shardOrder, later: worker.later, hasRawKeys: hasRawKeys) { raw in
+                    order: worker.shardOrder, later: worker.later, observed: worker.observed, hasRawKeys: hasRawKeys) { raw in
             worker.canonicalKey.count = 0
             if let problem = SeriesKey.canonicalize(
                 raw, labels: worker.rawLabels, order: worker.order, appendingTo: worker.canonicalKey)

@@ -119,12 +119,13 @@ public final class SeriesTable: Sendable {
     func apply(
         _ pending: UnsafeBufferPointer<PendingSeries>, keyArena: UnsafeRawPointer,
         samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome,
-        order: Scratch<Int32>, later: Scratch<Int32>, hasRawKeys: Bool,
+        order: Scratch<Int32>, later: Scratch<Int32>, observed: Scratch<ObservedSample>, hasRawKeys: Bool,
         canonicalize: (UnsafeRawBufferPointer) -> Result<UnsafeRawBufferPointer, SeriesProblem>
     ) {
         let n = pending.count
         order.removeAll()
         later.removeAll()
+        observed.removeAll()
         for _ in 0..<n { order.append(0) }
         withUnsafeTemporaryAllocation(of: Int.self, capacity: SeriesTable.shardCount + 1) { start in
             // A stable counting sort of the series by shard.
@@ -146,7 +147,7 @@ public final class SeriesTable: Sendable {
                 shards[s]._withUnsafeGuaranteedRef { shard in
                     shard.lock.withLock { _ in
                         applyGroup(group, in: shard, pending: pending, keyArena: keyArena, samples: samples,
-                                   now: now, outcome: &outcome, later: later, defersRebuilt: hasRawKeys)
+                                   now: now, outcome: &outcome, later: later, observed: observed, defersRebuilt: hasRawKeys)
                     }
                 }
             }
@@ -163,7 +164,8 @@ public final class SeriesTable: Sendable {
                 let hash = p.form == .raw ? hash(key) : p.hash
                 result = shards[SeriesTable.shardIndex(hash)]._withUnsafeGuaranteedRef { shard in
                     shard.lock.withLock { _ in
-                        applyLocked(shard, key: key, hash: hash, creates: true, samples: sampleSlice, now: now, outcome: &outcome)
+                        applyLocked(shard, key: key, hash: hash, creates: true, samples: sampleSlice, now: now,
+                                    outcome: &outcome, observed: observed)
                     }
                 }
             case .failure(let problem):
@@ -171,6 +173,7 @@ public final class SeriesTable: Sendable {
             }
             record(result, p, key: sent, outcome: &outcome)
         }
+        if observed.count > 0 { observer?.append(observed.buffer) }
     }
 
     /// Applies one shard's series of a request, with the shard locked. Two prefetch stages: a
@@ -180,7 +183,7 @@ public final class SeriesTable: Sendable {
     func applyGroup(
         _ group: UnsafeBufferPointer<Int32>, in shard: Shard, pending: UnsafeBufferPointer<PendingSeries>,
         keyArena: UnsafeRawPointer, samples: UnsafeBufferPointer<WireSample>, now: Int64,
-        outcome: inout WriteOutcome, later: Scratch<Int32>, defersRebuilt: Bool
+        outcome: inout WriteOutcome, later: Scratch<Int32>, observed: Scratch<ObservedSample>, defersRebuilt: Bool
     ) {
         let d = 8
         let n = group.count
@@ -196,7 +199,7 @@ public final class SeriesTable: Sendable {
             }
             let key = p.key(in: keyArena)
             let result = applyLocked(shard, key: key, hash: p.hash, creates: false, samples: p.samples(in: samples),
-                                     now: now, outcome: &outcome)
+                                     now: now, outcome: &outcome, observed: observed)
             if case .notFound = result {
                 later.append(group[k])
             } else {
@@ -231,11 +234,13 @@ public final class SeriesTable: Sendable {
     }
 
     /// Finds one series, or creates it when `creates` (the key must then be canonical), and
-    /// appends its samples; the shard's lock is held.
+    /// appends its samples (those of a series the observer keeps also to `observed`); the
+    /// shard's lock is held.
     @inline(__always)
     func applyLocked(
         _ shard: Shard, key: UnsafeRawBufferPointer, hash: UInt64, creates: Bool,
-        samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome
+        samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome,
+        observed: Scratch<ObservedSample>
     ) -> Applied {
         var offset = shard.find(hash: hash, key: key)
         if offset < 0 {
@@ -261,7 +266,7 @@ public final class SeriesTable: Sendable {
                 appended += 1
                 outcome.samplesWritten += 1
                 let window = entry.load(fromByteOffset: EntryLayout.window, as: UInt32.self)
-                if window != 0 { observer?.append(window: window, timestamp: sample.timestamp, valueBits: sample.valueBits) }
+                if window != 0 { observed.append(ObservedSample(window: window, timestamp: sample.timestamp, valueBits: sample.valueBits)) }
             } else if sample.timestamp == last && sample.valueBits == lastBits {
                 outcome.samplesWritten += 1  // an identical retry
                 outcome.samplesDuplicate += 1
@@ -284,18 +289,22 @@ public final class SeriesTable: Sendable {
     public func reselect() {
         guard let observer else { return }
         for shard in owner {
-            shard.lock.withLock { _ in
+            let latest = shard.lock.withLock { _ -> [ObservedSample] in
+                var latest: [ObservedSample] = []
                 shard.forEachLive { offset, key in
                     let e = shard.arena + offset
                     let window = observer.admit(labels: decodeLabels(key))
                     e.storeBytes(of: window, toByteOffset: EntryLayout.window, as: UInt32.self)
                     let last = e.load(fromByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
                     if window != 0 && last != .min {
-                        observer.append(window: window, timestamp: last,
-                                        valueBits: e.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self))
+                        latest.append(ObservedSample(
+                            window: window, timestamp: last,
+                            valueBits: e.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self)))
                     }
                 }
+                return latest
             }
+            latest.withUnsafeBufferPointer { observer.append($0) }
         }
     }
 
@@ -334,13 +343,29 @@ public final class SeriesTable: Sendable {
     }
 }
 
-/// Decides which series are kept beyond their last sample, and receives their samples. Called
-/// under a shard lock: it must be quick and must not call back into the table.
+/// Decides which series are kept beyond their last sample, and receives their samples.
 public protocol SeriesObserver: AnyObject, Sendable {
-    /// A series seen for the first time (or again after `reselect`): its window id, or 0 to keep nothing.
+    /// A series seen for the first time (or again after `reselect`): its window id, or 0 to keep
+    /// nothing. Called under a shard lock: it must be quick and must not call back into the table.
     func admit(labels: [Label]) -> UInt32
-    /// A new, in-order sample of an admitted series.
-    func append(window: UInt32, timestamp: Int64, valueBits: UInt64)
+    /// The new samples of admitted series that one request (or a `reselect`) brought, in the
+    /// order the table accepted them. Called with no table lock held, so two requests' samples
+    /// for one series may arrive out of order.
+    func append(_ samples: UnsafeBufferPointer<ObservedSample>)
+}
+
+/// A sample of a series a `SeriesObserver` keeps.
+public struct ObservedSample: BitwiseCopyable, Sendable {
+    public var window: UInt32
+    public var timestamp: Int64
+    public var valueBits: UInt64
+
+    @inlinable
+    public init(window: UInt32, timestamp: Int64, valueBits: UInt64) {
+        self.window = window
+        self.timestamp = timestamp
+        self.valueBits = valueBits
+    }
 }
 
 /// Decodes a series key into labels.

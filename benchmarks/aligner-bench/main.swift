@@ -262,8 +262,10 @@ print(String(format: "decode alone, labels skimmed as the ingest path does: body
     print("[\(label)]")
     print(String(format: "  decode + series lookup (decompressed bodies): %.2f M samples/s on one core (%.1f ns/sample)",
                  samples / seconds(decodeTime) / 1e6, seconds(decodeTime) / samples * 1e9))
-    print(String(format: "  snappy + decode + series lookup (compressed bodies): %.2f M samples/s on one core",
-                 samples / seconds(fullTime) / 1e6))
+    if !options.profileLookup {
+        print(String(format: "  snappy + decode + series lookup (compressed bodies): %.2f M samples/s on one core",
+                     samples / seconds(fullTime) / 1e6))
+    }
     print(String(format: "  allocations per warm request (decode path): %.2f", Double(allocations) / requests))
     print(String(format: "  active series: %d; series table %.1f MiB; process RSS %.1f MiB before ingest, %.1f MiB after creating the series",
                  ingestor.table.activeSeries, Double(ingestor.table.memoryBytes) / 1048576, rssBefore, rssAfterCreate))

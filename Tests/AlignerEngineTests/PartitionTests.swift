@@ -1,5 +1,6 @@
 import AlignerCore
 import AlignerEngine
+import AlignerIngest
 import AlignerRules
 import Foundation
 import Testing
@@ -86,5 +87,37 @@ import Testing
         #expect(whole.evaluate(group: 0, at: 2_000, source: store, sink: MemoryStore()).isEmpty)
         #expect(whole.alerts.filter { $0.state == .firing }.map { $0.labels.value("namespace") } == firing)
         state = partial
+    }
+}
+
+/// How windows take samples from ingestion.
+@Suite struct WindowAppendTests {
+    /// Two requests' samples of one series can reach the store crossed (the table accepted them in
+    /// order, then each request handed its batch over): the window keeps them in time order, once.
+    @Test func crossedBatchesAreKeptInTimeOrder() throws {
+        let (groups, _) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: High
+                    expr: x > 1
+            """, file: "g.yml")
+        let store = WindowStore()
+        store.select(groups)
+        let id = store.admit(labels: [Label("__name__", "x"), Label("job", "a")])
+        let batches: [[ObservedSample]] = [
+            [ObservedSample(window: id, timestamp: 1_000, valueBits: (1.0).bitPattern),
+             ObservedSample(window: id, timestamp: 4_000, valueBits: (4.0).bitPattern)],
+            [ObservedSample(window: id, timestamp: 2_000, valueBits: (2.0).bitPattern),
+             ObservedSample(window: id, timestamp: 3_000, valueBits: (3.0).bitPattern),
+             ObservedSample(window: id, timestamp: 4_000, valueBits: (4.0).bitPattern)],
+        ]
+        for batch in batches { batch.withUnsafeBufferPointer { store.append($0) } }
+        let series = store.series(matching: [LabelMatcher("__name__", .equal, "x")], from: 0, through: 10_000)
+        #expect(series.count == 1)
+        #expect(series.first?.timestamps == [1_000, 2_000, 3_000, 4_000])
+        #expect(series.first?.values == [1, 2, 3, 4])
+        #expect(store.size.samples == 4)
+        if case .all? = store.takeDirty()[0] {} else { Issue.record("group not marked dirty") }
     }
 }

@@ -85,6 +85,16 @@ enum SeriesKey {
         return nil
     }
 
+    /// Calls `body` with the bytes of each label field of a key: tag, length and `Label` message.
+    static func forEachFieldWithHeader(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var r = WireReader(key)
+        while !r.isAtEnd {
+            let start = r.p
+            guard (try? r.tag()) != nil, (try? r.lengthDelimited()) != nil else { return }
+            body(UnsafeRawBufferPointer(start: start, count: r.p - start))
+        }
+    }
+
     /// Calls `body` with each label's name and value in a key. Keys are built by Aligner, so the
     /// layout is known; a label with an empty name omits its name field.
     static func forEachLabel(

@@ -110,15 +110,61 @@ import Testing
         #expect(o.seriesCreated == 99 && !o.hasRejections && i.table.activeSeries == 100)
     }
 
+    /// The canonical key of a label set (labels sorted, non-empty).
+    static func key(_ labels: [(String, String)]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (name, value) in labels {
+            let n = Array(name.utf8), v = Array(value.utf8)
+            let pair = [0x0A, UInt8(n.count)] + n + [0x12, UInt8(v.count)] + v
+            out += [0x0A, UInt8(pair.count)] + pair
+        }
+        return out
+    }
+
     @Test func collidingHashesNeverMergeSeries() {
-        var shard = Shard()
-        let a = Array("first".utf8), b = Array("second".utf8)
+        let shard = Shard(pairs: LabelPairs(seed: 1))
+        let a = IngestorTests.key([("__name__", "first")]), b = IngestorTests.key([("__name__", "second")])
         let ia = a.withUnsafeBytes { shard.insert(hash: 42, key: $0, now: 0) }
         let ib = b.withUnsafeBytes { shard.insert(hash: 42, key: $0, now: 0) }
         #expect(ia != ib)
         #expect(a.withUnsafeBytes { shard.find(hash: 42, key: $0) } == ia)
         #expect(b.withUnsafeBytes { shard.find(hash: 42, key: $0) } == ib)
-        #expect(Array("third".utf8).withUnsafeBytes { shard.find(hash: 42, key: $0) } == -1)
+        #expect(IngestorTests.key([("__name__", "third")]).withUnsafeBytes { shard.find(hash: 42, key: $0) } == -1)
+        // A key that shares a's pair but has one more label, or a prefix of a's bytes: not a.
+        #expect(IngestorTests.key([("__name__", "first"), ("job", "x")]).withUnsafeBytes { shard.find(hash: 42, key: $0) } == -1)
+        #expect(Array(a.dropLast()).withUnsafeBytes { shard.find(hash: 42, key: $0) } == -1)
+    }
+
+    /// Series share their label pairs; a pair is freed when the last series using it is evicted.
+    @Test func labelPairsAreSharedAndFreed() throws {
+        let i = ingestor()
+        let series = (0..<50).map { TestSeries("m", [("job", "api"), ("pod", "p\($0)")], samples: [(1, 1)]) }
+        _ = try write(i, TestRequest(series: series), now: 1000)
+        let pairs = i.table.pairs.count
+        #expect(pairs == 52)  // __name__=m, job=api, 50 pods
+        _ = try write(i, TestRequest(series: [TestSeries("m", [("job", "api"), ("pod", "p0")], samples: [(2, 1)])]), now: 5000)
+        #expect(i.table.evictIdle(before: 2000) == 49)
+        #expect(i.table.pairs.count == 3)
+        #expect(i.table.snapshot().map(\.labels) == [[Label("__name__", "m"), Label("job", "api"), Label("pod", "p0")]])
+        // Freed references are reused, and the series come back whole.
+        _ = try write(i, TestRequest(series: series), now: 6000)
+        #expect(i.table.pairs.count == 52)
+        #expect(Set(i.table.snapshot().compactMap { $0.labels.first { $0.name == "pod" }?.value }).count == 50)
+    }
+
+    /// A label too large for a shared chunk of pairs gets a chunk of its own, freed with it.
+    @Test func largeLabelValuesComeAndGo() throws {
+        let i = ingestor()
+        let huge = String(repeating: "v", count: 40_000)
+        let big = TestSeries("m", [("blob", huge)], samples: [(1, 1)])
+        _ = try write(i, TestRequest(series: [big]), now: 1000)
+        _ = try write(i, TestRequest(series: [TestSeries("m", [("job", "x")], samples: [(1, 1)])]), now: 5000)
+        #expect(i.table.evictIdle(before: 2000) == 1)
+        _ = try write(i, TestRequest(series: [big, TestSeries("m", [("blob", huge + "w")], samples: [(2, 1)])]), now: 6000)
+        let blobs = i.table.snapshot().compactMap { $0.labels.first { $0.name == "blob" }?.value }
+        #expect(Set(blobs) == [huge, huge + "w"])
+        let again = try write(i, TestRequest(series: [TestSeries("m", [("blob", huge)], samples: [(3, 1)])]), now: 7000)
+        #expect(again.seriesCreated == 0 && again.samplesWritten == 1)
     }
 
     @Test func snappyLimitsAndFormats() {

@@ -515,9 +515,29 @@ final class Shard: @unchecked Sendable {
         guard var p = key.baseAddress else { return n == 0 }
         let end = p + key.count
         for k in 0..<n {
+            // The field's length is read from the key, not from the pair, so that finding the next
+            // field does not wait for the pair's cache line: the pairs of all fields load at once.
+            guard end - p >= 2 else { return false }
+            let head = UnsafeRawPointer(p).loadUnaligned(as: UInt16.self)
+            var length: Int
+            if head < 0x8000 {
+                length = 2 + Int(head >> 8)
+            } else {
+                // A length of two bytes or more (a label of 126 bytes or more).
+                var q = p + 1, value = 0, shift = 0
+                while true {
+                    guard q < end, shift < 35 else { return false }
+                    let byte = Int(q.load(as: UInt8.self))
+                    q += 1
+                    value |= (byte & 0x7F) << shift
+                    if byte < 0x80 { break }
+                    shift += 7
+                }
+                length = (q - p) + value
+            }
             let block = UnsafeRawPointer(pairs.block(e.load(fromByteOffset: EntryLayout.header + 4 * k, as: UInt32.self)))
-            let length = Int(block.load(fromByteOffset: LabelPairs.Block.fieldLength, as: Int32.self))
-            guard end - p >= length, Shard.equal(p, block + LabelPairs.Block.field, length) else { return false }
+            guard end - p >= length, Int(block.load(fromByteOffset: LabelPairs.Block.fieldLength, as: Int32.self)) == length,
+                  Shard.equal(p, block + LabelPairs.Block.field, length) else { return false }
             p += length
         }
         return p == end

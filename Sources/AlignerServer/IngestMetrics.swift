@@ -69,7 +69,7 @@ struct IngestMetrics: Sendable {
             name: "aligner_ingest_series_evicted_total", help: "Series dropped after ingest.series_idle_timeout without samples.")
         seriesActive = registry.makeGauge(name: "aligner_ingest_series_active", help: "Series in the series table.")
         seriesMemory = registry.makeGauge(
-            name: "aligner_ingest_series_memory_bytes", help: "Bytes the series table holds for keys, records and slots.")
+            name: "aligner_ingest_series_memory_bytes", help: "Bytes the series table holds for entries, label pairs and slots.")
         inflightBytes = registry.makeGauge(
             name: "aligner_ingest_inflight_bytes", help: "Compressed plus declared decoded bytes of requests being decoded.")
         compressedBytes = registry.makeCounter(

@@ -12,8 +12,8 @@ import Glibc
 /// A pair is a block: uses (Int32), field length (Int32), hash (UInt64), then the bytes of the
 /// label's field in a canonical key (`0A len 0A n name 12 v value`). A series key is the
 /// concatenation of its fields, so it is compared with an entry field by field, every byte.
-/// Blocks live in 64 KiB chunks (a larger one alone in its own) and a reference is the chunk and
-/// the block's place in it. Blocks never move, and are read without a lock: a reference reaches a
+/// Blocks live in 64 KiB chunks (a larger one alone in its own, so the 2^19 chunk references run
+/// out only past 32 GiB of labels) and a reference is the chunk and the block's place in it. Blocks never move, and are read without a lock: a reference reaches a
 /// reader only through an entry, published under a shard lock after the block was written, and a
 /// block is freed (its space reused) only when no entry refers to it.
 final class LabelPairs: @unchecked Sendable {
@@ -110,7 +110,7 @@ final class LabelPairs: @unchecked Sendable {
                 remove(ref, &index)
                 let size = LabelPairs.size(LabelPairs.field(b).count)
                 index.bytes -= size
-                if size > LabelPairs.chunkBytes / 4 {
+                if size > LabelPairs.chunkBytes {
                     let c = Int(ref >> LabelPairs.offsetBits)
                     free(chunks[c])
                     chunks[c] = nil
@@ -167,7 +167,7 @@ final class LabelPairs: @unchecked Sendable {
             chunks[c] = memory
             return c
         }
-        if size > LabelPairs.chunkBytes / 4 {
+        if size > LabelPairs.chunkBytes {
             return UInt32(newChunk(size, &index) << LabelPairs.offsetBits)
         }
         if index.fill + size > LabelPairs.chunkBytes {

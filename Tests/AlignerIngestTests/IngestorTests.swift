@@ -152,17 +152,20 @@ import Testing
         #expect(Set(i.table.snapshot().compactMap { $0.labels.first { $0.name == "pod" }?.value }).count == 50)
     }
 
-    /// A label too large for a shared chunk of pairs gets a chunk of its own, freed with it.
+    /// A label too large for a shared chunk of pairs gets a chunk of its own, freed with it; a
+    /// large one that fits shares one.
     @Test func largeLabelValuesComeAndGo() throws {
         let i = ingestor()
-        let huge = String(repeating: "v", count: 40_000)
+        let huge = String(repeating: "v", count: 70_000)
         let big = TestSeries("m", [("blob", huge)], samples: [(1, 1)])
         _ = try write(i, TestRequest(series: [big]), now: 1000)
         _ = try write(i, TestRequest(series: [TestSeries("m", [("job", "x")], samples: [(1, 1)])]), now: 5000)
         #expect(i.table.evictIdle(before: 2000) == 1)
-        _ = try write(i, TestRequest(series: [big, TestSeries("m", [("blob", huge + "w")], samples: [(2, 1)])]), now: 6000)
+        let large = String(repeating: "l", count: 30_000)  // shares a chunk
+        _ = try write(i, TestRequest(series: [big, TestSeries("m", [("blob", huge + "w")], samples: [(2, 1)]),
+                                              TestSeries("m", [("blob", large)], samples: [(2, 1)])]), now: 6000)
         let blobs = i.table.snapshot().compactMap { $0.labels.first { $0.name == "blob" }?.value }
-        #expect(Set(blobs) == [huge, huge + "w"])
+        #expect(Set(blobs) == [huge, huge + "w", large])
         let again = try write(i, TestRequest(series: [TestSeries("m", [("blob", huge)], samples: [(3, 1)])]), now: 7000)
         #expect(again.seriesCreated == 0 && again.samplesWritten == 1)
     }

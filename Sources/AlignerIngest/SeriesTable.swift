@@ -417,9 +417,10 @@ final class Shard: @unchecked Sendable {
     /// `[mask, slot 0, slot 1, ...]`. A slot is 0 (empty), `tombstone`, or the hash's high 32 bits
     /// over the entry's word offset + 1.
     var slotTable: UnsafeMutablePointer<UInt64>
-    var arena: UnsafeMutableRawPointer
+    /// Mapped at the first insert (a table has 64 shards; an idle or small one maps none).
+    var arena = UnsafeMutableRawPointer(bitPattern: 8)!
     var arenaCount = 0
-    var arenaCapacity = 4096
+    var arenaCapacity = 0
     var live = 0
     var tombstones = 0
     var deadBytes = 0
@@ -429,12 +430,11 @@ final class Shard: @unchecked Sendable {
     init(pairs: LabelPairs) {
         self.pairs = pairs
         slotTable = Shard.makeSlotTable(64)
-        arena = Shard.allocateArena(arenaCapacity)
     }
 
     deinit {
         slotTable.deallocate()
-        munmap(arena, arenaCapacity)
+        if arenaCapacity > 0 { munmap(arena, arenaCapacity) }
     }
 
     /// Arenas are mapped pages of their own, grown with `mremap`: growing one moves no bytes,
@@ -584,9 +584,9 @@ final class Shard: @unchecked Sendable {
         SeriesKey.forEachFieldWithHeader(key) { _ in labels += 1 }
         let size = EntryLayout.size(labels: labels)
         if arenaCount + size > arenaCapacity {
-            var capacity = arenaCapacity * 2
+            var capacity = max(4096, arenaCapacity * 2)
             while arenaCount + size > capacity { capacity *= 2 }
-            arena = Shard.growArena(arena, from: arenaCapacity, to: capacity)
+            arena = arenaCapacity == 0 ? Shard.allocateArena(capacity) : Shard.growArena(arena, from: arenaCapacity, to: capacity)
             arenaCapacity = capacity
         }
         let offset = arenaCount
@@ -693,7 +693,7 @@ final class Shard: @unchecked Sendable {
             (fresh + count).copyMemory(from: arena + offset, byteCount: size)
             count += size
         }
-        munmap(arena, arenaCapacity)
+        if arenaCapacity > 0 { munmap(arena, arenaCapacity) }
         arena = fresh
         arenaCount = count
         arenaCapacity = capacity

@@ -13,9 +13,10 @@ import Glibc
 /// label's field in a canonical key (`0A len 0A n name 12 v value`). A series key is the
 /// concatenation of its fields, so it is compared with an entry field by field, every byte.
 /// Blocks live in 64 KiB chunks (a larger one alone in its own, so the 2^19 chunk references run
-/// out only past 32 GiB of labels) and a reference is the chunk and the block's place in it. Blocks never move, and are read without a lock: a reference reaches a
-/// reader only through an entry, published under a shard lock after the block was written, and a
-/// block is freed (its space reused) only when no entry refers to it.
+/// out only past 32 GiB of labels) and a reference is the chunk and the block's place in it.
+/// Blocks never move, and are read without a lock: a reference reaches a reader only through an
+/// entry, published under a shard lock after the block was written, and a block is freed (its
+/// space reused) only when no entry refers to it.
 final class LabelPairs: @unchecked Sendable {
     enum Block {
         static let uses = 0

@@ -101,3 +101,46 @@ import Testing
         #expect(o.seriesRejectedByReason == ["malformed": 1])
     }
 }
+
+/// The series table against a model of what it must hold: every distinct valid label set sent,
+/// once, whatever the order or encoding of its labels (the label pairs are shared between series,
+/// so a wrong match between a key and an entry's pairs would merge two series or split one).
+@Suite struct SeriesTableModelTests {
+    @Test func holdsEachDistinctLabelSetOnce() throws {
+        var rng = SplitMix64(seed: 5)
+        let names = ["__name__", "job", "pod", "namespace", "container", "le", "code"]
+        let values = ["a", "b", "ab", "ba", "x" + String(repeating: "y", count: 140), "é", "0", "00"]
+        let ingestor = Ingestor(limits: IngestLimits())
+        var model: Set<[Label]> = []
+        var sets: [[TestLabel]] = []
+        for _ in 0..<3000 {
+            var labels = [TestLabel("__name__", values[Int(rng.next() % 3)])]
+            for name in names.dropFirst() where rng.next() % 2 == 0 {
+                labels.append(TestLabel(name, values[Int(rng.next() % UInt64(values.count))]))
+            }
+            sets.append(labels)
+            model.insert(labels.map { Label(String(decoding: $0.name, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) }
+                .sorted { $0.name < $1.name })
+        }
+        for round in 0..<3 {
+            for chunk in stride(from: 0, to: sets.count, by: 500) {
+                let series = sets[chunk..<min(chunk + 500, sets.count)].map { labels -> TestSeries in
+                    var l = labels
+                    if round > 0 && rng.next() % 3 == 0 { l.shuffle(using: &rng) }
+                    return TestSeries(labels: l, samples: [WireSample(timestamp: Int64(round * 10 + 1), valueBits: 0)])
+                }
+                let body = ProtobufC.encodeV1(TestRequest(series: series))
+                let outcome: Result<WriteOutcome, IngestError> = body.withUnsafeBytes { raw in
+                    Result { () throws(IngestError) in try ingestor.apply(decompressed: raw, version: .v1, now: 1) }
+                }
+                let o = try outcome.get()
+                #expect(!o.hasRejections)
+            }
+        }
+        let held = ingestor.table.snapshot()
+        #expect(held.count == model.count)
+        #expect(Set(held.map(\.labels)) == model)
+        // Each set was sent three times (duplicates within a round are identical retries).
+        #expect(held.allSatisfy { $0.lastTimestamp == 21 })
+    }
+}

@@ -56,31 +56,17 @@ public final class RemoteWriteDecoder {
     }
 
     /// The shape Prometheus sends, read without looking inside the labels: every label field first
-    /// and contiguous (`0A len ...`, lengths of one or two bytes), then samples only. The label fields are
+    /// and contiguous (`0A len ...`), then samples only. The label fields are
     /// handed over raw and unchecked (`DecodedSeries.labelsRead` false). False, and nothing handed
     /// over, for any other shape, which `decodeSeriesV1` then reads in full.
     @inline(__always)
     func skimSeriesV1<S: RemoteWriteSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout S) -> Bool {
         guard let base = bytes.baseAddress else { return false }
-        let start = base.assumingMemoryBound(to: UInt8.self)
-        let end = start + bytes.count
-        var p = start
-        while end - p >= 2 {
-            // Tag 0x0A and a one- or two-byte length; the tag and first length byte read as one word.
-            let word = UnsafeRawPointer(p).loadUnaligned(as: UInt16.self)
-            guard word & 0xFF == 0x0A else { break }
-            var next: UnsafePointer<UInt8>
-            if word < 0x8000 {
-                next = p + 2 + Int(word >> 8)
-            } else {
-                guard end - p >= 3, p[2] < 0x80 else { return false }
-                next = p + 3 + (Int(word >> 8) & 0x7F | Int(p[2]) << 7)
-            }
-            guard next <= end else { return false }
-            p = next
-        }
-        guard p > start else { return false }
-        let key = UnsafeRawBufferPointer(start: base, count: p - start)
+        let end = base + bytes.count
+        var p = base
+        while let length = SeriesKey.labelFieldLength(at: p, end: end) { p += length }
+        guard p > base else { return false }
+        let key = UnsafeRawBufferPointer(start: base, count: p - base)
         samples.removeAll()
         var r = WireReader(UnsafeRawBufferPointer(start: p, count: end - p))
         while !r.isAtEnd {

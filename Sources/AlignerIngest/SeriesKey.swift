@@ -85,6 +85,26 @@ enum SeriesKey {
         return nil
     }
 
+    /// The byte count of the label field at `p` (tag `0A`, a varint length, the `Label` message),
+    /// or nil when the bytes there are not a whole label field. The tag and a one-byte length,
+    /// the common case, are read as one word.
+    @inline(__always)
+    static func labelFieldLength(at p: UnsafeRawPointer, end: UnsafeRawPointer) -> Int? {
+        guard end - p >= 2 else { return nil }
+        let word = p.loadUnaligned(as: UInt16.self)
+        guard word & 0xFF == 0x0A else { return nil }
+        let length = word < 0x8000 ? 2 + Int(word >> 8) : longLabelFieldLength(at: p, end: end)
+        return length <= end - p ? length : nil
+    }
+
+    /// A label field's byte count when its length takes two bytes or more (out of line: rare).
+    @inline(never)
+    static func longLabelFieldLength(at p: UnsafeRawPointer, end: UnsafeRawPointer) -> Int {
+        var r = WireReader(UnsafeRawBufferPointer(start: p + 1, count: end - p - 1))
+        guard let value = try? r.varint(), value <= UInt64(Int32.max) else { return .max }
+        return (UnsafeRawPointer(r.p) - p) + Int(value)
+    }
+
     /// Calls `body` with the bytes of each label field of a key: tag, length and `Label` message.
     static func forEachFieldWithHeader(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
         var r = WireReader(key)

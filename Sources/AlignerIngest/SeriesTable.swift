@@ -517,24 +517,10 @@ final class Shard: @unchecked Sendable {
         for k in 0..<n {
             // The field's length is read from the key, not from the pair, so that finding the next
             // field does not wait for the pair's cache line: the pairs of all fields load at once.
+            // (The tag byte is not checked here: it is compared with the pair's field below.)
             guard end - p >= 2 else { return false }
             let head = UnsafeRawPointer(p).loadUnaligned(as: UInt16.self)
-            var length: Int
-            if head < 0x8000 {
-                length = 2 + Int(head >> 8)
-            } else {
-                // A length of two bytes or more (a label of 126 bytes or more).
-                var q = p + 1, value = 0, shift = 0
-                while true {
-                    guard q < end, shift < 35 else { return false }
-                    let byte = Int(q.load(as: UInt8.self))
-                    q += 1
-                    value |= (byte & 0x7F) << shift
-                    if byte < 0x80 { break }
-                    shift += 7
-                }
-                length = (q - p) + value
-            }
+            let length = head < 0x8000 ? 2 + Int(head >> 8) : SeriesKey.longLabelFieldLength(at: p, end: end)
             let block = UnsafeRawPointer(pairs.block(e.load(fromByteOffset: EntryLayout.header + 4 * k, as: UInt32.self)))
             guard end - p >= length, Int(block.load(fromByteOffset: LabelPairs.Block.fieldLength, as: Int32.self)) == length,
                   Shard.equal(p, block + LabelPairs.Block.field, length) else { return false }

@@ -219,14 +219,9 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     }
 
     public func append(_ samples: UnsafeBufferPointer<ObservedSample>) {
-        let becameDirty = state.withLock { s -> Bool in
-            let wasClean = !s.anyDirty
-            for sample in samples {
-                WindowStore.append(&s, sample.window, sample.timestamp, sample.valueBits, except: nil)
-            }
-            return wasClean && s.anyDirty
+        appending { s in
+            for sample in samples { WindowStore.append(&s, sample.window, sample.timestamp, sample.valueBits, except: nil) }
         }
-        if becameDirty { signal.yield() }
     }
 
     /// Appends one sample to a window (tests and tools; ingestion hands samples over in batches).
@@ -235,9 +230,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     }
 
     func append(window: UInt32, timestamp: Int64, valueBits: UInt64, except writer: Int?) {
+        appending { s in WindowStore.append(&s, window, timestamp, valueBits, except: writer) }
+    }
+
+    /// Runs `body` under the lock, and wakes the rule engine when it made the first group dirty.
+    func appending(_ body: (inout State) -> Void) {
         let becameDirty = state.withLock { s -> Bool in
             let wasClean = !s.anyDirty
-            WindowStore.append(&s, window, timestamp, valueBits, except: writer)
+            body(&s)
             return wasClean && s.anyDirty
         }
         if becameDirty { signal.yield() }

@@ -172,9 +172,8 @@ final class LabelPairs: @unchecked Sendable {
             return UInt32(newChunk(size, &index) << LabelPairs.offsetBits)
         }
         if index.fill + size > LabelPairs.chunkBytes {
-            _ = newChunk(LabelPairs.chunkBytes, &index)
+            index.current = newChunk(LabelPairs.chunkBytes, &index)
             index.fill = 0
-            index.current = index.chunkCount - 1
         }
         let ref = UInt32(index.current << LabelPairs.offsetBits | index.fill >> 3)
         index.fill += size

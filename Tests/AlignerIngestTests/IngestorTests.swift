@@ -152,6 +152,23 @@ import Testing
         #expect(Set(i.table.snapshot().compactMap { $0.labels.first { $0.name == "pod" }?.value }).count == 50)
     }
 
+    /// A chunk freed with a large label is reused for small pairs without touching the chunk of
+    /// another large label.
+    @Test func freedLargeChunksAreReusedSafely() throws {
+        let i = ingestor(maxSeries: 10_000)
+        let a = String(repeating: "a", count: 70_000), b = String(repeating: "b", count: 70_000)
+        _ = try write(i, TestRequest(series: [TestSeries("m", [("blob", a)], samples: [(1, 1)])]), now: 1000)
+        _ = try write(i, TestRequest(series: [TestSeries("m", [("blob", b)], samples: [(1, 1)])]), now: 5000)
+        #expect(i.table.evictIdle(before: 2000) == 1)  // a's chunk is free
+        // Enough small pairs to need a second chunk for them (64 KiB of blocks).
+        let many = (0..<3000).map { TestSeries("m", [("pod", "pod-\($0)-\(String(repeating: "x", count: 20))")], samples: [(1, 1)]) }
+        _ = try write(i, TestRequest(series: many), now: 6000)
+        let blobs = i.table.snapshot().compactMap { $0.labels.first { $0.name == "blob" }?.value }
+        let intact = blobs == [b]  // (not printed: 70 KB)
+        #expect(intact)
+        #expect(i.table.activeSeries == 3001)
+    }
+
     /// A label too large for a shared chunk of pairs gets a chunk of its own, freed with it; a
     /// large one that fits shares one.
     @Test func largeLabelValuesComeAndGo() throws {

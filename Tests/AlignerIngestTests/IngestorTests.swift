@@ -110,6 +110,36 @@ import Testing
         #expect(o.seriesCreated == 99 && !o.hasRejections && i.table.activeSeries == 100)
     }
 
+    /// The table first tries the entry after the last one found (series mostly come in creation
+    /// order): that guess must skip evicted entries and survive any other order.
+    @Test func seriesFoundInAnyOrderAfterEvictions() throws {
+        let i = ingestor(maxSeries: 10_000)
+        let n = 2000  // about 31 series per shard, so every shard has runs to guess along
+        func series(_ k: Int, _ t: Int64) -> TestSeries { TestSeries("m", [("i", "\(k)")], samples: [(t, Double(k))]) }
+        var expected = [Int: (last: Int64, samples: UInt64)]()
+        func send(_ order: [Int], _ t: Int64, now: Int64) throws {
+            let o = try write(i, TestRequest(series: order.map { series($0, t) }), now: now)
+            #expect(!o.hasRejections && o.samplesWritten == order.count)
+            for k in order { expected[k] = (t, (expected[k]?.samples ?? 0) + 1) }
+        }
+        try send(Array(0..<n), 1000, now: 1000)
+        try send(Array(stride(from: 0, to: n, by: 2)), 2000, now: 3000)
+        #expect(i.table.evictIdle(before: 2000) == n / 2)
+        for k in stride(from: 1, to: n, by: 2) { expected[k] = nil }
+        // Each odd series' old entry, dead now, follows its even neighbour's.
+        try send(Array(0..<n), 3000, now: 3000)
+        try send(Array((0..<n).reversed()), 4000, now: 4000)
+        var rng = SplitMix64(seed: 7)
+        try send((0..<n).shuffled(using: &rng), 5000, now: 5000)
+        try send(Array(0..<n), 6000, now: 6000)
+        let snapshot = i.table.snapshot()
+        #expect(snapshot.count == n && i.table.activeSeries == n)
+        for s in snapshot {
+            let k = Int(s.labels.first { $0.name == "i" }!.value)!
+            #expect(s.lastTimestamp == expected[k]!.last && s.samples == expected[k]!.samples && s.lastValue == Double(k))
+        }
+    }
+
     /// The canonical key of a label set (labels sorted, non-empty).
     static func key(_ labels: [(String, String)]) -> [UInt8] {
         var out: [UInt8] = []

@@ -59,8 +59,16 @@ public struct AlertingRuleState: Sendable {
     public mutating func evaluate(
         _ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:], externalURL: String = "",
         gapTolerance: Int64 = 0,
-        resolveResult: [VectorSample]? = nil, scope: Set<String>? = nil
+        resolveResult: [VectorSample]? = nil, scope: Set<String>? = nil, query: AlertTemplate.Query? = nil
     ) throws {
+        // As Prometheus: a template that fails at run time expands to the error.
+        func expand(_ template: AlertTemplate, _ labels: [String: String], _ value: Double) -> String {
+            do {
+                return try template.render(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, query: query)
+            } catch {
+                return "<error expanding template: \(error)>"
+            }
+        }
         let resolvedKeys = resolveResult.map { Set($0.map { $0.labels.droppingMetricName().key }) }
         var seen: Set<String> = []
         for sample in result {
@@ -69,14 +77,12 @@ public struct AlertingRuleState: Sendable {
             let templateLabels = Dictionary(sample.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
             var labels = base
             for (name, template) in labelTemplates {
-                labels = labels.setting(name, try template.render(
-                    labels: templateLabels, value: sample.value, externalLabels: externalLabels, externalURL: externalURL))
+                labels = labels.setting(name, expand(template, templateLabels, sample.value))
             }
             labels = labels.setting("alertname", rule.name)
             var annotations: [String: String] = [:]
             for (name, template) in annotationTemplates {
-                annotations[name] = try template.render(
-                    labels: templateLabels, value: sample.value, externalLabels: externalLabels, externalURL: externalURL)
+                annotations[name] = expand(template, templateLabels, sample.value)
             }
             let key = labels.key
             if !seen.insert(key).inserted {
@@ -232,14 +238,18 @@ public struct RuleGroupsState: Sendable {
     /// `partition`, when given, is a partial evaluation: `source` holds only the series of some
     /// partitions of the group (by the labels `partition.labels`, keys `partition.keys`), and
     /// only the alerts of those partitions are advanced.
+    ///
+    /// Template queries (`query`) read `templateSource` (the whole store when `source` holds some
+    /// partitions only), at `time`, as Prometheus' do.
     public mutating func evaluate(
         group gi: Int, at time: Int64, source: any SampleSource, sink: any SampleSink, gapTolerance: Int64 = 0,
-        useResolve: Bool = true, partition: (labels: [String], keys: Set<String>)? = nil
+        useResolve: Bool = true, partition: (labels: [String], keys: Set<String>)? = nil, templateSource: (any SampleSource)? = nil
     ) -> [String] {
         var errors: [String] = []
         let group = groups[gi]
         var evaluator = Evaluator(source: source, time: time - group.queryOffset)
         evaluator.defaultSubqueryStep = defaultSubqueryStep
+        let query = RuleGroupsState.templateQuery(source: templateSource ?? source, at: time, subqueryStep: defaultSubqueryStep)
         for (ri, rule) in group.rules.enumerated() {
             do {
                 var vector: [VectorSample]
@@ -283,7 +293,7 @@ public struct RuleGroupsState: Sendable {
                     try alerting[gi][ri]!.evaluate(
                         vector, at: time, externalLabels: externalLabels, externalURL: externalURL, gapTolerance: gapTolerance,
                         resolveResult: resolveResult,
-                        scope: partition?.keys)
+                        scope: partition?.keys, query: query)
                 }
                 lastErrors[gi][ri] = nil
             } catch {
@@ -292,6 +302,20 @@ public struct RuleGroupsState: Sendable {
             }
         }
         return errors
+    }
+
+    /// A template's `query`: the PromQL text evaluated over `source` at `time` (a scalar becomes
+    /// one sample without labels).
+    public static func templateQuery(source: any SampleSource, at time: Int64, subqueryStep: Int64) -> AlertTemplate.Query {
+        { text in
+            var evaluator = Evaluator(source: source, time: time)
+            evaluator.defaultSubqueryStep = subqueryStep
+            switch try evaluator.evaluate(try PromQLParser.parse(text)) {
+            case .vector(let v): return v
+            case .scalar(let x): return [VectorSample(labels: [], value: x)]
+            default: throw EvaluationError(message: "query \"\(text)\" must return an instant vector or a scalar")
+            }
+        }
     }
 
     /// Takes over the alert states of rules that did not change (same group, name, expression,

@@ -3,7 +3,9 @@ import Foundation
 /// The part of Go's text/template that Prometheus rule labels and annotations use:
 /// `{{ $labels.name }}`, `{{ $value }}`, `{{ $externalLabels.x }}`, string literals, and pipes
 /// through humanize, humanize1024, humanizePercentage, humanizeDuration, printf, title, toUpper,
-/// toLower. Anything else is an error that names it.
+/// toLower, and Prometheus' query functions `query`, `first`, `value` and `label`
+/// (`{{ printf "up{job='%s'}" $labels.job | query | first | value }}`). Anything else (`with`,
+/// `range`, `if`, ...) is an error that names it.
 public struct AlertTemplate: Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -79,13 +81,17 @@ public struct AlertTemplate: Sendable {
     }
 
     static let functions: Set<String> = ["humanize", "humanize1024", "humanizePercentage", "humanizeDuration", "printf",
-                                         "title", "toUpper", "toLower"]
+                                         "title", "toUpper", "toLower", "query", "first", "value", "label"]
+
+    /// Runs a PromQL instant query for a template (`query`), at the evaluation's time.
+    public typealias Query = (String) throws -> [VectorSample]
 
     /// Expands the template for one alert.
     public func render(
-        labels: [String: String], value: Double, externalLabels: [String: String] = [:], externalURL: String = ""
+        labels: [String: String], value: Double, externalLabels: [String: String] = [:], externalURL: String = "",
+        query: Query? = nil
     ) throws -> String {
-        let data = TemplateData(labels: labels, value: value, external: externalLabels, externalURL: externalURL)
+        let data = TemplateData(labels: labels, value: value, external: externalLabels, externalURL: externalURL, query: query)
         var out = ""
         for piece in pieces {
             switch piece {
@@ -130,6 +136,8 @@ public struct AlertTemplate: Sendable {
             case .string(let s):
                 guard let d = Double(s) else { throw Failure(description: "cannot convert \"\(s)\" to a number") }
                 return d
+            case .samples, .sample:
+                throw Failure(description: "cannot convert a query result to a number (pipe it through first and value)")
             }
         }
         guard let last = args.last else { throw Failure(description: "\"\(head)\" needs an argument") }
@@ -141,6 +149,21 @@ public struct AlertTemplate: Sendable {
         case "title": return .string(last.text.capitalized)
         case "toUpper": return .string(last.text.uppercased())
         case "toLower": return .string(last.text.lowercased())
+        case "query":
+            guard let query = data.query else { throw Failure(description: "query is not available here") }
+            do { return .samples(try query(last.text)) } catch {
+                throw Failure(description: "error calling query: \(error)")
+            }
+        case "first":
+            guard case .samples(let samples) = last else { throw Failure(description: "first needs a query result") }
+            guard let first = samples.first else { throw Failure(description: "error calling first: first() called on vector with no elements") }
+            return .sample(first)
+        case "value":
+            guard case .sample(let sample) = last else { throw Failure(description: "value needs a sample (query | first)") }
+            return .number(sample.value)
+        case "label":
+            guard args.count == 2, case .sample(let sample) = last else { throw Failure(description: "label needs a name and a sample") }
+            return .string(sample.labels.value(args[0].text))
         case "printf":
             guard case .string(let format) = args[0] else { throw Failure(description: "printf needs a format string") }
             return .string(try printf(format, Array(args.dropFirst())))
@@ -203,16 +226,22 @@ struct TemplateData {
     var value: Double
     var external: [String: String]
     var externalURL: String
+    var query: AlertTemplate.Query?
 }
 
 enum TemplateValue {
     case string(String)
     case number(Double)
+    /// What `query` returns, and one of its samples (`first`).
+    case samples([VectorSample])
+    case sample(VectorSample)
 
     var text: String {
         switch self {
         case .string(let s): s
         case .number(let d): goDefault(d)
+        case .samples(let v): "[" + v.map { "\($0.labels.promText) \(goDefault($0.value))" }.joined(separator: " ") + "]"
+        case .sample(let x): "\(x.labels.promText) \(goDefault(x.value))"
         }
     }
 }

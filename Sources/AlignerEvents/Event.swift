@@ -118,7 +118,12 @@ public struct Event: Codable, Sendable, Equatable {
         }
         var parts: [String] = []
         for s in signals {
-            let text = s.evidence?.text ?? s.annotations["summary"] ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
+            var text = s.evidence?.text ?? s.annotations["summary"] ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
+            // The summary starts with the subject's name once, not once per signal.
+            for prefix in ["\(subject.namespace)/\(subject.name): ", "\(subject.name): "] where text.hasPrefix(prefix) {
+                text.removeFirst(prefix.count)
+                break
+            }
             let line = s.state == "firing" ? text : "\(text) (resolved)"
             if !parts.contains(line) { parts.append(line) }
         }

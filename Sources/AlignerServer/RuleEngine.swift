@@ -127,7 +127,7 @@ actor RuleEngine {
             if case .partitions(let touched) = work[gi], let labels = state.partitionLabels[gi] {
                 errors = state.evaluate(
                     group: gi, at: now, source: PartitionedSource(store: store, group: gi, partitions: touched), sink: store,
-                    gapTolerance: gapTolerance, partition: (labels, store.partitionKeys(group: gi, touched)))
+                    gapTolerance: gapTolerance, partition: (labels, store.partitionKeys(group: gi, touched)), templateSource: store)
                 evaluationCounts.withLock { $0.partial += 1 }
             } else {
                 errors = state.evaluate(group: gi, at: now, source: store, sink: store, gapTolerance: gapTolerance)
@@ -221,8 +221,14 @@ actor RuleEngine {
     /// Per group: how many times it has been evaluated (evidence older than that is stale).
     var generations: [Int] = []
 
-    /// The rule's value for this alert's series over the last 5 minutes (every 15 s), its peaks,
-    /// and a line such as "5xx ratio 100% at 22:10:50 and 22:11:25".
+    /// The rule's value for this alert's series over the last 5 minutes, its peaks, and a line
+    /// such as "5xx ratio 100% at 22:10:50 and 22:11:25". The rule is evaluated at the times of
+    /// the samples it reads (a burst one scrape long shows at its height and its time; a fixed
+    /// grid would step over it), at most `evidenceTimes` of them; the points kept are at most
+    /// `evidencePoints`, each the highest of its stretch.
+    static let evidenceTimes = 300
+    static let evidencePoints = 60
+
     func evidence(rule: Rule, alert: Alert, group gi: Int) -> Evidence? {
         let key = rule.name + "\u{0}\(alert.activeAt)\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
         let now = WallClock.nowMilliseconds()
@@ -238,34 +244,88 @@ actor RuleEngine {
         }
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
         var source: any SampleSource = store
+        var limit = RuleEngine.evidenceTimes / 10
         if let pid = store.partition(of: alert.labels, group: gi) {
             source = PartitionedSource(store: store, group: gi, partitions: [pid])
+            limit = RuleEngine.evidenceTimes
         }
+        let times = RuleEngine.evidenceTimes(rule.expr, source: source, now: now, limit: limit)
         var points: [Evidence.Point] = []
-        for k in stride(from: 20, through: 0, by: -1) {
-            let t = now - Int64(k) * 15_000
+        var present: [Bool] = []  // per time: did the alert's series have a value
+        for t in times {
             var evaluator = Evaluator(source: source, time: t)
             evaluator.defaultSubqueryStep = subqueryStep
-            guard case .vector(let v) = try? evaluator.evaluate(rule.expr) else { continue }
-            if let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target }) {
+            if case .vector(let v) = try? evaluator.evaluate(rule.expr),
+               let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target })
+            {
                 points.append(Evidence.Point(t: t, v: s.value))
+                present.append(true)
+            } else {
+                present.append(false)
             }
         }
         guard let top = points.map(\.v).max() else { return nil }
-        let peaks = points.filter { $0.v >= top - abs(top) * 1e-9 }
-        let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
+        // A peak is the first point of each run of times at the top value (a burst two scrapes
+        // long is one moment).
+        var peaks: [Evidence.Point] = []
+        var inRun = false
+        var next = 0
+        for isPresent in present {
+            guard isPresent else { inRun = false; continue }
+            let p = points[next]
+            next += 1
+            let atTop = p.v >= top - abs(top) * 1e-9
+            if atTop && !inRun { peaks.append(p) }
+            inRun = atTop
+        }
         let what: String
         if let template = rule.annotations["summary"], let t = try? AlertTemplate(template) {
             let labels = Dictionary(alert.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
-            what = (try? t.render(labels: labels, value: top)) ?? "\(rule.name) \(top)"
+            what = (try? t.render(labels: labels, value: top, query: templateQuery(at: now))) ?? "\(rule.name) \(top)"
         } else {
             what = "\(rule.name) at \(top)"
         }
-        let timesText = times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times.first ?? ""
-        let e = Evidence(points: points, peaks: Array(peaks.suffix(3)), text: "\(what) at \(timesText)")
+        let text: String
+        if peaks.count == 1 && points.count == times.count && points.allSatisfy({ $0.v == top }) {
+            // A level, not bursts: since when.
+            text = "\(what) since \(RuleEngine.clock(points[0].t))"
+        } else {
+            let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
+            text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
+        }
+        let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text)
         evidenceCache[key] = (now, generation, cached != nil, e)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
         return e
+    }
+
+    /// The distinct times of the samples an expression reads over the last 5 minutes, and `now`,
+    /// oldest first; at most `limit`, evenly thinned (`now` and the newest kept).
+    static func evidenceTimes(_ expr: Expr, source: any SampleSource, now: Int64, limit: Int) -> [Int64] {
+        var seen = Set<Int64>([now])
+        for selector in expr.selectors {
+            for s in source.series(matching: selector.matchers, from: now - 300_000 - selector.offset, through: now - selector.offset) {
+                for t in s.timestamps { seen.insert(t + selector.offset) }
+            }
+        }
+        let all = seen.filter { $0 >= now - 300_000 && $0 <= now }.sorted()
+        guard all.count > limit, limit > 1 else { return all }
+        let step = Double(all.count - 1) / Double(limit - 1)
+        return (0..<limit).map { all[Int((Double($0) * step).rounded())] }
+    }
+
+    /// At most `count` points: each the highest of an equal stretch of `points`.
+    static func downsample(_ points: [Evidence.Point], to count: Int) -> [Evidence.Point] {
+        guard points.count > count else { return points }
+        return (0..<count).map { k in
+            let stretch = points[(k * points.count / count)..<((k + 1) * points.count / count)]
+            return stretch.max { $0.v < $1.v }!
+        }
+    }
+
+    /// A template's `query`, over every window at `time`.
+    func templateQuery(at time: Int64) -> AlertTemplate.Query {
+        RuleGroupsState.templateQuery(source: store, at: time, subqueryStep: subqueryStep)
     }
 
     /// HH:MM:SS in UTC.

@@ -181,4 +181,35 @@ import Testing
     @Test func unknownFunctionIsAnError() {
         #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ $value | reReplaceAll }}") }
     }
+
+    /// `query | first | value` and `label`, over a real store; a query with no answer expands,
+    /// as in Prometheus, to the error instead of failing the rule.
+    @Test func templateQueries() throws {
+        let store = MemoryStore()
+        store.append([Label("__name__", "ready"), Label("deployment", "web")], timestamp: 0, value: 4)
+        store.append([Label("__name__", "ready"), Label("deployment", "db")], timestamp: 0, value: 2)
+        let query = RuleGroupsState.templateQuery(source: store, at: 10_000, subqueryStep: 60_000)
+        let t = try AlertTemplate(#"{{ printf "ready{deployment='%s'}" $labels.deployment | query | first | value }}/{{ $value }}"#)
+        #expect(try t.render(labels: ["deployment": "web"], value: 5, query: query) == "4/5")
+        let l = try AlertTemplate(#"{{ query "max(ready) by (deployment) == 2" | first | label "deployment" }}"#)
+        #expect(try l.render(labels: [:], value: 0, query: query) == "db")
+        #expect(throws: AlertTemplate.Failure.self) { try t.render(labels: ["deployment": "nope"], value: 5, query: query) }
+        #expect(throws: AlertTemplate.Failure.self) { try t.render(labels: ["deployment": "web"], value: 5) }
+
+        let file = """
+            groups:
+              - name: g
+                rules:
+                  - alert: R
+                    expr: vector(1)
+                    annotations:
+                      summary: "{{ printf `ready{deployment='%s'}` $labels.deployment | query | first | value }}"
+            """
+        let (groups, problems) = RuleFileLoader.parse(yaml: file, file: "t.yml")
+        #expect(problems.isEmpty, "\(problems)")
+        var state = try AlertingRuleState(rule: try #require(groups.first?.rules.first))
+        try state.evaluate([VectorSample(labels: [Label("deployment", "nope")], value: 5)], at: 0, query: query)
+        let summary = state.alerts.values.first?.annotations["summary"] ?? ""
+        #expect(summary.hasPrefix("<error expanding template: ") && summary.contains("no elements"), "\(summary)")
+    }
 }

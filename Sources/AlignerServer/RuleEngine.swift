@@ -286,8 +286,8 @@ actor RuleEngine {
             what = "\(rule.name) at \(top)"
         }
         let text: String
-        if peaks.count == 1 && points.count == times.count && points.allSatisfy({ $0.v == top }) {
-            // A level, not bursts: since when.
+        if peaks.count == 1 && inRun {
+            // One stretch at the top that lasts until now: a level, not bursts; since when.
             text = "\(what) since \(RuleEngine.clock(points[0].t))"
         } else {
             let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }

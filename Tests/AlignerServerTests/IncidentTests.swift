@@ -146,4 +146,74 @@ import Testing
         #expect(try await HTTPClient.request("POST", s.base + "/api/v1/silences", body: Array(silence.utf8)).status == 400)
         #expect(try await HTTPClient.request("GET", s.base + "/-/healthy").status == 200)
     }
+
+    /// The same incident from raw series (kube-state-metrics, cAdvisor and request counters, as a
+    /// Prometheus scraping every second sends them) against the bundled pack, in real time: 40 s of
+    /// history, then 20 s of live writes with two one-scrape bursts.
+    @Test func bundledPackOnRawSeries() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let s = try await startProcess(rules: root.appendingPathComponent("rules").path)
+        defer { s.stop() }
+        let bursts: Set<Int64> = [3, 8]
+        /// Every series of one scrape k seconds after the start (negative: history).
+        func scrape(_ k: Int64) -> [(name: String, labels: [(String, String)], value: Double)] {
+            let ns = ("namespace", "shop")
+            let burstsSoFar = Double(bursts.filter { $0 <= k }.count)
+            var out: [(String, [(String, String)], Double)] = [
+                ("kube_deployment_spec_replicas", [ns, ("deployment", "darwin-store")], 5),
+                ("kube_deployment_status_replicas_updated", [ns, ("deployment", "darwin-store")], k < -35 ? 5 : 1),
+                ("kube_deployment_status_replicas_ready", [ns, ("deployment", "darwin-store")], k < -34 ? 5 : 4),
+                ("kube_pod_container_status_waiting_reason",
+                 [ns, ("pod", "darwin-store-7d9f-x1"), ("container", "app"), ("reason", "CrashLoopBackOff")], k < -20 ? 0 : 1),
+                ("http_requests_total", [ns, ("service", "darwin-store"), ("code", "200")], 10 * Double(k + 40) - 10 * burstsSoFar),
+                ("http_requests_total", [ns, ("service", "darwin-store"), ("code", "500")], 10 * burstsSoFar),
+                ("container_cpu_usage_seconds_total", [ns, ("pod", "darwin-store-5c6b-a1"), ("container", "app")],
+                 0.1 * Double(k + 40) + 0.525 * burstsSoFar),
+                ("kube_pod_container_resource_limits", [ns, ("pod", "darwin-store-5c6b-a1"), ("container", "app"), ("resource", "cpu")], 1),
+                // cart rolls out healthily: one pod at a time, ready dipping while each starts.
+                ("kube_deployment_spec_replicas", [ns, ("deployment", "cart")], 3),
+                ("kube_deployment_status_replicas_updated", [ns, ("deployment", "cart")], k < 0 ? 3 : Double(min(3, 1 + k / 4))),
+                ("kube_deployment_status_replicas_ready", [ns, ("deployment", "cart")], [1, 2, 5, 6].contains(k) ? 2 : 3),
+                ("http_requests_total", [ns, ("service", "cart"), ("code", "200")], 5 * Double(k + 40)),
+            ]
+            for (pod, rs) in [("darwin-store-7d9f-x1", "darwin-store-7d9f"), ("darwin-store-5c6b-a1", "darwin-store-5c6b")] {
+                out.append(("kube_pod_owner", [ns, ("pod", pod), ("owner_kind", "ReplicaSet"), ("owner_name", rs)], 1))
+                out.append(("kube_replicaset_owner", [ns, ("replicaset", rs), ("owner_kind", "Deployment"), ("owner_name", "darwin-store")], 1))
+            }
+            return out
+        }
+        let start = WallClock.nowMilliseconds() / 1000 * 1000
+        // The history in one request, each series with its 40 samples.
+        let history = (-40 ..< 0).map { k in scrape(k).map { ($0, k) } }
+        var series: [TestSeries] = []
+        for (i, first) in history[0].enumerated() {
+            series.append(TestSeries(first.0.name, first.0.labels,
+                                     samples: history.map { (start + $0[i].1 * 1000, $0[i].0.value) }))
+        }
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(TestRequest(series: series))), headers: v1Headers).status == 204)
+        for k in Int64(0)...20 {
+            let wait = start + k * 1000 - WallClock.nowMilliseconds()
+            if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) }
+            let request = TestRequest(series: scrape(k).map { TestSeries($0.name, $0.labels, samples: [(start + k * 1000, $0.value)]) })
+            #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        }
+        let burstTimes = bursts.sorted().map { k -> String in
+            let s = (start / 1000 + k) % 86_400
+            return String(format: "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+        }
+        let listed = try await poll(s.base, "/api/v1/events") {
+            $0.contains("replica_mismatch") && $0.contains("cpu_burst") && $0.contains("5xx ratio 100% at \(burstTimes[0]) and \(burstTimes[1])")
+        }
+        let data = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])
+        let events = try #require(data["data"] as? [[String: Any]])
+        #expect(events.count == 1, "\(listed)")
+        let event = try #require(events.first)
+        #expect((event["subject"] as? [String: String]) == ["namespace": "shop", "kind": "Deployment", "name": "darwin-store"])
+        let classes = Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["anomalyClass"] as? String })
+        #expect(classes == ["replica_mismatch", "crash_loop", "error_rate_spike", "cpu_burst"])
+        let summary = event["summary"] as? String ?? ""
+        #expect(summary.hasPrefix("darwin-store: ") && summary.contains("4/5 replicas ready"), "\(summary)")
+        #expect(summary.contains("5xx ratio 100% at \(burstTimes[0]) and \(burstTimes[1])"), "\(summary)")
+        #expect(summary.contains("CPU 62.5% of limit at \(burstTimes[0]) and \(burstTimes[1])"), "\(summary)")
+    }
 }

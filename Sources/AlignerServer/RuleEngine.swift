@@ -217,7 +217,10 @@ actor RuleEngine {
     static let evidenceRefresh: Int64 = 10_000
     static let evidenceMinInterval: Int64 = 1_000
     var evidenceDue: Int64?
-    var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence)] = [:]
+    /// Per alert: when its evidence was computed, and the rule's value at each time computed then
+    /// (times more than 2 s old are not evaluated again: their samples are in).
+    var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence,
+                                 values: [Int64: (present: Bool, v: Double)])] = [:]
     /// Per group: how many times it has been evaluated (evidence older than that is stale).
     var generations: [Int] = []
 
@@ -226,7 +229,7 @@ actor RuleEngine {
     /// the samples it reads (a burst one scrape long shows at its height and its time; a fixed
     /// grid would step over it), at most `evidenceTimes` of them; the points kept are at most
     /// `evidencePoints`, each the highest of its stretch.
-    static let evidenceTimes = 300
+    static let evidenceTimes = 150
     static let evidencePoints = 60
 
     func evidence(rule: Rule, alert: Alert, group gi: Int) -> Evidence? {
@@ -244,7 +247,7 @@ actor RuleEngine {
         }
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
         var source: any SampleSource = store
-        var limit = RuleEngine.evidenceTimes / 10
+        var limit = RuleEngine.evidenceTimes / 5
         if let pid = store.partition(of: alert.labels, group: gi) {
             source = PartitionedSource(store: store, group: gi, partitions: [pid])
             limit = RuleEngine.evidenceTimes
@@ -252,17 +255,23 @@ actor RuleEngine {
         let times = RuleEngine.evidenceTimes(rule.expr, source: source, now: now, limit: limit)
         var points: [Evidence.Point] = []
         var present: [Bool] = []  // per time: did the alert's series have a value
+        var values: [Int64: (present: Bool, v: Double)] = [:]
         for t in times {
-            var evaluator = Evaluator(source: source, time: t)
-            evaluator.defaultSubqueryStep = subqueryStep
-            if case .vector(let v) = try? evaluator.evaluate(rule.expr),
-               let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target })
-            {
-                points.append(Evidence.Point(t: t, v: s.value))
-                present.append(true)
-            } else {
-                present.append(false)
+            var value = cached?.values[t]
+            if value == nil {
+                var evaluator = Evaluator(source: source, time: t)
+                evaluator.defaultSubqueryStep = subqueryStep
+                if case .vector(let v) = try? evaluator.evaluate(rule.expr),
+                   let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target })
+                {
+                    value = (true, s.value)
+                } else {
+                    value = (false, 0)
+                }
             }
+            if t < now - 2_000 { values[t] = value }
+            if value!.present { points.append(Evidence.Point(t: t, v: value!.v)) }
+            present.append(value!.present)
         }
         guard let top = points.map(\.v).max() else { return nil }
         // A peak is the first point of each run of times at the top value (a burst two scrapes
@@ -294,7 +303,7 @@ actor RuleEngine {
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
         }
         let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text)
-        evidenceCache[key] = (now, generation, cached != nil, e)
+        evidenceCache[key] = (now, generation, cached != nil, e, values)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
         return e
     }

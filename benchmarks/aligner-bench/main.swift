@@ -33,7 +33,12 @@ struct Options {
             case "--v2": v2 = true
             case "--rules": rules = args.popFirst()!
             case "--profile-lookup": profileLookup = true
-            default: fatalError("unknown argument \(a)")
+            case "--help", "-h":
+                print("usage: aligner-bench [--payloads DIR] [--rounds N] [--v2] [--rules DIR] [--profile-lookup]")
+                exit(0)
+            default:
+                FileHandle.standardError.write(Data("aligner-bench: unknown argument \(a) (see --help)\n".utf8))
+                exit(2)
             }
         }
     }
@@ -190,28 +195,17 @@ print(String(format: "decode alone, labels skimmed as the ingest path does: body
 
 /// Ingests every body each round (timestamps rewritten), timing decode + lookup and snappy + decode + lookup.
 @MainActor func measure(_ ingestor: Ingestor, label: String, roundOffset: Int) {
-    var scratch = [UInt8](repeating: 0, count: bodies.map(\.count).max()!)
     func runRound(_ r: Int, compressedToo: Bool) -> (decode: Duration, full: Duration, allocations: UInt64, written: Int) {
         for i in bodies.indices { patch(&bodies[i], slots[i], timestamp: base + Int64(r) * 1000) }
         var written = 0
         let allocations0 = aligner_malloc_count()
         let clock = ContinuousClock()
         var decode = Duration.zero
-        if getenv("TUNE_HOT") != nil {
-            for body in bodies {
-                scratch.withUnsafeMutableBytes { dst in body.withUnsafeBytes { dst.copyMemory(from: $0) } }
-                decode += clock.measure {
-                    let o = scratch.withUnsafeBytes { try! ingestor.apply(decompressed: UnsafeRawBufferPointer(rebasing: $0[0..<body.count]), version: .v1, now: 1) }
-                    written += o.samplesWritten
-                }
-            }
-        } else {
         decode = clock.measure {
             for body in bodies {
                 let o = body.withUnsafeBytes { try! ingestor.apply(decompressed: $0, version: .v1, now: 1) }
                 written += o.samplesWritten
             }
-        }
         }
         let allocations = aligner_malloc_count() - allocations0
         var full = Duration.zero

@@ -220,6 +220,27 @@ public indirect enum Expr: Sendable, Equatable {
         }
     }
 
+    /// The expression with each instant selector replaced by `replace`'s answer where it gives
+    /// one (range selectors are left as they are).
+    public func replacingSelectors(_ replace: (VectorSelector) -> Expr?) -> Expr {
+        switch self {
+        case .number, .string, .matrix: self
+        case .selector(let s): replace(s) ?? self
+        case .call(let name, let args): .call(name, args.map { $0.replacingSelectors(replace) })
+        case .aggregate(let op, let e, let p, let grouping, let without):
+            .aggregate(op, e.replacingSelectors(replace), parameter: p?.replacingSelectors(replace), grouping: grouping, without: without)
+        case .binary(let op, let l, let r, let matching, let returnBool):
+            .binary(op, l.replacingSelectors(replace), r.replacingSelectors(replace), matching: matching, returnBool: returnBool)
+        case .negate(let e): .negate(e.replacingSelectors(replace))
+        case .paren(let e): .paren(e.replacingSelectors(replace))
+        case .subquery(var q):
+            {
+                q.expr = q.expr.replacingSelectors(replace)
+                return .subquery(q)
+            }()
+        }
+    }
+
     /// Every selector in the expression, range selectors included, in order.
     public var selectors: [VectorSelector] {
         switch self {

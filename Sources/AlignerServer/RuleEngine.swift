@@ -218,7 +218,8 @@ actor RuleEngine {
     static let evidenceMinInterval: Int64 = 1_000
     var evidenceDue: Int64?
     /// Per alert: when its evidence was computed, and the rule's value at each time computed then
-    /// (times more than 2 s old are not evaluated again: their samples are in).
+    /// (times more than 30 s old are not evaluated again: remote-write senders deliver samples
+    /// seconds after their time, so a newer time may still change).
     var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence,
                                  values: [Int64: (present: Bool, v: Double)])] = [:]
     /// Per group: how many times it has been evaluated (evidence older than that is stale).
@@ -252,7 +253,8 @@ actor RuleEngine {
             source = PartitionedSource(store: store, group: gi, partitions: [pid])
             limit = RuleEngine.evidenceTimes
         }
-        let times = RuleEngine.evidenceTimes(rule.expr, source: source, now: now, limit: limit)
+        let expr = inliningRecordings(rule.expr, group: gi)
+        let times = RuleEngine.evidenceTimes(expr, source: source, now: now, limit: limit)
         var points: [Evidence.Point] = []
         var present: [Bool] = []  // per time: did the alert's series have a value
         var values: [Int64: (present: Bool, v: Double)] = [:]
@@ -261,7 +263,7 @@ actor RuleEngine {
             if value == nil {
                 var evaluator = Evaluator(source: source, time: t)
                 evaluator.defaultSubqueryStep = subqueryStep
-                if case .vector(let v) = try? evaluator.evaluate(rule.expr),
+                if case .vector(let v) = try? evaluator.evaluate(expr),
                    let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target })
                 {
                     value = (true, s.value)
@@ -269,7 +271,7 @@ actor RuleEngine {
                     value = (false, 0)
                 }
             }
-            if t < now - 2_000 { values[t] = value }
+            if t < now - 30_000 { values[t] = value }
             if value!.present { points.append(Evidence.Point(t: t, v: value!.v)) }
             present.append(value!.present)
         }
@@ -306,6 +308,27 @@ actor RuleEngine {
         evidenceCache[key] = (now, generation, cached != nil, e, values)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
         return e
+    }
+
+    /// The expression with its group's recording rules written out in place of the series they
+    /// record (a selector of the recorded name alone, without offset or `@`, of a rule that adds
+    /// no labels and is the only one recording that name): evidence then reads the samples the
+    /// recording rules read, at their own times. Recorded series carry the time of the evaluation
+    /// that wrote them, seconds after the samples' own when the sender lags.
+    func inliningRecordings(_ expr: Expr, group gi: Int, depth: Int = 0) -> Expr {
+        guard depth < 4 else { return expr }
+        var recorded: [String: Expr] = [:]
+        var twice: Set<String> = []
+        for r in state.groups[gi].rules {
+            guard case .record(let name) = r.kind else { continue }
+            if recorded[name] != nil || !r.labels.isEmpty { twice.insert(name) }
+            recorded[name] = r.expr
+        }
+        return expr.replacingSelectors { s in
+            guard let name = s.name, s.offset == 0, s.at == nil, s.matchers.count == 1, !twice.contains(name),
+                  let definition = recorded[name] else { return nil }
+            return .paren(inliningRecordings(definition, group: gi, depth: depth + 1))
+        }
     }
 
     /// The distinct times of the samples an expression reads over the last 5 minutes, and `now`,

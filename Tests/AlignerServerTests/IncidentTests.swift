@@ -149,7 +149,7 @@ import Testing
 
     /// The same incident from raw series (kube-state-metrics, cAdvisor and request counters, as a
     /// Prometheus scraping every second sends them) against the bundled pack, in real time: 40 s of
-    /// history, then 20 s of live writes with two one-scrape bursts.
+    /// history, then 20 s of live writes, late by 1.5 s, with two one-scrape bursts.
     @Test func bundledPackOnRawSeries() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
         let s = try await startProcess(rules: root.appendingPathComponent("rules").path)
@@ -191,8 +191,10 @@ import Testing
                                      samples: history.map { (start + $0[i].1 * 1000, $0[i].0.value) }))
         }
         #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(TestRequest(series: series))), headers: v1Headers).status == 204)
+        // Each scrape arrives 1.5 s after its time, as a remote-write sender's batches do: the
+        // evidence still names the samples' own times.
         for k in Int64(0)...20 {
-            let wait = start + k * 1000 - WallClock.nowMilliseconds()
+            let wait = start + k * 1000 + 1500 - WallClock.nowMilliseconds()
             if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) }
             let request = TestRequest(series: scrape(k).map { TestSeries($0.name, $0.labels, samples: [(start + k * 1000, $0.value)]) })
             #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)

@@ -108,8 +108,8 @@ public struct Evaluator {
         let from = end - q.range
         var t = step * (from / step)
         if t < from { t += step }
-        var order: [String] = []
-        var series: [String: RangeSeries] = [:]
+        var order: [Labels] = []
+        var series: [Labels: RangeSeries] = [:]
         while t <= end {
             var inner = self
             inner.time = t
@@ -121,7 +121,7 @@ public struct Evaluator {
             default: throw EvaluationError(message: "subquery is only allowed on instant vector")
             }
             for sample in samples {
-                let k = sample.labels.key
+                let k = sample.labels
                 if series[k] == nil {
                     order.append(k)
                     series[k] = RangeSeries(labels: sample.labels, timestamps: [], values: [])
@@ -138,8 +138,8 @@ public struct Evaluator {
     /// not merge two series.
     func distinct(_ out: [VectorSample]) throws(EvaluationError) -> [VectorSample] {
         guard out.count > 1 else { return out }
-        var seen = Set<String>(minimumCapacity: out.count)
-        for s in out where !seen.insert(s.labels.key).inserted {
+        var seen = Set<Labels>(minimumCapacity: out.count)
+        for s in out where !seen.insert(s.labels).inserted {
             throw EvaluationError(message: "vector cannot contain metrics with the same labelset")
         }
         return out
@@ -164,16 +164,17 @@ public struct Evaluator {
         func groupLabels(_ l: Labels) -> Labels {
             without ? l.dropping(dropSet) : l.keeping(groupSet)
         }
-        var order: [String] = []
-        var groups: [String: (labels: Labels, members: [VectorSample])] = [:]
+        // Grouped by the label arrays themselves (sorted, so equal sets are equal arrays): no
+        // key string is built per series.
+        var order: [Labels] = []
+        var groups: [Labels: (labels: Labels, members: [VectorSample])] = [:]
         for s in input {
             let g = groupLabels(s.labels)
-            let k = g.key
-            if groups[k] == nil {
-                order.append(k)
-                groups[k] = (g, [])
+            if groups[g] == nil {
+                order.append(g)
+                groups[g] = (g, [])
             }
-            groups[k]!.members.append(s)
+            groups[g]!.members.append(s)
         }
         var out: [VectorSample] = []
         switch op {
@@ -192,13 +193,12 @@ public struct Evaluator {
         case .countValues:
             guard case .string(let label) = parameter else { throw EvaluationError(message: "count_values needs a string") }
             guard isValidLabelName(label) else { throw EvaluationError(message: "invalid label name \"\(label)\"") }
-            var counts: [String: (Labels, Double)] = [:]
-            var countOrder: [String] = []
+            var counts: [Labels: (Labels, Double)] = [:]
+            var countOrder: [Labels] = []
             for s in input {
                 let l = groupLabels(s.labels).setting(label, formatValue(s.value))
-                let k = l.key
-                if counts[k] == nil { countOrder.append(k); counts[k] = (l, 0) }
-                counts[k]!.1 += 1
+                if counts[l] == nil { countOrder.append(l); counts[l] = (l, 0) }
+                counts[l]!.1 += 1
             }
             return countOrder.map { VectorSample(labels: counts[$0]!.0, value: counts[$0]!.1) }
         default:
@@ -298,7 +298,7 @@ public struct Evaluator {
             labels = m.on ? Set(m.labels) : Set(m.labels).union([metricNameLabel])
         }
         func matched(_ l: Labels) -> Labels { on ? l.keeping(labels) : l.dropping(labels) }
-        func callAsFunction(_ l: Labels) -> String { matched(l).key }
+        func callAsFunction(_ l: Labels) -> Labels { matched(l) }
     }
 
     func vectorOp(_ op: BinaryOp, _ lhs: [VectorSample], _ rhs: [VectorSample], matching m: VectorMatching, returnBool: Bool) throws(EvaluationError) -> [VectorSample] {
@@ -319,7 +319,7 @@ public struct Evaluator {
         // The "one" side is indexed by signature; the other side is matched against it.
         let oneSide = m.cardinality == .oneToMany ? lhs : rhs
         let manySide = m.cardinality == .oneToMany ? rhs : lhs
-        var index: [String: VectorSample] = [:]
+        var index: [Labels: VectorSample] = [:]
         for s in oneSide {
             let sig = signature(s.labels)
             if index[sig] != nil {
@@ -330,7 +330,7 @@ public struct Evaluator {
             index[sig] = s
         }
         var out: [VectorSample] = []
-        var seen: Set<String> = []
+        var seen: Set<Labels> = []
         for s in manySide {
             let sig = signature(s.labels)
             guard let other = index[sig] else { continue }
@@ -351,7 +351,7 @@ public struct Evaluator {
                 if !seen.insert(sig).inserted {
                     throw EvaluationError(message: "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
                 }
-            } else if !seen.insert(labels.key).inserted {
+            } else if !seen.insert(labels).inserted {
                 throw EvaluationError(message: "multiple matches for labels: grouping labels must ensure unique matches")
             }
             out.append(VectorSample(labels: labels, value: value))

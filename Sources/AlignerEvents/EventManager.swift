@@ -12,10 +12,13 @@ public struct SignalInput: Sendable {
     public var value: Double
     public var since: Int64
     public var evidence: Evidence?
+    /// False: the signal only joins its subject's open event; it neither opens nor reopens one.
+    public var opens: Bool
 
     public init(rule: String, anomalyClass: String, severity: String, subject: Subject, labels: [String: String],
-                annotations: [String: String], value: Double, since: Int64, evidence: Evidence? = nil) {
+                annotations: [String: String], value: Double, since: Int64, evidence: Evidence? = nil, opens: Bool = true) {
         self.evidence = evidence
+        self.opens = opens
         self.rule = rule
         self.anomalyClass = anomalyClass
         self.severity = severity
@@ -135,9 +138,14 @@ public actor EventManager {
         // Counted once per evaluation (a pass over every event copies each), then kept up to date.
         var open = openCount
         var recentByNamespace: [String: Int]?
-        for var input in firing {
+        // Signals that may open events first, so one that only joins finds the event another
+        // signal of the same evaluation opened.
+        for var input in firing.filter(\.opens) + firing.filter({ !$0.opens }) {
             defer { current.insert(input.key) }  // after any flood re-routing, which changes the key
             var target = eventFor(input.subject, now: now)
+            if !input.opens {
+                guard let id = target, let e = events[id], e.state == .open || e.state == .acknowledged else { continue }
+            }
             if target == nil {
                 // Flood: many subjects of one namespace opening at once become one event listing them.
                 if recentByNamespace == nil {

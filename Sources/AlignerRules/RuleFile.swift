@@ -30,6 +30,9 @@ public struct EventSpec: Sendable, Equatable {
     public var nameLabel: String
     /// `critical`, `warning` or `info`.
     public var severity: String
+    /// Whether the signal may open an event (`event.opens`, default true). A signal that does not
+    /// only joins its subject's open event: evidence, not an incident by itself (a CPU burst).
+    public var opens = true
 
     public init(anomalyClass: String, namespaceLabel: String, kind: String?, kindLabel: String?, nameLabel: String, severity: String) {
         self.anomalyClass = anomalyClass
@@ -334,8 +337,10 @@ struct Context {
                         fail(sk, "unknown key \"\(sk.string ?? "")\" in event.subject (known: namespace, kind, kind_label, name)"); ok = false
                     }
                 }
+            case "opens":
+                if let b = v.bool { spec.opens = b } else { fail(v, "event.opens must be true or false"); ok = false }
             default:
-                fail(k, "unknown key \"\(k.string ?? "")\" in event (known: class, subject, severity)"); ok = false
+                fail(k, "unknown key \"\(k.string ?? "")\" in event (known: class, subject, severity, opens)"); ok = false
             }
         }
         if spec.anomalyClass.isEmpty && ok { fail(node, "event.class must be set"); ok = false }

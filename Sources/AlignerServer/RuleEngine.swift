@@ -203,7 +203,7 @@ actor RuleEngine {
                     subject = lift(subject)
                     out.append(SignalInput(rule: r.name, anomalyClass: spec.anomalyClass, severity: spec.severity, subject: subject,
                                            labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt,
-                                           evidence: evidence(rule: r, alert: a, group: gi)))
+                                           evidence: evidence(rule: r, alert: a, group: gi), opens: spec.opens))
                 }
             }
         }

@@ -36,6 +36,26 @@ import Testing
         #expect(list[0].timeline.map(\.action).contains("reopened"))
     }
 
+    /// `event.opens: false`: the signal joins its subject's open event (also one opened in the same
+    /// evaluation, whatever the order), and never opens or reopens one.
+    @Test func signalsThatOnlyJoin() async throws {
+        let (m, _) = try Self.manager()
+        var burst = Self.signal("CPU", "web", cls: "cpu_burst")
+        burst.opens = false
+        await m.sync(firing: [burst], at: 1000)
+        #expect(await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).isEmpty)
+        await m.sync(firing: [burst, Self.signal("A", "web")], at: 2000)
+        let list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        #expect(list.count == 1 && list[0].anomalyClass == "crash_loop")
+        #expect(Set(list[0].signals.map(\.rule)) == ["A", "CPU"])
+        await m.sync(firing: [], at: 3000)
+        await m.resolveQuiet(now: 5000)
+        #expect(await m.get(list[0].id)?.state == .resolved)
+        await m.sync(firing: [burst], at: 6000)
+        #expect(await m.get(list[0].id)?.state == .resolved)
+        #expect(await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).count == 1)
+    }
+
     @Test func floodBecomesOneEvent() async throws {
         var limits = EventLimits()
         limits.floodThreshold = 2

@@ -57,6 +57,9 @@ import Testing
                         / on(job) group_left sum(histogram_count(y))
                     detector: {kind: ewma}
                     colour: blue
+                  - alert: E
+                    expr: up == 0
+                    event: {class: down, subject: {name: job}, opens: sometimes}
               - name: g
                 rules: []
             """, file: "bad.yml")
@@ -68,7 +71,8 @@ import Testing
             "bad.yml:13:38: group \"g\", rule 4 \"D\": could not parse expression: function \"histogram_count\" is not supported by Aligner",
             "bad.yml:14:9: group \"g\", rule 4 \"D\": detector is not supported yet: statistical detectors are a planned extension; use a threshold in expr",
             "bad.yml:15:9: group \"g\", rule 4 \"D\": unknown key \"colour\" in rule",
-            "bad.yml:16:5: group \"g\": groupname: \"g\" is repeated in the same file",
+            "bad.yml:18:59: group \"g\", rule 5 \"E\": event.opens must be true or false",
+            "bad.yml:19:5: group \"g\": groupname: \"g\" is repeated in the same file",
         ])
     }
 

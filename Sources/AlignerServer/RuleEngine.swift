@@ -299,7 +299,7 @@ actor RuleEngine {
         let text: String
         if peaks.count == 1 && inRun {
             // One stretch at the top that lasts until now: a level, not bursts; since when.
-            text = "\(what) since \(RuleEngine.clock(points[0].t))"
+            text = "\(what) since \(RuleEngine.clock(peaks[0].t))"
         } else {
             let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])

@@ -79,8 +79,17 @@ extension Evaluator {
         }
         // Functions over a range vector (the first argument, or the second for quantile_over_time).
         let rangeArg = name == "quantile_over_time" ? args[1] : args[0]
-        guard case .matrix(let matrix) = try evaluate(rangeArg) else {
-            throw EvaluationError(message: "function \(name) needs a range vector")
+        let matrix: [RangeSeries]
+        if name == "irate" || name == "idelta", case .matrix(let selector, let r) = unparen(rangeArg) {
+            // Only the last two samples count: only they are read.
+            let end = end(selector)
+            matrix = source.tail(matching: selector.matchers, from: end - r, through: end, count: 2)
+                .map { RangeSeries(labels: $0.labels, timestamps: $0.timestamps, values: $0.values) }
+        } else {
+            guard case .matrix(let m) = try evaluate(rangeArg) else {
+                throw EvaluationError(message: "function \(name) needs a range vector")
+            }
+            matrix = m
         }
         let rangeEnd: Int64, range: Int64
         switch unparen(rangeArg) {

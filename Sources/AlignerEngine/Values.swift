@@ -99,9 +99,19 @@ public protocol SampleSource {
     /// The newest sample in `[from, through]` of each matching series (what an instant selector
     /// reads); a stale marker is returned as it is.
     func latest(matching: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample]
+    /// The last `count` samples in `[from, through]` of each matching series, stale markers left
+    /// out (what irate and idelta read of a range).
+    func tail(matching: [LabelMatcher], from: Int64, through: Int64, count: Int) -> [StoredSeries]
 }
 
 extension SampleSource {
+    public func tail(matching matchers: [LabelMatcher], from: Int64, through: Int64, count: Int) -> [StoredSeries] {
+        series(matching: matchers, from: from, through: through).compactMap { s in
+            let kept = zip(s.timestamps, s.values).filter { !SampleValue.isStale(bits: $0.1.bitPattern) }.suffix(count)
+            return kept.isEmpty ? nil : StoredSeries(labels: s.labels, timestamps: kept.map(\.0), values: kept.map(\.1))
+        }
+    }
+
     public func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample] {
         series(matching: matchers, from: from, through: through).compactMap { s in
             guard let i = s.timestamps.indices.last else { return nil }

@@ -16,6 +16,19 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// evaluated whole).
         var partitions: [UInt32] = []
 
+        /// The samples in `[from, through]`: `timestamps[lo..<hi]`, found by binary search.
+        func indices(from: Int64, through: Int64) -> (lo: Int, hi: Int) {
+            func firstIndex(above limit: Int64, orEqual: Bool) -> Int {
+                var lo = 0, hi = timestamps.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if timestamps[mid] < limit || (!orEqual && timestamps[mid] == limit) { lo = mid + 1 } else { hi = mid }
+                }
+                return lo
+            }
+            return (firstIndex(above: from, orEqual: true), firstIndex(above: through, orEqual: false))
+        }
+
         /// Adds a sample in time order (two requests' samples of one series may come crossed),
         /// drops what fell out of the retention, and marks the groups (or the partitions of them)
         /// that the series feeds dirty, except `writer`'s. Returns the change in samples held, or
@@ -317,8 +330,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// Series of some partitions of a group only (all series when `part` is nil).
     func series(matching matchers: [LabelMatcher], from: Int64, through: Int64, in part: (group: Int, partitions: Set<UInt32>)?) -> [StoredSeries] {
         eachMatching(matchers, part) { w in
-            let lo = w.timestamps.firstIndex { $0 >= from } ?? w.timestamps.count
-            let hi = w.timestamps.lastIndex { $0 <= through }.map { $0 + 1 } ?? 0
+            let (lo, hi) = w.indices(from: from, through: through)
             guard lo < hi else { return nil }
             if lo == 0 && hi == w.timestamps.count {
                 return StoredSeries(labels: w.labels, timestamps: w.timestamps, values: w.values)  // shared, not copied
@@ -329,6 +341,27 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
     public func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample] {
         latest(matching: matchers, from: from, through: through, in: nil)
+    }
+
+    public func tail(matching matchers: [LabelMatcher], from: Int64, through: Int64, count: Int) -> [StoredSeries] {
+        tail(matching: matchers, from: from, through: through, count: count, in: nil)
+    }
+
+    /// The last `count` samples in `[from, through]` that are not stale markers, copying only those.
+    func tail(matching matchers: [LabelMatcher], from: Int64, through: Int64, count: Int, in part: (group: Int, partitions: Set<UInt32>)?) -> [StoredSeries] {
+        eachMatching(matchers, part) { w in
+            let (lo, hi) = w.indices(from: from, through: through)
+            var ts: [Int64] = [], vs: [Double] = []
+            var i = hi - 1
+            while i >= lo && ts.count < count {
+                if !SampleValue.isStale(bits: w.values[i].bitPattern) {
+                    ts.append(w.timestamps[i])
+                    vs.append(w.values[i])
+                }
+                i -= 1
+            }
+            return ts.isEmpty ? nil : StoredSeries(labels: w.labels, timestamps: ts.reversed(), values: vs.reversed())
+        }
     }
 
     /// The newest sample in `[from, through]` of each matching series, without copying windows.
@@ -401,6 +434,10 @@ public struct PartitionedSource: SampleSource {
 
     public func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [LatestSample] {
         store.latest(matching: matchers, from: from, through: through, in: (group, partitions))
+    }
+
+    public func tail(matching matchers: [LabelMatcher], from: Int64, through: Int64, count: Int) -> [StoredSeries] {
+        store.tail(matching: matchers, from: from, through: through, count: count, in: (group, partitions))
     }
 }
 

@@ -217,11 +217,20 @@ actor RuleEngine {
     static let evidenceRefresh: Int64 = 10_000
     static let evidenceMinInterval: Int64 = 1_000
     var evidenceDue: Int64?
-    /// Per alert: when its evidence was computed, and the rule's value at each time computed then
-    /// (times more than 30 s old are not evaluated again: remote-write senders deliver samples
-    /// seconds after their time, so a newer time may still change).
-    var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence,
-                                 values: [Int64: (present: Bool, v: Double)])] = [:]
+    /// Per alert (rule, labels and `activeAt`): when its evidence was computed, and the evidence.
+    var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence)] = [:]
+    /// Per alert series (rule and labels, whatever its `activeAt`: a flapping alert is not
+    /// evaluated anew each time it fires again): the rule's value at each time computed, when it
+    /// was last used. Times more than 30 s old are not evaluated again: remote-write senders
+    /// deliver samples seconds after their time, so a newer time may still change.
+    var evidenceValues: [String: (used: Int64, values: [Int64: (present: Bool, v: Double)])] = [:]
+    /// Evidence is computing the rules again over past times: refreshing it takes at most
+    /// `evidenceBudget` a second (5% of a core), so it never takes the core from ingestion; an
+    /// alert past the budget keeps the evidence it has and is refreshed later. An alert's first
+    /// evidence is always computed (a burst may fire for one evaluation only).
+    static let evidenceBudget = Duration.milliseconds(50)
+    var evidenceSpent = Duration.zero
+    var evidenceSecond: Int64 = 0
     /// Per group: how many times it has been evaluated (evidence older than that is stale).
     var generations: [Int] = []
 
@@ -230,7 +239,7 @@ actor RuleEngine {
     /// the samples it reads (a burst one scrape long shows at its height and its time; a fixed
     /// grid would step over it), at most `evidenceTimes` of them; the points kept are at most
     /// `evidencePoints`, each the highest of its stretch.
-    static let evidenceTimes = 150
+    static let evidenceTimes = 60
     static let evidencePoints = 60
 
     func evidence(rule: Rule, alert: Alert, group gi: Int) -> Evidence? {
@@ -246,6 +255,19 @@ actor RuleEngine {
                 return cached.evidence
             }
         }
+        if now / 1000 != evidenceSecond {
+            evidenceSecond = now / 1000
+            evidenceSpent = .zero
+        }
+        if let cached, evidenceSpent >= RuleEngine.evidenceBudget {
+            let due = (now / 1000 + 1) * 1000
+            evidenceDue = min(evidenceDue ?? due, due)
+            return cached.evidence
+        }
+        let started = ContinuousClock.now
+        defer { evidenceSpent += ContinuousClock.now - started }
+        let seriesKey = rule.name + "\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
+        let known = evidenceValues[seriesKey]?.values ?? [:]
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
         var source: any SampleSource = store
         var limit = RuleEngine.evidenceTimes / 5
@@ -253,13 +275,13 @@ actor RuleEngine {
             source = PartitionedSource(store: store, group: gi, partitions: [pid])
             limit = RuleEngine.evidenceTimes
         }
-        let expr = inliningRecordings(rule.expr, group: gi)
+        let expr = rule.expr
         let times = RuleEngine.evidenceTimes(expr, source: source, now: now, limit: limit)
         var points: [Evidence.Point] = []
         var present: [Bool] = []  // per time: did the alert's series have a value
         var values: [Int64: (present: Bool, v: Double)] = [:]
         for t in times {
-            var value = cached?.values[t]
+            var value = known[t]
             if value == nil {
                 var evaluator = Evaluator(source: source, time: t)
                 evaluator.defaultSubqueryStep = subqueryStep
@@ -289,6 +311,33 @@ actor RuleEngine {
             if atTop && !inRun { peaks.append(p) }
             inRun = atTop
         }
+        // A recorded series carries the time of the evaluation that wrote it, seconds after the
+        // samples' own when the sender lags. Each peak read through recording rules is given the
+        // time of the newest sample before it (at most 8, in the 10 s before) at which the rule,
+        // with the recording rules written out in place, reaches the peak (within the budget).
+        let inlined = inliningRecordings(expr, group: gi)
+        if inlined != expr {
+            for i in peaks.indices.suffix(3) where evidenceSpent + (ContinuousClock.now - started) < RuleEngine.evidenceBudget {
+                let t = peaks[i].t
+                var candidates = Set<Int64>()
+                for s in inlined.selectors {
+                    for series in source.series(matching: s.matchers, from: t - s.offset - 10_000, through: t - s.offset) {
+                        for x in series.timestamps { candidates.insert(x + s.offset) }
+                    }
+                }
+                for x in candidates.sorted().suffix(8).reversed() {
+                    var evaluator = Evaluator(source: source, time: x)
+                    evaluator.defaultSubqueryStep = subqueryStep
+                    if case .vector(let v) = try? evaluator.evaluate(inlined),
+                       let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target }),
+                       s.value >= top - abs(top) * 1e-9
+                    {
+                        peaks[i].t = x
+                        break
+                    }
+                }
+            }
+        }
         let what: String
         if let template = rule.annotations["summary"], let t = try? AlertTemplate(template) {
             let labels = Dictionary(alert.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
@@ -305,8 +354,10 @@ actor RuleEngine {
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
         }
         let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text)
-        evidenceCache[key] = (now, generation, cached != nil, e, values)
+        evidenceCache[key] = (now, generation, cached != nil, e)
+        evidenceValues[seriesKey] = (now, values)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
+        if evidenceValues.count > 10_000 { evidenceValues = evidenceValues.filter { now - $0.value.used < 600_000 } }
         return e
     }
 
@@ -342,8 +393,15 @@ actor RuleEngine {
         }
         let all = seen.filter { $0 >= now - 300_000 && $0 <= now }.sorted()
         guard all.count > limit, limit > 1 else { return all }
-        let step = Double(all.count - 1) / Double(limit - 1)
-        return (0..<limit).map { all[Int((Double($0) * step).rounded())] }
+        // The newest time of each slot of 5 minutes / limit, slots fixed in absolute time, so the
+        // times chosen stay the same from one refresh to the next (their values are reused).
+        let slot = 300_000 / Int64(limit - 1)
+        var out: [Int64] = []
+        for t in all {
+            if let last = out.last, last / slot == t / slot { out[out.count - 1] = t } else { out.append(t) }
+        }
+        if out.last != now { out.append(now) }
+        return out
     }
 
     /// At most `count` points: each the highest of an equal stretch of `points`.

@@ -120,4 +120,50 @@ import Testing
         #expect(store.size.samples == 4)
         if case .all? = store.takeDirty()[0] {} else { Issue.record("group not marked dirty") }
     }
+
+    /// The window store's reads (binary-searched ranges, and the tail irate and idelta read) give
+    /// what the simple store gives, stale markers and range edges included.
+    @Test func windowReadsMatchTheSimpleStore() throws {
+        let (groups, _) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - record: r
+                    expr: irate(x[1m]) + idelta(x[1m]) + rate(x[1m]) + changes(x[1m])
+            """, file: "g.yml")
+        let windows = WindowStore()
+        windows.select(groups)
+        let simple = MemoryStore()
+        var rng = SplitMix(seed: 42)
+        var newest: Int64 = .min
+        for job in ["a", "b"] {
+            let labels = [Label("__name__", "x"), Label("job", job)]
+            let id = windows.admit(labels: labels)
+            var t: Int64 = 0, v = 0.0
+            for _ in 0..<200 {
+                t += Int64.random(in: 1...15, using: &rng) * 1000
+                v += Double(Int.random(in: 0...3, using: &rng))
+                let bits = Int.random(in: 0..<10, using: &rng) == 0 ? SampleValue.staleNaN.bitPattern : v.bitPattern
+                windows.append(window: id, timestamp: t, valueBits: bits)
+                simple.append(labels, timestamp: t, value: Double(bitPattern: bits))
+            }
+            newest = max(newest, t)
+        }
+        let expr = try PromQLParser.parse("irate(x[1m]) or idelta(x[30s]) * 1000 or rate(x[45s]) * 1e6")
+        // The windows keep 6 minutes before their newest sample (the 1-minute range plus the lookback).
+        for time in stride(from: newest - 290_000, through: newest + 60_000, by: 3_000) {
+            for e in [expr, try PromQLParser.parse("idelta(x[20s])"), try PromQLParser.parse("irate(x[1m])")] {
+                var a = Evaluator(source: windows, time: time), b = Evaluator(source: simple, time: time)
+                guard case .vector(let va) = try a.evaluate(e), case .vector(let vb) = try b.evaluate(e) else {
+                    Issue.record("not a vector"); continue
+                }
+                #expect(va.map(\.labels) == vb.map(\.labels) && zip(va, vb).allSatisfy { $0.value == $1.value || ($0.value.isNaN && $1.value.isNaN) },
+                        "at \(time): \(va) vs \(vb)")
+            }
+            let m = [LabelMatcher("__name__", .equal, "x")]
+            let ws = windows.series(matching: m, from: time - 60_000, through: time)
+            let ss = simple.series(matching: m, from: time - 60_000, through: time)
+            #expect(ws.map(\.timestamps) == ss.map(\.timestamps))
+        }
+    }
 }

@@ -92,7 +92,7 @@ import Testing
 }
 
 /// A small deterministic generator (SplitMix64).
-struct SplitMix {
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

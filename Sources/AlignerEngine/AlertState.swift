@@ -361,6 +361,22 @@ public struct RuleGroupsState: Sendable {
 
     /// When the next pending alert's `for` (or a firing alert's `keep_firing_for`) ends, so the
     /// engine can evaluate exactly then.
+    /// The alerts whose `for` or `keep_firing_for` has ended by `now`: their group and labels.
+    public func due(at now: Int64) -> [(group: Int, labels: Labels)] {
+        var out: [(group: Int, labels: Labels)] = []
+        for (gi, g) in groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() {
+                for a in alerting[gi][ri]?.alerts.values ?? [:].values {
+                    var t: Int64?
+                    if a.state == .pending { t = a.activeAt + r.holdDuration }
+                    if a.state == .firing, let since = a.keepFiringSince { t = since + r.keepFiringFor }
+                    if let t, t <= now { out.append((gi, a.labels)) }
+                }
+            }
+        }
+        return out
+    }
+
     public var nextDue: Int64? {
         var due: Int64?
         for (gi, g) in groups.enumerated() {

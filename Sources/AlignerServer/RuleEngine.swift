@@ -97,9 +97,28 @@ actor RuleEngine {
     /// about a fifth of a core and ingestion keeps the rest; what is touched meanwhile is kept
     /// and evaluated when due (`deferredDue`).
     @discardableResult
-    func evaluate(groups: [Int: Touched]?, now: Int64) async -> Set<Int> {
+    /// Evaluates, without waiting for the rounds' spacing, the parts of groups whose alerts'
+    /// `for` (or `keep_firing_for`) ended: the alert's partition when its group is split, else
+    /// the group.
+    func evaluateDue(now: Int64) async {
+        lastDueEvaluation = now
         var work: [Int: Touched] = [:]
-        if let groups {
+        for (gi, labels) in state.due(at: now) {
+            if let pid = store.partition(of: labels, group: gi) {
+                work[gi] = RuleEngine.merge(work[gi], .partitions([pid]))
+            } else {
+                work[gi] = .all
+            }
+        }
+        guard !work.isEmpty else { return }
+        _ = await evaluate(groups: nil, now: now, only: work)
+    }
+
+    func evaluate(groups: [Int: Touched]?, now: Int64, only: [Int: Touched]? = nil) async -> Set<Int> {
+        var work: [Int: Touched] = [:]
+        if let only {
+            work = only
+        } else if let groups {
             for (gi, touched) in groups { deferred[gi] = RuleEngine.merge(deferred[gi], touched) }
             if now >= notBefore {
                 work = deferred
@@ -445,7 +464,10 @@ actor RuleEngine {
     }
 
     /// When a `for` or `keep_firing_for` ends next (milliseconds), if any.
-    var nextDue: Int64? { state.nextDue }
+    /// A pending alert whose series is missing when its `for` ends stays pending (within
+    /// `rules.gap_tolerance`) and stays due: the due parts are evaluated at most every 250 ms.
+    var nextDue: Int64? { state.nextDue.map { max($0, lastDueEvaluation + 250) } }
+    var lastDueEvaluation: Int64 = .min / 2
 
     /// Evaluates an expression now (the query API).
     func query(_ expr: Expr, at time: Int64) throws -> Value {
@@ -498,7 +520,7 @@ struct RuleEvaluationService: Service {
                         await engine.evaluate(groups: nil, now: now)
                         store.sweep(now: now)
                     } else if let due = await engine.nextDue, due <= now {
-                        await engine.evaluate(groups: nil, now: now)
+                        await engine.evaluateDue(now: now)
                     } else if let due = await engine.deferredDue, due <= now {
                         await engine.evaluate(groups: [:], now: now)  // what waited for its spacing
                     }

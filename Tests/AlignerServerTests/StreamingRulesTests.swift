@@ -37,6 +37,35 @@ import Testing
         #expect(r.status == 204)
     }
 
+    /// `for` ends on time with no write after the one that started it: the engine wakes for it
+    /// and evaluates the alert's part of the group (not every group).
+    @Test func forEndsOnTimeWithoutAnotherWrite() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: replicas
+                rules:
+                  - alert: ReplicasMissing
+                    expr: kube_deployment_spec_replicas - on(namespace, deployment) kube_deployment_status_replicas_ready > 0
+                    for: 2s
+            """)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        try await write(s, ready: 4, at: WallClock.nowMilliseconds())
+        let start = ContinuousClock.now
+        let pending = try await poll(s.base, "/api/v1/alerts") { $0.contains("pending") }
+        #expect(pending.contains(#""state":"pending""#))
+        var firing = false
+        while ContinuousClock.now - start < .seconds(5) {
+            if try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text.contains(#""state":"firing""#) {
+                firing = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(firing && elapsed >= .milliseconds(1900) && elapsed < .milliseconds(3500), "firing \(firing) after \(elapsed)")
+    }
+
     @Test func alertFiresAfterTheWriteAndResolves() async throws {
         let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
         let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }

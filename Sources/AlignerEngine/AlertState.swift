@@ -359,38 +359,29 @@ public struct RuleGroupsState: Sendable {
         "\(g.file)\u{0}\(g.name)\u{0}\(r.name)\u{0}\(r.expr)\u{0}\(r.holdDuration)\u{0}\(r.keepFiringFor)\u{0}" + r.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
-    /// When the next pending alert's `for` (or a firing alert's `keep_firing_for`) ends, so the
-    /// engine can evaluate exactly then.
-    /// The alerts whose `for` or `keep_firing_for` has ended by `now`: their group and labels.
-    public func due(at now: Int64) -> [(group: Int, labels: Labels)] {
-        var out: [(group: Int, labels: Labels)] = []
+    /// Each alert waiting for its `for` (pending) or its `keep_firing_for` to end: its group,
+    /// labels and when that ends.
+    func waiting() -> [(group: Int, labels: Labels, ends: Int64)] {
+        var out: [(group: Int, labels: Labels, ends: Int64)] = []
         for (gi, g) in groups.enumerated() {
             for (ri, r) in g.rules.enumerated() {
                 for a in alerting[gi][ri]?.alerts.values ?? [:].values {
-                    var t: Int64?
-                    if a.state == .pending { t = a.activeAt + r.holdDuration }
-                    if a.state == .firing, let since = a.keepFiringSince { t = since + r.keepFiringFor }
-                    if let t, t <= now { out.append((gi, a.labels)) }
+                    if a.state == .pending { out.append((gi, a.labels, a.activeAt + r.holdDuration)) }
+                    if a.state == .firing, let since = a.keepFiringSince { out.append((gi, a.labels, since + r.keepFiringFor)) }
                 }
             }
         }
         return out
     }
 
-    public var nextDue: Int64? {
-        var due: Int64?
-        for (gi, g) in groups.enumerated() {
-            for (ri, r) in g.rules.enumerated() {
-                for a in alerting[gi][ri]?.alerts.values ?? [:].values {
-                    var t: Int64?
-                    if a.state == .pending { t = a.activeAt + r.holdDuration }
-                    if a.state == .firing, let since = a.keepFiringSince { t = since + r.keepFiringFor }
-                    if let t { due = min(due ?? t, t) }
-                }
-            }
-        }
-        return due
+    /// The alerts whose `for` or `keep_firing_for` has ended by `now`: their group and labels.
+    public func due(at now: Int64) -> [(group: Int, labels: Labels)] {
+        waiting().filter { $0.ends <= now }.map { ($0.group, $0.labels) }
     }
+
+    /// When the next pending alert's `for` (or a firing alert's `keep_firing_for`) ends, so the
+    /// engine can evaluate exactly then.
+    public var nextDue: Int64? { waiting().map(\.ends).min() }
 
     /// Every alert of every alerting rule.
     public var alerts: [Alert] { alerting.flatMap { $0.compactMap { $0 } }.flatMap { Array($0.alerts.values) } }

@@ -16,17 +16,19 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// evaluated whole).
         var partitions: [UInt32] = []
 
-        /// The samples in `[from, through]`: `timestamps[lo..<hi]`, found by binary search.
-        func indices(from: Int64, through: Int64) -> (lo: Int, hi: Int) {
-            func firstIndex(above limit: Int64, orEqual: Bool) -> Int {
-                var lo = 0, hi = timestamps.count
-                while lo < hi {
-                    let mid = (lo + hi) / 2
-                    if timestamps[mid] < limit || (!orEqual && timestamps[mid] == limit) { lo = mid + 1 } else { hi = mid }
-                }
-                return lo
+        /// The first sample at or after `t` (strictly after, when `after`), by binary search.
+        func firstIndex(from t: Int64, after: Bool = false) -> Int {
+            var lo = 0, hi = timestamps.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if timestamps[mid] < t || (after && timestamps[mid] == t) { lo = mid + 1 } else { hi = mid }
             }
-            return (firstIndex(above: from, orEqual: true), firstIndex(above: through, orEqual: false))
+            return lo
+        }
+
+        /// The samples in `[from, through]`: `timestamps[lo..<hi]`.
+        func indices(from: Int64, through: Int64) -> (lo: Int, hi: Int) {
+            (firstIndex(from: from), firstIndex(from: through, after: true))
         }
 
         /// Adds a sample in time order (two requests' samples of one series may come crossed),
@@ -42,11 +44,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 timestamps.append(timestamp)
                 values.append(Double(bitPattern: valueBits))
             } else {
-                var lo = 0, hi = timestamps.count
-                while lo < hi {
-                    let mid = (lo + hi) / 2
-                    if timestamps[mid] < timestamp { lo = mid + 1 } else { hi = mid }
-                }
+                let lo = firstIndex(from: timestamp)
                 if lo < timestamps.count && timestamps[lo] == timestamp { return nil }
                 timestamps.insert(timestamp, at: lo)
                 values.insert(Double(bitPattern: valueBits), at: lo)

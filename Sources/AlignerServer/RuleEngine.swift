@@ -86,17 +86,6 @@ actor RuleEngine {
         return groups.reduce(0) { $0 + $1.rules.count }
     }
 
-    /// Evaluates what writes touched (`groups`), or every group whole (nil, the time-driven
-    /// evaluation), at `now`, honouring each group's `interval` as a minimum spacing. Returns the
-    /// groups skipped because of their `interval`.
-    ///
-    /// A group whose writes touched only some of its partitions (see `RuleGroup.partitionLabels`)
-    /// is evaluated over those partitions only: the cost follows what the write touched, not
-    /// every series of the group. Data-driven rounds are also spaced by `spacingFactor` times
-    /// what the last round took, so that however often writes come, evaluating takes at most
-    /// about a fifth of a core and ingestion keeps the rest; what is touched meanwhile is kept
-    /// and evaluated when due (`deferredDue`).
-    @discardableResult
     /// Evaluates, without waiting for the rounds' spacing, the parts of groups whose alerts'
     /// `for` (or `keep_firing_for`) ended: the alert's partition when its group is split, else
     /// the group.
@@ -111,9 +100,22 @@ actor RuleEngine {
             }
         }
         guard !work.isEmpty else { return }
-        _ = await evaluate(groups: nil, now: now, only: work)
+        await evaluate(groups: nil, now: now, only: work)
     }
 
+    /// Evaluates what writes touched (`groups`), or every group whole (nil, the time-driven
+    /// evaluation), at `now`, honouring each group's `interval` as a minimum spacing. Returns the
+    /// groups skipped because of their `interval`.
+    ///
+    /// A group whose writes touched only some of its partitions (see `RuleGroup.partitionLabels`)
+    /// is evaluated over those partitions only: the cost follows what the write touched, not
+    /// every series of the group. Data-driven rounds are also spaced by `spacingFactor` times
+    /// what the last round took, so that however often writes come, evaluating takes at most
+    /// about a fifth of a core and ingestion keeps the rest; what is touched meanwhile is kept
+    /// and evaluated when due (`deferredDue`).
+    ///
+    /// `only`, when given, is evaluated at once instead, without the spacing (what `evaluateDue` found due).
+    @discardableResult
     func evaluate(groups: [Int: Touched]?, now: Int64, only: [Int: Touched]? = nil) async -> Set<Int> {
         var work: [Int: Touched] = [:]
         if let only {
@@ -244,9 +246,9 @@ actor RuleEngine {
     /// deliver samples seconds after their time, so a newer time may still change.
     var evidenceValues: [String: (used: Int64, values: [Int64: (present: Bool, v: Double)])] = [:]
     /// Evidence is computing the rules again over past times: refreshing it takes at most
-    /// `evidenceBudget` a second (5% of a core), so it never takes the core from ingestion; an
-    /// alert past the budget keeps the evidence it has and is refreshed later. An alert's first
-    /// evidence is always computed (a burst may fire for one evaluation only).
+    /// `evidenceBudget` a second (5% of a core); an alert past the budget keeps the evidence it
+    /// has and is refreshed later. An alert's first evidence is always computed (a burst may fire
+    /// for one evaluation only), so that part is bounded by `evidenceTimes` per alert, not in time.
     static let evidenceBudget = Duration.milliseconds(50)
     var evidenceSpent = Duration.zero
     var evidenceSecond: Int64 = 0
@@ -256,13 +258,14 @@ actor RuleEngine {
     /// The rule's value for this alert's series over the last 5 minutes, its peaks, and a line
     /// such as "5xx ratio 100% at 22:10:50 and 22:11:25". The rule is evaluated at the times of
     /// the samples it reads (a burst one scrape long shows at its height and its time; a fixed
-    /// grid would step over it), at most `evidenceTimes` of them; the points kept are at most
+    /// grid would step over it), about `evidenceTimes` of them at most; the points kept are at most
     /// `evidencePoints`, each the highest of its stretch.
     static let evidenceTimes = 60
     static let evidencePoints = 60
 
     func evidence(rule: Rule, alert: Alert, group gi: Int) -> Evidence? {
-        let key = rule.name + "\u{0}\(alert.activeAt)\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
+        let seriesKey = rule.name + "\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
+        let key = seriesKey + "\u{0}\(alert.activeAt)"
         let now = WallClock.nowMilliseconds()
         let generation = generations[gi]
         let cached = evidenceCache[key]
@@ -285,7 +288,6 @@ actor RuleEngine {
         }
         let started = ContinuousClock.now
         defer { evidenceSpent += ContinuousClock.now - started }
-        let seriesKey = rule.name + "\u{0}" + alert.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
         let known = evidenceValues[seriesKey]?.values ?? [:]
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
         var source: any SampleSource = store
@@ -295,26 +297,22 @@ actor RuleEngine {
             limit = RuleEngine.evidenceTimes
         }
         let expr = rule.expr
+        // The value of this alert's series in `e`'s answer at `t`, if it has one.
+        func value(of e: Expr, at t: Int64) -> Double? {
+            var evaluator = Evaluator(source: source, time: t)
+            evaluator.defaultSubqueryStep = subqueryStep
+            guard case .vector(let v) = try? evaluator.evaluate(e) else { return nil }
+            return v.first { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target }?.value
+        }
         let times = RuleEngine.evidenceTimes(expr, source: source, now: now, limit: limit)
         var points: [Evidence.Point] = []
         var present: [Bool] = []  // per time: did the alert's series have a value
         var values: [Int64: (present: Bool, v: Double)] = [:]
         for t in times {
-            var value = known[t]
-            if value == nil {
-                var evaluator = Evaluator(source: source, time: t)
-                evaluator.defaultSubqueryStep = subqueryStep
-                if case .vector(let v) = try? evaluator.evaluate(expr),
-                   let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target })
-                {
-                    value = (true, s.value)
-                } else {
-                    value = (false, 0)
-                }
-            }
+            let value = known[t] ?? value(of: expr, at: t).map { (true, $0) } ?? (false, 0)
             if t < now - 30_000 { values[t] = value }
-            if value!.present { points.append(Evidence.Point(t: t, v: value!.v)) }
-            present.append(value!.present)
+            if value.present { points.append(Evidence.Point(t: t, v: value.v)) }
+            present.append(value.present)
         }
         guard let top = points.map(\.v).max() else { return nil }
         // A peak is the first point of each run of times at the top value (a burst two scrapes
@@ -344,16 +342,9 @@ actor RuleEngine {
                         for x in series.timestamps { candidates.insert(x + s.offset) }
                     }
                 }
-                for x in candidates.sorted().suffix(8).reversed() {
-                    var evaluator = Evaluator(source: source, time: x)
-                    evaluator.defaultSubqueryStep = subqueryStep
-                    if case .vector(let v) = try? evaluator.evaluate(inlined),
-                       let s = v.first(where: { $0.labels.droppingMetricName().map { "\($0.name)=\($0.value)" } == target }),
-                       s.value >= top - abs(top) * 1e-9
-                    {
-                        peaks[i].t = x
-                        break
-                    }
+                for x in candidates.sorted().suffix(8).reversed() where (value(of: inlined, at: x) ?? -.infinity) >= top - abs(top) * 1e-9 {
+                    peaks[i].t = x
+                    break
                 }
             }
         }
@@ -402,7 +393,7 @@ actor RuleEngine {
     }
 
     /// The distinct times of the samples an expression reads over the last 5 minutes, and `now`,
-    /// oldest first; at most `limit`, evenly thinned (`now` and the newest kept).
+    /// oldest first; past `limit` of them, the newest of each fixed slot of 5 minutes / (limit - 1).
     static func evidenceTimes(_ expr: Expr, source: any SampleSource, now: Int64, limit: Int) -> [Int64] {
         var seen = Set<Int64>([now])
         for selector in expr.selectors {

@@ -3,7 +3,7 @@ import Foundation
 /// The part of Go's text/template that Prometheus rule labels and annotations use:
 /// `{{ $labels.name }}`, `{{ $value }}`, `{{ $externalLabels.x }}`, string literals, and pipes
 /// through humanize, humanize1024, humanizePercentage, humanizeDuration, printf, title, toUpper,
-/// toLower, and Prometheus' query functions `query`, `first`, `value` and `label`
+/// toLower, Go's `or`, and Prometheus' query functions `query`, `first`, `value` and `label`
 /// (`{{ printf "up{job='%s'}" $labels.job | query | first | value }}`). Anything else (`with`,
 /// `range`, `if`, ...) is an error that names it.
 public struct AlertTemplate: Sendable {
@@ -81,7 +81,7 @@ public struct AlertTemplate: Sendable {
     }
 
     static let functions: Set<String> = ["humanize", "humanize1024", "humanizePercentage", "humanizeDuration", "printf",
-                                         "title", "toUpper", "toLower", "query", "first", "value", "label"]
+                                         "title", "toUpper", "toLower", "query", "first", "value", "label", "or"]
 
     /// Runs a PromQL instant query for a template (`query`), at the evaluation's time.
     public typealias Query = (String) throws -> [VectorSample]
@@ -164,6 +164,9 @@ public struct AlertTemplate: Sendable {
         case "label":
             guard args.count == 2, case .sample(let sample) = last else { throw Failure(description: "label needs a name and a sample") }
             return .string(sample.labels.value(args[0].text))
+        case "or":
+            // Go's builtin: the first non-empty argument, else the last.
+            return args.first { $0.isTrue } ?? last
         case "printf":
             guard case .string(let format) = args[0] else { throw Failure(description: "printf needs a format string") }
             return .string(try printf(format, Array(args.dropFirst())))
@@ -235,6 +238,16 @@ enum TemplateValue {
     /// What `query` returns, and one of its samples (`first`).
     case samples([VectorSample])
     case sample(VectorSample)
+
+    /// Go's truth: not empty, not zero.
+    var isTrue: Bool {
+        switch self {
+        case .string(let s): !s.isEmpty
+        case .number(let d): d != 0
+        case .samples(let v): !v.isEmpty
+        case .sample: true
+        }
+    }
 
     var text: String {
         switch self {

@@ -26,20 +26,21 @@ public struct EventSpec: Sendable, Equatable {
     public var kind: String?
     /// The label holding the workload's kind, when it varies per series.
     public var kindLabel: String?
-    /// The label holding the workload's name.
-    public var nameLabel: String
+    /// The labels that may hold the workload's name, in order: the first one set names it
+    /// (`name: [service, job]`).
+    public var nameLabels: [String]
     /// `critical`, `warning` or `info`.
     public var severity: String
     /// Whether the signal may open an event (`event.opens`, default true). A signal that does not
     /// only joins its subject's open event: evidence, not an incident by itself (a CPU burst).
     public var opens = true
 
-    public init(anomalyClass: String, namespaceLabel: String, kind: String?, kindLabel: String?, nameLabel: String, severity: String) {
+    public init(anomalyClass: String, namespaceLabel: String, kind: String?, kindLabel: String?, nameLabels: [String], severity: String) {
         self.anomalyClass = anomalyClass
         self.namespaceLabel = namespaceLabel
         self.kind = kind
         self.kindLabel = kindLabel
-        self.nameLabel = nameLabel
+        self.nameLabels = nameLabels
         self.severity = severity
     }
 }
@@ -306,7 +307,7 @@ struct Context {
             fail(node, "event must be a mapping with class, subject and severity")
             return nil
         }
-        var spec = EventSpec(anomalyClass: "", namespaceLabel: "namespace", kind: nil, kindLabel: nil, nameLabel: "", severity: "warning")
+        var spec = EventSpec(anomalyClass: "", namespaceLabel: "namespace", kind: nil, kindLabel: nil, nameLabels: [], severity: "warning")
         var ok = true
         for (k, v) in m {
             switch k.string ?? "" {
@@ -320,7 +321,7 @@ struct Context {
                 }
             case "subject":
                 guard let sm = v.mapping else {
-                    fail(v, "event.subject must be a mapping: {namespace: LABEL, kind: KIND, name: LABEL}"); ok = false
+                    fail(v, "event.subject must be a mapping: {namespace: LABEL, kind: KIND, name: LABEL or [LABEL, ...]}"); ok = false
                     continue
                 }
                 for (sk, sv) in sm {
@@ -329,7 +330,10 @@ struct Context {
                     case "namespace":
                         if isValidLabelName(value) { spec.namespaceLabel = value } else { fail(sv, "event.subject.namespace must be a label name"); ok = false }
                     case "name":
-                        if isValidLabelName(value) { spec.nameLabel = value } else { fail(sv, "event.subject.name must be a label name"); ok = false }
+                        let names = sv.sequence?.map { $0.string ?? "" } ?? [value]
+                        if !names.isEmpty, names.allSatisfy(isValidLabelName) { spec.nameLabels = names } else {
+                            fail(sv, "event.subject.name must be a label name or a list of label names"); ok = false
+                        }
                     case "kind": spec.kind = value
                     case "kind_label":
                         if isValidLabelName(value) { spec.kindLabel = value } else { fail(sv, "event.subject.kind_label must be a label name"); ok = false }
@@ -344,7 +348,7 @@ struct Context {
             }
         }
         if spec.anomalyClass.isEmpty && ok { fail(node, "event.class must be set"); ok = false }
-        if spec.nameLabel.isEmpty && ok { fail(node, "event.subject.name must name the label that holds the workload name"); ok = false }
+        if spec.nameLabels.isEmpty && ok { fail(node, "event.subject.name must name the label that holds the workload name"); ok = false }
         return ok ? spec : nil
     }
 

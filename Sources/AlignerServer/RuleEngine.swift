@@ -220,7 +220,7 @@ actor RuleEngine {
                 for a in alerting.firing {
                     let labels = Dictionary(a.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
                     var subject = Subject(namespace: labels[spec.namespaceLabel] ?? "", kind: spec.kind ?? labels[spec.kindLabel ?? ""] ?? "",
-                                          name: labels[spec.nameLabel] ?? "")
+                                          name: spec.nameLabels.lazy.compactMap { labels[$0] }.first { !$0.isEmpty } ?? "")
                     subject = lift(subject)
                     out.append(SignalInput(rule: r.name, anomalyClass: spec.anomalyClass, severity: spec.severity, subject: subject,
                                            labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt,
@@ -434,24 +434,44 @@ actor RuleEngine {
         return String(format: "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
     }
 
-    /// Pod → its owner (ReplicaSet → its Deployment), from kube_pod_owner and kube_replicaset_owner.
+    /// Pod → its owner (ReplicaSet → its Deployment), from kube_pod_owner and kube_replicaset_owner;
+    /// without them, from the pod's name (`<deployment>-<template hash>-<suffix>`,
+    /// `<statefulset>-<ordinal>`) when kube-state-metrics knows a workload of that name.
     func lift(_ subject: Subject) -> Subject {
         guard subject.kind == "Pod" else { return subject }
         let now = WallClock.nowMilliseconds()
-        func owner(_ metric: String, _ label: String, _ name: String) -> (kind: String, name: String)? {
+        func seen(_ metric: String, _ label: String, _ name: String) -> [Labels] {
             let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher("namespace", .equal, subject.namespace),
                             LabelMatcher(label, .equal, name)]
-            for s in store.series(matching: matchers, from: now - 300_000, through: now) {
-                let kind = s.labels.value("owner_kind"), ownerName = s.labels.value("owner_name")
+            return store.series(matching: matchers, from: now - 300_000, through: now).map(\.labels)
+        }
+        func owner(_ metric: String, _ label: String, _ name: String) -> (kind: String, name: String)? {
+            for labels in seen(metric, label, name) {
+                let kind = labels.value("owner_kind"), ownerName = labels.value("owner_name")
                 if !kind.isEmpty && !ownerName.isEmpty && kind != "<none>" { return (kind, ownerName) }
             }
             return nil
         }
-        guard let podOwner = owner("kube_pod_owner", "pod", subject.name) else { return subject }
-        if podOwner.kind == "ReplicaSet", let rsOwner = owner("kube_replicaset_owner", "replicaset", podOwner.name) {
-            return Subject(namespace: subject.namespace, kind: rsOwner.kind, name: rsOwner.name)
+        if let podOwner = owner("kube_pod_owner", "pod", subject.name) {
+            if podOwner.kind == "ReplicaSet", let rsOwner = owner("kube_replicaset_owner", "replicaset", podOwner.name) {
+                return Subject(namespace: subject.namespace, kind: rsOwner.kind, name: rsOwner.name)
+            }
+            return Subject(namespace: subject.namespace, kind: podOwner.kind, name: podOwner.name)
         }
-        return Subject(namespace: subject.namespace, kind: podOwner.kind, name: podOwner.name)
+        let parts = subject.name.split(separator: "-", omittingEmptySubsequences: false)
+        if parts.count > 2 {
+            let name = parts.dropLast(2).joined(separator: "-")
+            if !seen("kube_deployment_spec_replicas", "deployment", name).isEmpty {
+                return Subject(namespace: subject.namespace, kind: "Deployment", name: name)
+            }
+        }
+        if parts.count > 1, parts.last!.allSatisfy(\.isNumber) {
+            let name = parts.dropLast().joined(separator: "-")
+            if !seen("kube_statefulset_replicas", "statefulset", name).isEmpty {
+                return Subject(namespace: subject.namespace, kind: "StatefulSet", name: name)
+            }
+        }
+        return subject
     }
 
     /// When a `for` or `keep_firing_for` ends next (milliseconds), if any.

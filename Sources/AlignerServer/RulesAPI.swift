@@ -64,7 +64,7 @@ struct RulesAPI: Sendable {
                     o["state"] = alerts.contains { $0.state == .firing } ? "firing" : alerts.isEmpty ? "inactive" : "pending"
                     if let e = r.event {
                         o["event"] = ["class": e.anomalyClass, "severity": e.severity, "subject": [
-                            "namespace": e.namespaceLabel, "kind": e.kind ?? "", "kind_label": e.kindLabel ?? "", "name": e.nameLabel]]
+                            "namespace": e.namespaceLabel, "kind": e.kind ?? "", "kind_label": e.kindLabel ?? "", "name": e.nameLabels.count == 1 ? e.nameLabels[0] as Any : e.nameLabels]]
                     }
                 case .record:
                     o["type"] = "recording"

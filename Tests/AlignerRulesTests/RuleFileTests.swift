@@ -35,7 +35,7 @@ import Testing
         #expect(alert.kind == .alert("KubeDeploymentReplicasMismatch"))
         #expect(alert.holdDuration == 60_000 && alert.keepFiringFor == 30_000)
         #expect(alert.event == EventSpec(anomalyClass: "replica_mismatch", namespaceLabel: "namespace", kind: "Deployment",
-                                         kindLabel: nil, nameLabel: "deployment", severity: "critical"))
+                                         kindLabel: nil, nameLabels: ["deployment"], severity: "critical"))
         #expect(alert.resolve != nil && alert.hooks == ["chat", "restart-rollout"])
         #expect(alert.position == SourcePosition(file: "apps.yml", line: 8, column: 9))
     }

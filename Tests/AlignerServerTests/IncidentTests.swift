@@ -147,38 +147,56 @@ import Testing
         #expect(try await HTTPClient.request("GET", s.base + "/-/healthy").status == 200)
     }
 
+    /// How the cluster's exporters name things: kube-state-metrics v2 with owner series, and
+    /// applications scraped through a ServiceMonitor (`service`) counting by `code`; or a
+    /// kube-state-metrics without ready, updated or owner series, and applications scraped
+    /// through a PodMonitor (`job`, no `service`) counting by `status`.
+    enum Exporters: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case standard, sparse
+        var testDescription: String { rawValue }
+    }
+
     /// The same incident from raw series (kube-state-metrics, cAdvisor and request counters, as a
     /// Prometheus scraping every second sends them) against the bundled pack, in real time: 40 s of
     /// history, then 20 s of live writes, late by 1.5 s, with two one-scrape bursts.
-    @Test func bundledPackOnRawSeries() async throws {
+    @Test(arguments: Exporters.allCases)
+    func bundledPackOnRawSeries(_ exporters: Exporters) async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
         let s = try await startProcess(rules: root.appendingPathComponent("rules").path)
         defer { s.stop() }
         let bursts: Set<Int64> = [3, 8]
+        let standard = exporters == .standard
+        let (crashing, busy) = standard ? ("darwin-store-7d9f-x1", "darwin-store-5c6b-a1") : ("darwin-store-7d9f8c6b5d-x2k4p", "darwin-store-5c6b9f7d4-a1b2c")
         /// Every series of one scrape k seconds after the start (negative: history).
         func scrape(_ k: Int64) -> [(name: String, labels: [(String, String)], value: Double)] {
             let ns = ("namespace", "shop")
             let burstsSoFar = Double(bursts.filter { $0 <= k }.count)
+            let ready = standard ? "kube_deployment_status_replicas_ready" : "kube_deployment_status_replicas_available"
+            func requests(_ service: String, _ code: String) -> [(String, String)] {
+                [ns, standard ? ("service", service) : ("job", service), (standard ? "code" : "status", code)]
+            }
             var out: [(String, [(String, String)], Double)] = [
                 ("kube_deployment_spec_replicas", [ns, ("deployment", "darwin-store")], 5),
-                ("kube_deployment_status_replicas_updated", [ns, ("deployment", "darwin-store")], k < -35 ? 5 : 1),
-                ("kube_deployment_status_replicas_ready", [ns, ("deployment", "darwin-store")], k < -34 ? 5 : 4),
+                (ready, [ns, ("deployment", "darwin-store")], k < -34 ? 5 : 4),
                 ("kube_pod_container_status_waiting_reason",
-                 [ns, ("pod", "darwin-store-7d9f-x1"), ("container", "app"), ("reason", "CrashLoopBackOff")], k < -20 ? 0 : 1),
-                ("http_requests_total", [ns, ("service", "darwin-store"), ("code", "200")], 10 * Double(k + 40) - 10 * burstsSoFar),
-                ("http_requests_total", [ns, ("service", "darwin-store"), ("code", "500")], 10 * burstsSoFar),
-                ("container_cpu_usage_seconds_total", [ns, ("pod", "darwin-store-5c6b-a1"), ("container", "app")],
+                 [ns, ("pod", crashing), ("container", "app"), ("reason", "CrashLoopBackOff")], k < -20 ? 0 : 1),
+                ("http_requests_total", requests("darwin-store", "200"), 10 * Double(k + 40) - 10 * burstsSoFar),
+                ("http_requests_total", requests("darwin-store", "500"), 10 * burstsSoFar),
+                ("container_cpu_usage_seconds_total", [ns, ("pod", busy), ("container", "app")],
                  0.1 * Double(k + 40) + 0.525 * burstsSoFar),
-                ("kube_pod_container_resource_limits", [ns, ("pod", "darwin-store-5c6b-a1"), ("container", "app"), ("resource", "cpu")], 1),
+                ("kube_pod_container_resource_limits", [ns, ("pod", busy), ("container", "app"), ("resource", "cpu")], 1),
                 // cart rolls out healthily: one pod at a time, ready dipping while each starts.
                 ("kube_deployment_spec_replicas", [ns, ("deployment", "cart")], 3),
-                ("kube_deployment_status_replicas_updated", [ns, ("deployment", "cart")], k < 0 ? 3 : Double(min(3, 1 + k / 4))),
-                ("kube_deployment_status_replicas_ready", [ns, ("deployment", "cart")], [1, 2, 5, 6].contains(k) ? 2 : 3),
-                ("http_requests_total", [ns, ("service", "cart"), ("code", "200")], 5 * Double(k + 40)),
+                (ready, [ns, ("deployment", "cart")], [1, 2, 5, 6].contains(k) ? 2 : 3),
+                ("http_requests_total", requests("cart", "200"), 5 * Double(k + 40)),
             ]
-            for (pod, rs) in [("darwin-store-7d9f-x1", "darwin-store-7d9f"), ("darwin-store-5c6b-a1", "darwin-store-5c6b")] {
-                out.append(("kube_pod_owner", [ns, ("pod", pod), ("owner_kind", "ReplicaSet"), ("owner_name", rs)], 1))
-                out.append(("kube_replicaset_owner", [ns, ("replicaset", rs), ("owner_kind", "Deployment"), ("owner_name", "darwin-store")], 1))
+            if standard {
+                out.append(("kube_deployment_status_replicas_updated", [ns, ("deployment", "darwin-store")], k < -35 ? 5 : 1))
+                out.append(("kube_deployment_status_replicas_updated", [ns, ("deployment", "cart")], k < 0 ? 3 : Double(min(3, 1 + k / 4))))
+                for (pod, rs) in [(crashing, "darwin-store-7d9f"), (busy, "darwin-store-5c6b")] {
+                    out.append(("kube_pod_owner", [ns, ("pod", pod), ("owner_kind", "ReplicaSet"), ("owner_name", rs)], 1))
+                    out.append(("kube_replicaset_owner", [ns, ("replicaset", rs), ("owner_kind", "Deployment"), ("owner_name", "darwin-store")], 1))
+                }
             }
             return out
         }

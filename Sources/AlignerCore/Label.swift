@@ -17,7 +17,21 @@ public struct Label: Hashable, Sendable, Comparable, Codable, CustomStringConver
         return lhs.value.utf8.lexicographicallyPrecedes(rhs.value.utf8)
     }
 
-    public var description: String { "\(name)=\"\(value)\"" }
+    /// `name="value"`, the value quoted as Prometheus prints it (`\\`, `\"`, `\n`, `\t`, `\r` escaped).
+    public var description: String {
+        var out = name + "=\""
+        for c in value.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "\""
+    }
 }
 
 /// The reserved label that holds a series' metric name.

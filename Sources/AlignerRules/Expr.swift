@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The type of a PromQL expression's value.
 public enum ValueType: String, Sendable, Equatable {
@@ -13,8 +14,8 @@ public enum MatchOp: String, Sendable, Equatable {
 }
 
 /// One `name op "value"` of a selector. Regular expressions are fully anchored, as in Prometheus,
-/// and compiled once, when the matcher is made; common shapes (`a|b|c`, `.*`, `.+`) skip the
-/// regex engine.
+/// and compiled once, when the matcher is made; common shapes (`a|b|c`, `.*`, `.+`, `prefix.*`)
+/// skip the regex engine.
 public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public var name: String
     public var op: MatchOp
@@ -48,17 +49,27 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(name)\(op.rawValue)\(quoted(value))" }
 }
 
-/// A compiled, anchored regular expression with fast paths for alternations of literals.
+/// A compiled, anchored regular expression with fast paths for common shapes. As in Prometheus
+/// 2.42, `.` does not match a newline (Prometheus 3 compiles with `(?s)`, where it does).
 final class MatcherProgram: @unchecked Sendable {
     enum Kind {
         case literals(Set<String>)
+        /// `.*`: anything without a newline.
         case anything
+        /// `.+`: anything not empty, without a newline.
         case nonEmpty
+        /// `literal.*`: the literal, then anything without a newline.
+        case prefix(String)
         case regex(NSRegularExpression)
         case invalid
     }
 
     let kind: Kind
+    /// Answers of the regex engine by label value, for the few values a label takes (status
+    /// codes, phases, reasons): label values repeat at every evaluation, the engine costs
+    /// microseconds each time. Bounded: past `memoLimit` values, the engine answers.
+    let memo = Mutex<[String: Bool]>([:])
+    static let memoLimit = 4096
 
     init(_ pattern: String) {
         let special = Set("\\^$.|?*+()[]{}")
@@ -68,7 +79,9 @@ final class MatcherProgram: @unchecked Sendable {
             kind = .nonEmpty
         } else if !pattern.contains(where: { special.contains($0) && $0 != "|" }) {
             kind = .literals(Set(pattern.split(separator: "|", omittingEmptySubsequences: false).map(String.init)))
-        } else if let r = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators]) {
+        } else if pattern.hasSuffix(".*"), !pattern.dropLast(2).contains(where: { special.contains($0) }) {
+            kind = .prefix(String(pattern.dropLast(2)))
+        } else if let r = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") {
             kind = .regex(r)
         } else {
             kind = .invalid
@@ -83,9 +96,14 @@ final class MatcherProgram: @unchecked Sendable {
     func matches(_ s: String) -> Bool {
         switch kind {
         case .literals(let set): return set.contains(s)
-        case .anything: return true
-        case .nonEmpty: return !s.isEmpty
-        case .regex(let r): return r.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+        case .anything: return !s.utf8.contains(0x0a)
+        case .nonEmpty: return !s.isEmpty && !s.utf8.contains(0x0a)
+        case .prefix(let p): return s.utf8.starts(with: p.utf8) && !s.utf8.dropFirst(p.utf8.count).contains(0x0a)
+        case .regex(let r):
+            if let known = memo.withLock({ $0[s] }) { return known }
+            let answer = r.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+            memo.withLock { if $0.count < MatcherProgram.memoLimit { $0[s] = answer } }
+            return answer
         case .invalid: return false
         }
     }

@@ -180,7 +180,7 @@ public enum RuleTestRunner {
         return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }
     }
 
-    /// `metric{a="b"}` into labels.
+    /// `metric{a="b"}` into labels; a label with an empty value is no label, as in Prometheus.
     static func parseSeriesLabels(_ text: String) throws -> Labels {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty || trimmed == "{}" { return [] }
@@ -189,7 +189,7 @@ public enum RuleTestRunner {
         var labels: Labels = []
         for m in s.matchers {
             guard m.op == .equal else { throw EvaluationError(message: "series description \"\(text)\" may only use =") }
-            labels.append(Label(m.name, m.value))
+            if !m.value.isEmpty { labels.append(Label(m.name, m.value)) }
         }
         return labels.sorted()
     }

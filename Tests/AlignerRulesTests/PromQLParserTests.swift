@@ -103,4 +103,23 @@ import Testing
         #expect(e.selectors.map(\.name) == ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_ready"])
         #expect(e.type == .instantVector)
     }
+
+    /// Regular expressions are anchored and, as in Prometheus 2.42, `.` does not match a newline;
+    /// the fast paths (literals, `.*`, `.+`, `prefix.*`) and the remembered answers agree with the
+    /// regex engine.
+    @Test(arguments: [
+        ("5..", "500", true), ("5..", "5000", false), ("5..", "200", false), ("5..", "", false), ("5..", "5\n0", false),
+        ("a|b", "a", true), ("a|b", "ab", false),
+        (".*", "", true), (".*", "test\njob", false), (".+", "", false), (".+", "x", true),
+        ("darwin-store-.*", "darwin-store-7d9f-x1", true), ("darwin-store-.*", "darwin-store-", true),
+        ("darwin-store-.*", "cart-1", false), ("darwin-store-.*", "darwin-store-a\nb", false),
+        ("(?s:.*)", "a\nb", true), ("e.*", "e\u{301}", true), ("[45]..", "404", true),
+    ])
+    func regexMatchers(_ pattern: String, _ value: String, _ expected: Bool) {
+        let m = LabelMatcher("code", .regexMatch, pattern)
+        for _ in 0..<2 {  // the second answer is the remembered one
+            #expect((try? m.matches(value)) == expected, "\(pattern) on \(value.debugDescription)")
+            #expect((try? LabelMatcher("code", .regexNoMatch, pattern).matches(value)) == !expected)
+        }
+    }
 }

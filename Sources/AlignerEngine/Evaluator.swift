@@ -159,10 +159,9 @@ public struct Evaluator {
     // MARK: Aggregation
 
     func aggregate(_ op: AggregateOp, _ input: [VectorSample], parameter: Value?, grouping: [String], without: Bool) throws(EvaluationError) -> [VectorSample] {
-        let groupSet = Set(grouping)
-        let dropSet = groupSet.union([metricNameLabel])
+        let dropped = grouping + [metricNameLabel]
         func groupLabels(_ l: Labels) -> Labels {
-            without ? l.dropping(dropSet) : l.keeping(groupSet)
+            without ? l.dropping(dropped) : l.keeping(grouping)
         }
         // Grouped by the label arrays themselves (sorted, so equal sets are equal arrays): no
         // key string is built per series.
@@ -292,10 +291,10 @@ public struct Evaluator {
     /// the metric name.
     struct Signature {
         let on: Bool
-        let labels: Set<String>
+        let labels: [String]
         init(_ m: VectorMatching) {
             on = m.on
-            labels = m.on ? Set(m.labels) : Set(m.labels).union([metricNameLabel])
+            labels = m.on ? m.labels : m.labels + [metricNameLabel]
         }
         func matched(_ l: Labels) -> Labels { on ? l.keeping(labels) : l.dropping(labels) }
         func callAsFunction(_ l: Labels) -> Labels { matched(l) }
@@ -362,7 +361,7 @@ public struct Evaluator {
     /// One-to-one matching keeps only the `on` labels (the metric name too goes), or drops the
     /// `ignoring` ones.
     func resultLabelsOneToOne(_ l: Labels, _ m: VectorMatching) -> Labels {
-        m.on ? l.keeping(Set(m.labels)) : l.dropping(Set(m.labels))
+        m.on ? l.keeping(m.labels) : l.dropping(m.labels)
     }
 }
 

@@ -8,9 +8,12 @@ extension Array where Element == Label {
     /// The value of a label, or "" when it is absent (Prometheus' view).
     public func value(_ name: String) -> String { first { $0.name == name }?.value ?? "" }
 
-    func dropping(_ names: Set<String>) -> Labels { filter { !names.contains($0.name) } }
+    /// Without some labels. The names are few (a `by`, `on` or `without` list): comparing them
+    /// one by one costs less than hashing each label's name.
+    func dropping(_ names: [String]) -> Labels { filter { !names.contains($0.name) } }
 
-    func keeping(_ names: Set<String>) -> Labels { filter { names.contains($0.name) } }
+    /// Only some labels (a `by` or `on` list).
+    func keeping(_ names: [String]) -> Labels { filter { names.contains($0.name) } }
 
     /// The labels without `__name__`.
     public func droppingMetricName() -> Labels { filter { $0.name != metricNameLabel } }

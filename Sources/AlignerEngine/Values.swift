@@ -10,13 +10,31 @@ extension Array where Element == Label {
 
     /// Without some labels. The names are few (a `by`, `on` or `without` list): comparing them
     /// one by one costs less than hashing each label's name.
-    func dropping(_ names: [String]) -> Labels { filter { !names.contains($0.name) } }
+    func dropping(_ names: [String]) -> Labels {
+        var out = Labels()
+        out.reserveCapacity(count)
+        for l in self where !names.contains(l.name) { out.append(l) }
+        return out
+    }
 
     /// Only some labels (a `by` or `on` list).
-    func keeping(_ names: [String]) -> Labels { filter { names.contains($0.name) } }
+    func keeping(_ names: [String]) -> Labels {
+        var out = Labels()
+        out.reserveCapacity(Swift.min(count, names.count))
+        for l in self where names.contains(l.name) { out.append(l) }
+        return out
+    }
 
     /// The labels without `__name__`.
-    public func droppingMetricName() -> Labels { filter { $0.name != metricNameLabel } }
+    public func droppingMetricName() -> Labels {
+        // Sorted by name, `__name__` is first unless a name starts with a capital letter.
+        guard let i = firstIndex(where: { $0.name == metricNameLabel }) else { return self }
+        var out = Labels()
+        out.reserveCapacity(count - 1)
+        out.append(contentsOf: self[..<i])
+        out.append(contentsOf: self[(i + 1)...])
+        return out
+    }
 
     func setting(_ name: String, _ value: String) -> Labels {
         var l = filter { $0.name != name }

@@ -349,16 +349,24 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     func tail(matching matchers: [LabelMatcher], from: Int64, through: Int64, count: Int, in part: (group: Int, partitions: Set<UInt32>)?) -> [StoredSeries] {
         eachMatching(matchers, part) { w in
             let (lo, hi) = w.indices(from: from, through: through)
-            var ts: [Int64] = [], vs: [Double] = []
-            var i = hi - 1
-            while i >= lo && ts.count < count {
+            // Where the last `count` samples that are not stale markers start, then those, in order.
+            var found = 0, start = hi, i = hi - 1
+            while i >= lo && found < count {
                 if !SampleValue.isStale(bits: w.values[i].bitPattern) {
-                    ts.append(w.timestamps[i])
-                    vs.append(w.values[i])
+                    found += 1
+                    start = i
                 }
                 i -= 1
             }
-            return ts.isEmpty ? nil : StoredSeries(labels: w.labels, timestamps: ts.reversed(), values: vs.reversed())
+            guard found > 0 else { return nil }
+            var ts: [Int64] = [], vs: [Double] = []
+            ts.reserveCapacity(found)
+            vs.reserveCapacity(found)
+            for j in start..<hi where !SampleValue.isStale(bits: w.values[j].bitPattern) {
+                ts.append(w.timestamps[j])
+                vs.append(w.values[j])
+            }
+            return StoredSeries(labels: w.labels, timestamps: ts, values: vs)
         }
     }
 

@@ -128,6 +128,9 @@ public struct AlignerServer: Sendable {
         let counts = rules.evaluationCounts.withLock { $0 }
         metrics.partialEvaluations.set(Double(counts.partial))
         metrics.wholeEvaluations.set(Double(counts.whole))
+        metrics.partialEvaluationSeconds.set(counts.partialSeconds)
+        metrics.wholeEvaluationSeconds.set(counts.wholeSeconds)
+        metrics.evidenceSeconds.set(counts.evidenceSeconds)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 << 10)
         registry.emit(into: &buffer)

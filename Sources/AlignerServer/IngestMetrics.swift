@@ -28,6 +28,9 @@ struct IngestMetrics: Sendable {
     let windowSamples: Gauge
     let partialEvaluations: Gauge
     let wholeEvaluations: Gauge
+    let partialEvaluationSeconds: Gauge
+    let wholeEvaluationSeconds: Gauge
+    let evidenceSeconds: Gauge
 
     static let statuses = [204, 400, 413, 415, 429, 503]
 
@@ -92,6 +95,14 @@ struct IngestMetrics: Sendable {
         wholeEvaluations = registry.makeGauge(
             name: "aligner_rules_group_evaluations", labels: [("scope", "whole")],
             help: "Group evaluations since start: over the partitions a write touched, or over the whole group.")
+        partialEvaluationSeconds = registry.makeGauge(
+            name: "aligner_rules_group_evaluation_seconds", labels: [("scope", "partitions")],
+            help: "Seconds spent evaluating groups since start, by scope.")
+        wholeEvaluationSeconds = registry.makeGauge(
+            name: "aligner_rules_group_evaluation_seconds", labels: [("scope", "whole")],
+            help: "Seconds spent evaluating groups since start, by scope.")
+        evidenceSeconds = registry.makeGauge(
+            name: "aligner_rules_evidence_seconds", help: "Seconds spent computing events' evidence since start.")
     }
 
     func record(status: Int) {

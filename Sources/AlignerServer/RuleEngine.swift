@@ -20,7 +20,7 @@ actor RuleEngine {
     /// `rules.gap_tolerance`: how long a pending alert survives evaluations that miss its series.
     let gapTolerance: Int64
     /// Group evaluations over some partitions, and over the whole group (`/metrics`).
-    nonisolated let evaluationCounts = Mutex<(partial: Int, whole: Int)>((0, 0))
+    nonisolated let evaluationCounts = Mutex(EvaluationCounts())
     /// The step of subqueries that name none (`rules.evaluation_interval`, as Prometheus' global one).
     let subqueryStep: Int64
     /// `$externalLabels` and `$externalURL` in templates (`rules.external_labels`, `rules.external_url`).
@@ -145,17 +145,27 @@ actor RuleEngine {
             }
             let start = ContinuousClock.now
             let errors: [String]
+            let partial: Bool
             if case .partitions(let touched) = work[gi], let labels = state.partitionLabels[gi] {
                 errors = state.evaluate(
                     group: gi, at: now, source: PartitionedSource(store: store, group: gi, partitions: touched), sink: store,
                     gapTolerance: gapTolerance, partition: (labels, store.partitionKeys(group: gi, touched)), templateSource: store)
-                evaluationCounts.withLock { $0.partial += 1 }
+                partial = true
             } else {
                 errors = state.evaluate(group: gi, at: now, source: store, sink: store, gapTolerance: gapTolerance)
-                evaluationCounts.withLock { $0.whole += 1 }
+                partial = false
             }
             let elapsed = ContinuousClock.now - start
             let seconds = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+            evaluationCounts.withLock { c in
+                if partial {
+                    c.partial += 1
+                    c.partialSeconds += seconds
+                } else {
+                    c.whole += 1
+                    c.wholeSeconds += seconds
+                }
+            }
             evaluationSeconds[gi] = seconds
             lastEvaluation[gi] = now
             generations[gi] += 1
@@ -287,7 +297,11 @@ actor RuleEngine {
             return cached.evidence
         }
         let started = ContinuousClock.now
-        defer { evidenceSpent += ContinuousClock.now - started }
+        defer {
+            let spent = ContinuousClock.now - started
+            evidenceSpent += spent
+            evaluationCounts.withLock { $0.evidenceSeconds += Double(spent.components.attoseconds) / 1e18 + Double(spent.components.seconds) }
+        }
         let known = evidenceValues[seriesKey]?.values ?? [:]
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
         var source: any SampleSource = store
@@ -440,6 +454,22 @@ actor RuleEngine {
     func lift(_ subject: Subject) -> Subject {
         guard subject.kind == "Pod" else { return subject }
         let now = WallClock.nowMilliseconds()
+        // Owners found stay known a while: every round lifts every firing pod signal, and each
+        // lookup reads all owner series of the metric.
+        if let known = lifted[subject], known.until > now { return known.owner }
+        let owner = findOwner(subject, now: now)
+        if owner != subject {
+            if lifted.count > 10_000 { lifted = lifted.filter { $0.value.until > now } }
+            lifted[subject] = (owner, now + 30_000)
+        }
+        return owner
+    }
+
+    /// Pods lifted to their owners, until when that answer is reused (only found owners are kept:
+    /// a pod seen before its owner series is looked up again).
+    var lifted: [Subject: (owner: Subject, until: Int64)] = [:]
+
+    func findOwner(_ subject: Subject, now: Int64) -> Subject {
         func seen(_ metric: String, _ label: String, _ name: String) -> [Labels] {
             let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher("namespace", .equal, subject.namespace),
                             LabelMatcher(label, .equal, name)]
@@ -486,6 +516,12 @@ actor RuleEngine {
         evaluator.defaultSubqueryStep = subqueryStep
         return try evaluator.evaluate(expr)
     }
+}
+
+/// Evaluations since start, and the seconds they took (reported in `/metrics`).
+struct EvaluationCounts: Sendable {
+    var partial = 0, whole = 0
+    var partialSeconds = 0.0, wholeSeconds = 0.0, evidenceSeconds = 0.0
 }
 
 /// Runs the rule engine: evaluates dirty groups right after the write that dirtied them

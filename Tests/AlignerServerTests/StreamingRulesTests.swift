@@ -88,6 +88,7 @@ import Testing
         #expect(after == #"{"data":{"alerts":[]},"status":"success"}"#)
         // The group splits by namespace and deployment: the writes were evaluated as partitions.
         #expect(try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#) ?? 0 >= 1)
+        #expect(try await s.metric(#"aligner_rules_group_evaluation_seconds{scope="partitions"}"#) ?? 0 > 0)
     }
 
     @Test func reloadIsAllOrNothingAndKeepsState() async throws {

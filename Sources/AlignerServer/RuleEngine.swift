@@ -176,7 +176,8 @@ actor RuleEngine {
         let firing = signals()
         let round = ContinuousClock.now - roundStart
         let roundMilliseconds = Double(round.components.seconds) * 1000 + Double(round.components.attoseconds) / 1e15
-        notBefore = now + Int64(roundMilliseconds * RuleEngine.spacingFactor)
+        // From the round's end: the wait is four times the computing, a fifth of the core at most.
+        notBefore = WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor)
         await saveAlertStates()
         if let events { await events.sync(firing: firing, at: now) }
         return skipped

@@ -163,25 +163,25 @@ public struct Evaluator {
         func groupLabels(_ l: Labels) -> Labels {
             without ? l.dropping(dropped) : l.keeping(grouping)
         }
-        // Grouped by the label arrays themselves (sorted, so equal sets are equal arrays): no
-        // key string is built per series.
-        var order: [Labels] = []
-        var groups: [Labels: (labels: Labels, members: [VectorSample])] = [:]
+        // Grouped by the labels in place (sorted, so equal subsets compare equal label by label):
+        // no key is built per series, a group's labels once per group.
+        var groups: [(labels: Labels, members: [VectorSample])] = []
+        var index: [LabelSubset: Int] = [:]
         for s in input {
-            let g = groupLabels(s.labels)
-            if groups[g] == nil {
-                order.append(g)
-                groups[g] = (g, [])
+            let key = LabelSubset(labels: s.labels, names: without ? dropped : grouping, keep: !without)
+            if let i = index[key] {
+                groups[i].members.append(s)
+            } else {
+                index[key] = groups.count
+                groups.append((key.materialized, [s]))
             }
-            groups[g]!.members.append(s)
         }
         var out: [VectorSample] = []
         switch op {
         case .topk, .bottomk:
             guard case .scalar(let kValue) = parameter else { throw EvaluationError(message: "topk/bottomk need a scalar") }
             let k = kValue.isNaN ? 0 : Int(min(Double(Int.max / 2), max(0, kValue)))
-            for key in order {
-                let members = groups[key]!.members
+            for (_, members) in groups {
                 let sorted = members.sorted { a, b in
                     if op == .topk { return a.value > b.value || (b.value.isNaN && !a.value.isNaN) }
                     return a.value < b.value || (b.value.isNaN && !a.value.isNaN)
@@ -203,8 +203,7 @@ public struct Evaluator {
         default:
             break
         }
-        for key in order {
-            let (labels, members) = groups[key]!
+        for (labels, members) in groups {
             let values = members.map(\.value)
             let value: Double
             switch op {
@@ -297,7 +296,8 @@ public struct Evaluator {
             labels = m.on ? m.labels : m.labels + [metricNameLabel]
         }
         func matched(_ l: Labels) -> Labels { on ? l.keeping(labels) : l.dropping(labels) }
-        func callAsFunction(_ l: Labels) -> Labels { matched(l) }
+        /// The key two samples match on, without copying their labels.
+        func callAsFunction(_ l: Labels) -> LabelSubset { LabelSubset(labels: l, names: labels, keep: on) }
     }
 
     func vectorOp(_ op: BinaryOp, _ lhs: [VectorSample], _ rhs: [VectorSample], matching m: VectorMatching, returnBool: Bool) throws(EvaluationError) -> [VectorSample] {
@@ -318,21 +318,20 @@ public struct Evaluator {
         // The "one" side is indexed by signature; the other side is matched against it.
         let oneSide = m.cardinality == .oneToMany ? lhs : rhs
         let manySide = m.cardinality == .oneToMany ? rhs : lhs
-        var index: [Labels: VectorSample] = [:]
-        for s in oneSide {
-            let sig = signature(s.labels)
-            if index[sig] != nil {
-                let side = m.cardinality == .oneToMany ? "left" : "right"
-                let group = "{" + signature.matched(s.labels).map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ", ") + "}"
-                throw EvaluationError(message: "found duplicate series for the match group \(group) on the \(side) hand-side of the operation; many-to-many matching not allowed: matching labels must be unique on one side")
-            }
-            index[sig] = s
+        var index: [LabelSubset: Int] = [:]
+        for (i, s) in oneSide.enumerated() {
+            guard index.updateValue(i, forKey: signature(s.labels)) != nil else { continue }
+            let side = m.cardinality == .oneToMany ? "left" : "right"
+            let group = "{" + signature.matched(s.labels).map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ", ") + "}"
+            throw EvaluationError(message: "found duplicate series for the match group \(group) on the \(side) hand-side of the operation; many-to-many matching not allowed: matching labels must be unique on one side")
         }
         var out: [VectorSample] = []
+        // One-to-one: each one-side sample may be matched once (its position stands for its signature).
+        var matched = [Bool](repeating: false, count: m.cardinality == .oneToOne ? oneSide.count : 0)
         var seen: Set<Labels> = []
         for s in manySide {
-            let sig = signature(s.labels)
-            guard let other = index[sig] else { continue }
+            guard let oi = index[signature(s.labels)] else { continue }
+            let other = oneSide[oi]
             let (left, right) = m.cardinality == .oneToMany ? (other, s) : (s, other)
             var (value, keep) = apply(op, left.value, right.value)
             if op.isComparison {
@@ -347,9 +346,10 @@ public struct Evaluator {
                 }
             }
             if m.cardinality == .oneToOne {
-                if !seen.insert(sig).inserted {
+                if matched[oi] {
                     throw EvaluationError(message: "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
                 }
+                matched[oi] = true
             } else if !seen.insert(labels).inserted {
                 throw EvaluationError(message: "multiple matches for labels: grouping labels must ensure unique matches")
             }

@@ -4,6 +4,40 @@ import AlignerRules
 /// A label set, sorted by name; `__name__` included when present.
 public typealias Labels = [Label]
 
+/// Some labels of a label set (those named, or all but those named) as a dictionary key, without
+/// copying them out: matching and grouping hash and compare the labels in place, and build the
+/// subset's array only for what they keep (a new group, an error message).
+struct LabelSubset: Hashable {
+    let labels: Labels
+    let names: [String]
+    /// Whether `names` are the labels kept (`on`, `by`) or the ones left out (`ignoring`, `without`).
+    let keep: Bool
+
+    @inline(__always)
+    func includes(_ l: Label) -> Bool { names.contains(l.name) == keep }
+
+    var materialized: Labels { keep ? labels.keeping(names) : labels.dropping(names) }
+
+    func hash(into hasher: inout Hasher) {
+        for l in labels where includes(l) {
+            hasher.combine(l.name)
+            hasher.combine(l.value)
+        }
+    }
+
+    static func == (a: LabelSubset, b: LabelSubset) -> Bool {
+        var i = a.labels.startIndex, j = b.labels.startIndex
+        while true {
+            while i < a.labels.endIndex && !a.includes(a.labels[i]) { i += 1 }
+            while j < b.labels.endIndex && !b.includes(b.labels[j]) { j += 1 }
+            if i == a.labels.endIndex || j == b.labels.endIndex { return i == a.labels.endIndex && j == b.labels.endIndex }
+            if a.labels[i] != b.labels[j] { return false }
+            i += 1
+            j += 1
+        }
+    }
+}
+
 extension Array where Element == Label {
     /// The value of a label, or "" when it is absent (Prometheus' view).
     public func value(_ name: String) -> String { first { $0.name == name }?.value ?? "" }

@@ -258,8 +258,8 @@ actor RuleEngine {
     var evidenceValues: [String: (used: Int64, values: [Int64: (present: Bool, v: Double)])] = [:]
     /// Evidence is computing the rules again over past times: refreshing it takes at most
     /// `evidenceBudget` a second (5% of a core); an alert past the budget keeps the evidence it
-    /// has and is refreshed later. An alert's first evidence is always computed (a burst may fire
-    /// for one evaluation only), so that part is bounded by `evidenceTimes` per alert, not in time.
+    /// has and is refreshed later, and a new alert past it gets its value now as a first evidence
+    /// (a burst may fire for one evaluation only) and the rest when the budget allows.
     static let evidenceBudget = Duration.milliseconds(50)
     var evidenceSpent = Duration.zero
     var evidenceSecond: Int64 = 0
@@ -292,10 +292,16 @@ actor RuleEngine {
             evidenceSecond = now / 1000
             evidenceSpent = .zero
         }
-        if let cached, evidenceSpent >= RuleEngine.evidenceBudget {
+        if evidenceSpent >= RuleEngine.evidenceBudget {
             let due = (now / 1000 + 1) * 1000
             evidenceDue = min(evidenceDue ?? due, due)
-            return cached.evidence
+            if let cached { return cached.evidence }
+            // A first evidence past the budget (a flood of new alerts): the value now, computed
+            // in full once the budget allows.
+            let point = Evidence.Point(t: now, v: alert.value)
+            let e = Evidence(points: [point], peaks: [point], text: "\(summary(rule: rule, alert: alert, top: alert.value, now: now)) at \(RuleEngine.clock(now))")
+            evidenceCache[key] = (now - RuleEngine.evidenceMinInterval, generation - 1, false, e)
+            return e
         }
         let started = ContinuousClock.now
         defer {
@@ -363,13 +369,7 @@ actor RuleEngine {
                 }
             }
         }
-        let what: String
-        if let template = rule.annotations["summary"], let t = try? AlertTemplate(template) {
-            let labels = Dictionary(alert.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
-            what = (try? t.render(labels: labels, value: top, query: templateQuery(at: now))) ?? "\(rule.name) \(top)"
-        } else {
-            what = "\(rule.name) at \(top)"
-        }
+        let what = summary(rule: rule, alert: alert, top: top, now: now)
         let text: String
         if peaks.count == 1 && inRun {
             // One stretch at the top that lasts until now: a level, not bursts; since when.
@@ -384,6 +384,13 @@ actor RuleEngine {
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }
         if evidenceValues.count > 10_000 { evidenceValues = evidenceValues.filter { now - $0.value.used < 600_000 } }
         return e
+    }
+
+    /// The rule's summary for an alert at the evidence's top value, or its name and that value.
+    func summary(rule: Rule, alert: Alert, top: Double, now: Int64) -> String {
+        guard let template = rule.annotations["summary"], let t = try? AlertTemplate(template) else { return "\(rule.name) at \(top)" }
+        let labels = Dictionary(alert.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+        return (try? t.render(labels: labels, value: top, query: templateQuery(at: now))) ?? "\(rule.name) \(top)"
     }
 
     /// The expression with its group's recording rules written out in place of the series they

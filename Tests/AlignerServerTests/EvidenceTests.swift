@@ -3,6 +3,8 @@ import AlignerEngine
 import AlignerEvents
 import AlignerRules
 @testable import AlignerServer
+import Foundation
+import Logging
 import Testing
 
 /// Where an alert's evidence is evaluated, and how its points are kept.
@@ -36,5 +38,36 @@ import Testing
         #expect(kept.count == 10 && kept.map(\.t) == kept.map(\.t).sorted())
         #expect(kept.filter { $0.v == 9 }.map(\.t) == [37, 81])
         #expect(RuleEngine.downsample(Array(points.prefix(5)), to: 10).count == 5)
+    }
+
+    /// Thousands of alerts firing at once: each gets evidence at once, its value now where the
+    /// budget is spent, and the rest once the budget allows (the next second).
+    @Test func aFloodOfNewAlertsStaysWithinTheBudget() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: flood
+                rules:
+                  - alert: High
+                    expr: x > 1
+                    annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
+                    event: {class: high, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+            """)
+        let store = WindowStore()
+        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
+        let now = WallClock.nowMilliseconds()
+        for p in 0..<3000 {
+            let id = store.admit(labels: [Label("__name__", "x"), Label("namespace", "ns"), Label("pod", "pod-\(p)")])
+            for k in Int64(0)..<10 { store.append(window: id, timestamp: now - 45_000 + k * 5_000, valueBits: (2.0 + Double(k)).bitPattern) }
+        }
+        await engine.evaluate(groups: nil, now: now)
+        let first = await engine.signals()
+        #expect(first.count == 3000 && first.allSatisfy { $0.evidence != nil })
+        let provisional = first.filter { $0.evidence?.points.count == 1 }
+        #expect(!provisional.isEmpty, "the budget should have run out")
+        #expect(provisional.allSatisfy { $0.evidence?.text.hasSuffix(RuleEngine.clock($0.evidence!.points[0].t)) == true })
+        // The next second's budget completes some of them.
+        try await Task.sleep(for: .milliseconds(1100))
+        let later = await engine.signals()
+        #expect(later.filter { ($0.evidence?.points.count ?? 0) > 1 }.count > first.filter { ($0.evidence?.points.count ?? 0) > 1 }.count)
     }
 }

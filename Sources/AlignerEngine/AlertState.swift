@@ -16,7 +16,8 @@ public struct Alert: Sendable, Codable {
     public var activeAt: Int64
     public var firedAt: Int64?
     public var resolvedAt: Int64?
-    var keepFiringSince: Int64?
+    /// Since when a firing alert is kept firing (`keep_firing_for`) though its condition is gone.
+    public internal(set) var keepFiringSince: Int64?
     var lastSeenAt: Int64 = 0
     /// The expression result's labels (without the metric name), to match the resolve result.
     var sourceKey = ""

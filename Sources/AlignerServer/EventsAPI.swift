@@ -195,7 +195,13 @@ struct EventsAPI: Sendable {
                 return SeriesValue(labels: Dictionary(s.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }),
                                    value: stale || v.isNaN ? nil : v, timestamp: t)
             }
-        return json(View(namespace: namespace, name: name, healthy: alerts.allSatisfy { $0.state != "firing" } && open == nil,
+        // Healthy: no alert of the workload holds now (pending, or firing on its condition rather
+        // than kept firing by `keep_firing_for`), whatever the open event's state: the Brain asks
+        // this after its fix, before the event's quiet period has passed.
+        let holding = state.alerts.contains { a in
+            belongs(a.labels) && (a.state == .pending || (a.state == .firing && a.keepFiringSince == nil))
+        }
+        return json(View(namespace: namespace, name: name, healthy: !holding,
                          openEvent: open, alerts: alerts.sorted { $0.rule < $1.rule }, series: series))
     }
 

@@ -109,6 +109,9 @@ import Testing
                                              body: Array(#"{"actor":"brain","text":"missing DATABASE_URL in the new release"}"#.utf8)).status == 200)
         let fixed = Snappy.compress(ProtobufC.encodeV1(series(broken: false, t: WallClock.nowMilliseconds())))
         #expect(try await s.write(fixed, headers: v1Headers).status == 204)
+        // Healthy as soon as no alert holds, before the event's quiet period ends.
+        let recovered = try await poll(s.base, "/api/v1/subjects/shop/darwin-store") { $0.contains("\"healthy\":true") }
+        #expect(recovered.contains("\"healthy\":true") && recovered.contains("\"openEvent\""), "\(recovered)")
         func eventState(_ text: String) -> String? {
             ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])
                 .flatMap { $0["data"] as? [String: Any] }?["state"] as? String

@@ -17,21 +17,25 @@ public struct Label: Hashable, Sendable, Comparable, Codable, CustomStringConver
         return lhs.value.utf8.lexicographicallyPrecedes(rhs.value.utf8)
     }
 
-    /// `name="value"`, the value quoted as Prometheus prints it (`\\`, `\"`, `\n`, `\t`, `\r` escaped).
-    public var description: String {
-        var out = name + "=\""
-        for c in value.unicodeScalars {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default: out.unicodeScalars.append(c)
-            }
+    /// `name="value"`, the value quoted as Prometheus prints it.
+    public var description: String { name + "=" + promQuoted(value) }
+}
+
+/// A string in double quotes as PromQL and Prometheus print it: `\\`, `\"`, `\n`, `\t` and `\r`
+/// escaped.
+public func promQuoted(_ s: String) -> String {
+    var out = "\""
+    for c in s.unicodeScalars {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        default: out.unicodeScalars.append(c)
         }
-        return out + "\""
     }
+    return out + "\""
 }
 
 /// The reserved label that holds a series' metric name.

@@ -1,3 +1,4 @@
+import AlignerCore
 import Foundation
 import Synchronization
 
@@ -46,7 +47,7 @@ public struct LabelMatcher: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "\(name)\(op.rawValue)\(quoted(value))" }
+    public var description: String { "\(name)\(op.rawValue)\(promQuoted(value))" }
 }
 
 /// A compiled, anchored regular expression with fast paths for common shapes. As in Prometheus
@@ -279,7 +280,7 @@ extension Expr: CustomStringConvertible {
     public var description: String {
         switch self {
         case .number(let v): formatNumber(v)
-        case .string(let s): quoted(s)
+        case .string(let s): promQuoted(s)
         case .selector(let s): s.text
         case .matrix(let s, let range):
             s.textWithoutModifiers + "[\(formatDuration(range))]" + s.modifiers
@@ -330,20 +331,6 @@ func modifierText(at: AtModifier?, offset: Int64) -> String {
     }
     if offset != 0 { t += " offset " + (offset < 0 ? "-" : "") + formatDuration(abs(offset)) }
     return t
-}
-
-func quoted(_ s: String) -> String {
-    var out = "\""
-    for c in s.unicodeScalars {
-        switch c {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out + "\""
 }
 
 func formatNumber(_ v: Double) -> String {

@@ -1,3 +1,5 @@
+import AlignerCore
+
 /// Parses PromQL (Prometheus 2.42's grammar) into an `Expr`, checking types as Prometheus does.
 /// Constructs Aligner does not evaluate (native-histogram functions) are errors that name them.
 public struct PromQLParser {
@@ -408,7 +410,7 @@ public struct PromQLParser {
                 }
                 let matcher = LabelMatcher(String(labelToken.text), op, value)
                 if !matcher.isValid {
-                    throw PromQLError(offset: valueToken.offset, message: "invalid regular expression \(quoted(value))")
+                    throw PromQLError(offset: valueToken.offset, message: "invalid regular expression \(promQuoted(value))")
                 }
                 if name != nil && matcher.name == "__name__" {
                     throw PromQLError(offset: labelToken.offset, message: "metric name must not be set twice: \"\(name!)\" or \"\(value)\"")

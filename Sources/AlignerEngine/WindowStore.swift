@@ -109,6 +109,21 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     }
 
     /// What the rules of `groups` select; windows of series no rule selects any more are dropped.
+    /// Whether no rule reads the series of this metric (so none are kept beyond their last
+    /// sample): a query for them finds nothing. Unknown (false) for selectors without a name.
+    public func unkept(metric name: String) -> Bool {
+        state.withLock { s in
+            if s.selection.always.contains(name) { return false }
+            for group in s.selection.groupSelectors {
+                for matchers in group {
+                    let named = matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
+                    if named == nil || named == name { return false }
+                }
+            }
+            return true
+        }
+    }
+
     public func select(_ groups: [RuleGroup]) {
         var selection = Selection()
         var longest: Int64 = 0

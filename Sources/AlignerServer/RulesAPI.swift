@@ -122,6 +122,13 @@ struct RulesAPI: Sendable {
                      "values": zip(s.timestamps, s.values).map { [Double($0.0) / 1000, formatSampleValue($0.1)] }]
                 }]
             }
+            // Prometheus' `warnings`: a selector of series no rule reads finds nothing here.
+            let unkept = Set(expr.selectors.compactMap(\.name).filter { windows.unkept(metric: $0) }).sorted()
+            if !unkept.isEmpty {
+                return json(["status": "success", "data": data, "warnings": unkept.map {
+                    "no rule reads \($0): Aligner keeps only the series its rules read, so this query cannot see it"
+                }])
+            }
             return json(["status": "success", "data": data])
         } catch {
             return self.error("execution", "\(error)", status: .unprocessableContent)

@@ -79,6 +79,10 @@ import Testing
         #expect(try await s.metric("aligner_rules_window_series") == 3)  // 2 inputs + 1 recorded
         let q = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=deployment:replicas_missing")
         #expect(q.text.contains(#""resultType":"vector""#) && q.text.contains(#""value":["#))
+        #expect(!q.text.contains("warnings"))
+        // A metric no rule reads is not kept: the answer says so.
+        let unkept = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=node_load1").text
+        #expect(unkept.contains(#""warnings":["no rule reads node_load1"#), "\(unkept)")
         let rules = try await HTTPClient.request("GET", s.base + "/api/v1/rules").text
         #expect(rules.contains(#""type":"alerting""#) && rules.contains(#""type":"recording""#) && rules.contains(#""health":"ok""#))
         // Recovery: the alert resolves on the next write.

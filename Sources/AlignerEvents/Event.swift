@@ -110,14 +110,24 @@ public struct Event: Codable, Sendable, Equatable {
         }
     }
 
-    /// Recomputes class, severity and summary from the signals.
+    /// The order of classes in a summary, the workload's own symptom first: "4/5 replicas ready;
+    /// 5xx ratio 100% at ...; CPU 62.5% of limit at ...". Other classes follow, in joining order.
+    static let summaryOrder = ["replica_mismatch", "error_rate_spike", "crash_loop", "oom_killed", "image_pull_failure",
+                               "pod_not_ready", "cpu_saturation", "cpu_burst"]
+
+    /// Recomputes class, severity and summary from the signals: the class is the first signal's,
+    /// or a more severe signal's when one joins.
     mutating func refresh() {
         if let top = signals.max(by: { Event.rank($0.severity) < Event.rank($1.severity) }) {
-            severity = top.severity
             if Event.rank(top.severity) > Event.rank(severity) || anomalyClass.isEmpty { anomalyClass = top.anomalyClass }
+            severity = top.severity
+        }
+        func order(_ i: Int) -> (Int, Int, Int) {
+            let s = signals[i]
+            return (-Event.rank(s.severity), Event.summaryOrder.firstIndex(of: s.anomalyClass) ?? Event.summaryOrder.count, i)
         }
         var parts: [String] = []
-        for s in signals {
+        for s in signals.indices.sorted(by: { order($0) < order($1) }).map({ signals[$0] }) {
             var text = s.evidence?.text ?? s.annotations["summary"] ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
             // The summary starts with the subject's name once, not once per signal.
             for prefix in ["\(subject.namespace)/\(subject.name): ", "\(subject.name): "] where text.hasPrefix(prefix) {

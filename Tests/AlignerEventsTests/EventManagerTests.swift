@@ -24,6 +24,9 @@ import Testing
         var list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
         #expect(list.count == 1)
         #expect(list[0].signals.count == 2 && list[0].severity == "critical")
+        // The more severe signal gives the event its class and leads the summary.
+        #expect(list[0].anomalyClass == "replica_mismatch")
+        #expect(list[0].summary.hasPrefix("web: B (replica_mismatch)"), "\(list[0].summary)")
         await m.sync(firing: [], at: 3000)
         #expect(await m.get(list[0].id)?.state == .open)  // signals resolved, quiet period not over
         await m.resolveQuiet(now: 4000)

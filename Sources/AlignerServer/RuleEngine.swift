@@ -156,7 +156,7 @@ actor RuleEngine {
                 partial = false
             }
             let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+            let seconds = elapsed.seconds
             evaluationCounts.withLock { c in
                 if partial {
                     c.partial += 1
@@ -175,7 +175,7 @@ actor RuleEngine {
         // store's disk, which leaves the core free.
         let firing = signals()
         let round = ContinuousClock.now - roundStart
-        let roundMilliseconds = Double(round.components.seconds) * 1000 + Double(round.components.attoseconds) / 1e15
+        let roundMilliseconds = round.seconds * 1000
         // From the round's end: the wait is four times the computing, a fifth of the core at most.
         notBefore = WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor)
         await saveAlertStates()
@@ -307,7 +307,7 @@ actor RuleEngine {
         defer {
             let spent = ContinuousClock.now - started
             evidenceSpent += spent
-            evaluationCounts.withLock { $0.evidenceSeconds += Double(spent.components.attoseconds) / 1e18 + Double(spent.components.seconds) }
+            evaluationCounts.withLock { $0.evidenceSeconds += spent.seconds }
         }
         let known = evidenceValues[seriesKey]?.values ?? [:]
         let target = alert.labels.filter { $0.name != "alertname" && rule.labels[$0.name] == nil }.map { "\($0.name)=\($0.value)" }
@@ -524,6 +524,11 @@ actor RuleEngine {
         evaluator.defaultSubqueryStep = subqueryStep
         return try evaluator.evaluate(expr)
     }
+}
+
+extension Duration {
+    /// In seconds, fractions included.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// Evaluations since start, and the seconds they took (reported in `/metrics`).

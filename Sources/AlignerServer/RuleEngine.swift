@@ -110,9 +110,10 @@ actor RuleEngine {
     /// A group whose writes touched only some of its partitions (see `RuleGroup.partitionLabels`)
     /// is evaluated over those partitions only: the cost follows what the write touched, not
     /// every series of the group. Data-driven rounds are also spaced by `spacingFactor` times
-    /// what the last round took, so that however often writes come, evaluating takes at most
-    /// about a fifth of a core and ingestion keeps the rest; what is touched meanwhile is kept
-    /// and evaluated when due (`deferredDue`).
+    /// what the last round took, so that however often writes come, ingestion keeps most of the
+    /// core (a round alone would take a fifth; rounds sharing the core with ingestion measured
+    /// about 30% of wall time); what is touched meanwhile is kept and evaluated when due
+    /// (`deferredDue`).
     ///
     /// `only`, when given, is evaluated at once instead, without the spacing (what `evaluateDue` found due).
     @discardableResult
@@ -176,7 +177,8 @@ actor RuleEngine {
         let firing = signals()
         let round = ContinuousClock.now - roundStart
         let roundMilliseconds = round.seconds * 1000
-        // From the round's end: the wait is four times the computing, a fifth of the core at most.
+        // From the round's end: the wait is four times the round (a fifth of the core if the
+        // round had it alone; ingestion sharing the core stretches rounds).
         notBefore = WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor)
         await saveAlertStates()
         if let events { await events.sync(firing: firing, at: now) }

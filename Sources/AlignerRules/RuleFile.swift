@@ -330,9 +330,13 @@ struct Context {
                     case "namespace":
                         if isValidLabelName(value) { spec.namespaceLabel = value } else { fail(sv, "event.subject.namespace must be a label name"); ok = false }
                     case "name":
-                        let names = sv.sequence?.map { $0.string ?? "" } ?? [value]
-                        if !names.isEmpty, names.allSatisfy(isValidLabelName) { spec.nameLabels = names } else {
-                            fail(sv, "event.subject.name must be a label name or a list of label names"); ok = false
+                        // A label, or a list of labels: the first one set names the workload.
+                        let nodes = sv.sequence.map(Array.init) ?? [sv]
+                        let bad = nodes.first { !isValidLabelName($0.string ?? "") }
+                        if nodes.isEmpty || bad != nil {
+                            fail(bad ?? sv, "event.subject.name must be a label name or a list of label names"); ok = false
+                        } else {
+                            spec.nameLabels = nodes.map { $0.string ?? "" }
                         }
                     case "kind": spec.kind = value
                     case "kind_label":

@@ -195,6 +195,10 @@ import Testing
         #expect(try l.render(labels: [:], value: 0, query: query) == "db")
         #expect(throws: AlertTemplate.Failure.self) { try t.render(labels: ["deployment": "nope"], value: 5, query: query) }
         #expect(throws: AlertTemplate.Failure.self) { try t.render(labels: ["deployment": "web"], value: 5) }
+        // Go's `or`: the first argument that is not empty, else the last.
+        let or = try AlertTemplate(#"{{ or $labels.service $labels.job }}|{{ or $labels.none "default" }}|{{ or 0 $value }}"#)
+        #expect(try or.render(labels: ["job": "checkout"], value: 2) == "checkout|default|2")
+        #expect(try or.render(labels: ["service": "web", "job": "checkout"], value: 0) == "web|default|0")
 
         let file = """
             groups:

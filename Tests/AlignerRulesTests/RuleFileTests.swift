@@ -76,6 +76,23 @@ import Testing
         ])
     }
 
+    /// `event.subject.name` is a label, or labels of which the first one set names the workload.
+    @Test func subjectNameMayListLabels() {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: A
+                    expr: up == 0
+                    event: {class: down, subject: {kind: Deployment, name: [service, job]}}
+                  - alert: B
+                    expr: up == 0
+                    event: {class: down, subject: {kind: Deployment, name: [service, "not a label"]}}
+            """, file: "n.yml")
+        #expect(groups.first?.rules.first?.event?.nameLabels == ["service", "job"])
+        #expect(problems == ["n.yml:9:74: group \"g\", rule 2 \"B\": event.subject.name must be a label name or a list of label names"])
+    }
+
     @Test func durations() {
         #expect(parseDurationMilliseconds("1h30m") == 5_400_000)
         #expect(parseDurationMilliseconds("0") == 0)

@@ -108,7 +108,6 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         (changes, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// What the rules of `groups` select; windows of series no rule selects any more are dropped.
     /// Whether no rule reads the series of this metric (so none are kept beyond their last
     /// sample): a query for them finds nothing. Unknown (false) for selectors without a name.
     public func unkept(metric name: String) -> Bool {
@@ -116,7 +115,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             if s.selection.always.contains(name) { return false }
             for group in s.selection.groupSelectors {
                 for matchers in group {
-                    let named = matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
+                    let named = WindowStore.metricName(matchers)
                     if named == nil || named == name { return false }
                 }
             }
@@ -124,6 +123,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         }
     }
 
+    /// What the rules of `groups` select; windows of series no rule selects any more are dropped.
     public func select(_ groups: [RuleGroup]) {
         var selection = Selection()
         var longest: Int64 = 0
@@ -408,10 +408,15 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         }
     }
 
+    /// The metric a selector names with `__name__="..."`, if it names one.
+    static func metricName(_ matchers: [LabelMatcher]) -> String? {
+        matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
+    }
+
     /// The windows a selector may match: by metric name when it names one, within some
     /// partitions of a group when given.
     static func candidates(_ s: State, _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?) -> [UInt32] {
-        let name = matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
+        let name = metricName(matchers)
         guard let part else { return name.map { s.byName[$0] ?? [] } ?? Array(1..<UInt32(s.windows.count)) }
         var candidates: [UInt32] = []
         for pid in part.partitions where s.members[part.group].indices.contains(Int(pid)) {

@@ -244,8 +244,8 @@ actor RuleEngine {
         return out
     }
 
-    /// Evidence (the rule evaluated 21 times over 5 minutes; over the alert's own partition when
-    /// its group is split) is computed when the alert fires, once more `evidenceMinInterval`
+    /// Evidence (the rule evaluated at the sample times of the last 5 minutes; over the alert's
+    /// own partition when its group is split) is computed when the alert fires, once more `evidenceMinInterval`
     /// later if its group was evaluated meanwhile (the first look may predate data still
     /// arriving; that refresh is scheduled, `evidenceDue`), then every `evidenceRefresh`.
     static let evidenceRefresh: Int64 = 10_000

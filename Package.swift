@@ -86,7 +86,8 @@ let package = Package(
         .testTarget(name: "AlignerRulesTests", dependencies: ["AlignerRules"], swiftSettings: strict),
         .testTarget(name: "AlignerEngineTests", dependencies: ["AlignerEngine", "AlignerRules"], swiftSettings: strict),
         .testTarget(name: "AlignerEventsTests",
-                    dependencies: ["AlignerEvents", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+                    dependencies: ["AlignerEvents", "AlignerTesting", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strict),
         .testTarget(name: "AlignerServerTests",
                     dependencies: [
                         "AlignerServer", "AlignerTesting",

@@ -1,3 +1,4 @@
+import AlignerTesting
 import AlignerEvents
 import Foundation
 import Logging
@@ -7,7 +8,7 @@ import Testing
 @Suite struct EventManagerTests {
     static func manager(directory: String? = nil, resolveAfter: Int64 = 1000, cooldown: Int64 = 60_000,
                         limits: EventLimits = EventLimits()) throws -> (EventManager, String) {
-        let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("aligner-events-\(UUID().uuidString)").path
+        let dir = directory ?? ScratchDirectory.path("aligner-events")
         let store = try SQLiteEventStore(directory: dir)
         return (try EventManager(store: store, resolveAfter: resolveAfter, cooldown: cooldown, limits: limits, logger: Logger(label: "t")), dir)
     }

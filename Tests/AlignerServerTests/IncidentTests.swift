@@ -50,8 +50,7 @@ import Testing
 
     /// A real Aligner process with the incident's rules and a fresh data directory.
     func startProcess(rules: String) async throws -> AlignerProcess {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-incident-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try ScratchDirectory.make("aligner-incident")
         let config = dir.appendingPathComponent("aligner.yml").path
         try """
             rules:

@@ -7,8 +7,7 @@ import Testing
 /// A real Aligner process killed with SIGKILL under load loses no acknowledged event change.
 @Suite(.serialized) struct KillRestartTests {
     @Test(.timeLimit(.minutes(2))) func sigkillLosesNoAcknowledgedChange() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-kill-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try ScratchDirectory.make("aligner-kill")
         try """
             groups:
               - name: kill

@@ -1,3 +1,4 @@
+import AlignerTesting
 import AlignerServer
 import Foundation
 import Testing
@@ -19,8 +20,7 @@ import Yams
     /// promtool does not know Aligner's rule extensions: copy the test and its rule files to a
     /// temporary folder with `event`, `resolve`, `hooks` and `detector` removed.
     static func forPromtool(_ file: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-promtool-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try ScratchDirectory.make("aligner-promtool")
         let source = URL(fileURLWithPath: file)
         let testText = try String(contentsOf: source, encoding: .utf8)
         try testText.write(to: dir.appendingPathComponent(source.lastPathComponent), atomically: true, encoding: .utf8)

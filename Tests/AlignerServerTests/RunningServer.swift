@@ -23,7 +23,7 @@ final class RunningServer: Sendable {
     static func start(_ configure: (inout AlignerConfiguration) -> Void = { _ in }) async throws -> RunningServer {
         var configuration = AlignerConfiguration()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
-        configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-data-\(UUID().uuidString)").path
+        configuration.dataDirectory = ScratchDirectory.path("aligner-data")
         configure(&configuration)
         var logger = Logger(label: "aligner-test")
         logger.logLevel = .warning

@@ -8,8 +8,7 @@ import Testing
 /// Rules evaluated as samples arrive, through a real server on loopback.
 @Suite(.serialized) struct StreamingRulesTests {
     static func ruleFile(_ text: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-rules-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try ScratchDirectory.make("aligner-rules")
         let path = dir.appendingPathComponent("rules.yml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path

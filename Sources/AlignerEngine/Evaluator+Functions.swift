@@ -135,15 +135,15 @@ extension Evaluator {
                 var c = 0.0
                 for i in 1..<max(1, v.count) where v[i] < v[i - 1] { c += 1 }
                 value = c
-            case "avg_over_time": value = mean(v)
-            case "sum_over_time": value = v.reduce(0, +)
+            case "avg_over_time": value = meanOverTime(v)
+            case "sum_over_time": value = sumOverTime(v)
             case "count_over_time": value = Double(v.count)
             case "min_over_time": value = v.reduce(Double.nan) { $0.isNaN || $1 < $0 ? $1 : $0 }
             case "max_over_time": value = v.reduce(Double.nan) { $0.isNaN || $1 > $0 ? $1 : $0 }
             case "last_over_time": value = v.last
             case "present_over_time": value = 1
-            case "stddev_over_time": value = variance(v).squareRoot()
-            case "stdvar_over_time": value = variance(v)
+            case "stddev_over_time": value = varianceOverTime(v).squareRoot()
+            case "stdvar_over_time": value = varianceOverTime(v)
             case "quantile_over_time": value = quantile(try scalar(args[0]), v)
             case "absent_over_time": value = nil
             case "holt_winters": value = holtWinters(v, smoothing: smoothing, trend: trend)
@@ -378,6 +378,7 @@ func instantValue(_ t: [Int64], _ v: [Double], isRate: Bool) -> Double? {
 /// Least-squares slope and intercept, x in seconds relative to `interceptTime`.
 func linearRegression(_ t: [Int64], _ v: [Double], interceptTime: Int64) -> (slope: Double, intercept: Double) {
     var n = 0.0, sumX = 0.0, sumY = 0.0, sumXY = 0.0, sumX2 = 0.0
+    var cX = 0.0, cY = 0.0, cXY = 0.0, cX2 = 0.0
     let constant = v.allSatisfy { $0 == v[0] }
     if constant {
         if v[0].isInfinite { return (.nan, .nan) }
@@ -386,11 +387,15 @@ func linearRegression(_ t: [Int64], _ v: [Double], interceptTime: Int64) -> (slo
     for (ti, vi) in zip(t, v) {
         n += 1
         let x = Double(ti - interceptTime) / 1000
-        sumX += x
-        sumY += vi
-        sumXY += x * vi
-        sumX2 += x * x
+        (sumX, cX) = kahanAdd(x, sumX, cX)
+        (sumY, cY) = kahanAdd(vi, sumY, cY)
+        (sumXY, cXY) = kahanAdd(x * vi, sumXY, cXY)
+        (sumX2, cX2) = kahanAdd(x * x, sumX2, cX2)
     }
+    sumX += cX
+    sumY += cY
+    sumXY += cXY
+    sumX2 += cX2
     let covXY = sumXY - sumX * sumY / n
     let varX = sumX2 - sumX * sumX / n
     let slope = covXY / varX

@@ -207,7 +207,7 @@ public struct Evaluator {
             let values = members.map(\.value)
             let value: Double
             switch op {
-            case .sum: value = values.reduce(0, +)
+            case .sum: value = values.dropFirst().reduce(values[0], +)
             case .avg: value = mean(values)
             case .min: value = values.reduce(Double.nan) { $0.isNaN || $1 < $0 ? $1 : $0 }
             case .max: value = values.reduce(Double.nan) { $0.isNaN || $1 > $0 ? $1 : $0 }
@@ -315,6 +315,8 @@ public struct Evaluator {
         default:
             break
         }
+        // As in Prometheus: nothing can match, so duplicates on the other side are no error.
+        if lhs.isEmpty || rhs.isEmpty { return [] }
         // The "one" side is indexed by signature; the other side is matched against it.
         let oneSide = m.cardinality == .oneToMany ? lhs : rhs
         let manySide = m.cardinality == .oneToMany ? rhs : lhs
@@ -365,10 +367,56 @@ public struct Evaluator {
     }
 }
 
+// The arithmetic below is Prometheus 2.42's, operation for operation, so that answers agree to
+// the last bit (a value formatted into a label by count_values shows every bit).
+
+/// `avg`: the running mean, each side divided by the count (no overflow), an infinite mean kept.
 func mean(_ values: [Double]) -> Double {
-    var m = 0.0
-    for (i, v) in values.enumerated() { m += (v - m) / Double(i + 1) }
-    return values.isEmpty ? .nan : m
+    guard var m = values.first else { return .nan }
+    var count = 1.0
+    for v in values.dropFirst() {
+        count += 1
+        if m.isInfinite && (v.isInfinite ? (m > 0) == (v > 0) : !v.isNaN) { continue }
+        m += v / count - m / count
+    }
+    return m
+}
+
+/// Neumaier's compensated summation step: the new sum and the new compensation.
+@inline(__always)
+func kahanAdd(_ inc: Double, _ sum: Double, _ c: Double) -> (Double, Double) {
+    let t = sum + inc
+    return (t, abs(sum) >= abs(inc) ? c + ((sum - t) + inc) : c + ((inc - t) + sum))
+}
+
+/// `sum_over_time`: compensated.
+func sumOverTime(_ values: [Double]) -> Double {
+    var sum = 0.0, c = 0.0
+    for v in values { (sum, c) = kahanAdd(v, sum, c) }
+    return sum.isInfinite ? sum : sum + c
+}
+
+/// `avg_over_time`: the running mean, compensated, an infinite mean kept.
+func meanOverTime(_ values: [Double]) -> Double {
+    var m = 0.0, count = 0.0, c = 0.0
+    for v in values {
+        count += 1
+        if m.isInfinite && (v.isInfinite ? (m > 0) == (v > 0) : !v.isNaN) { continue }
+        (m, c) = kahanAdd(v / count - m / count, m, c)
+    }
+    return m.isInfinite ? m : m + c
+}
+
+/// `stdvar_over_time` (and the square of `stddev_over_time`): Welford's, compensated.
+func varianceOverTime(_ values: [Double]) -> Double {
+    var count = 0.0, m = 0.0, cm = 0.0, aux = 0.0, caux = 0.0
+    for v in values {
+        count += 1
+        let delta = v - (m + cm)
+        (m, cm) = kahanAdd(delta / count, m, cm)
+        (aux, caux) = kahanAdd(delta * (v - (m + cm)), aux, caux)
+    }
+    return (aux + caux) / count
 }
 
 func variance(_ values: [Double]) -> Double {
@@ -397,9 +445,29 @@ func quantile(_ q: Double, _ values: [Double]) -> Double {
 }
 
 /// A float in Prometheus' text form (count_values labels).
+/// A value as count_values writes it into a label: Go's `FormatFloat(v, 'f', -1, 64)`, the
+/// shortest digits that read back as `v`, never with an exponent (`1e-05` is `0.00001`).
 func formatValue(_ v: Double) -> String {
     if v.isNaN { return "NaN" }
     if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-    if v == v.rounded(), abs(v) < 1e21 { return String(format: "%.0f", v) }
-    return String(v)
+    // Swift's description has the same shortest digits, in "d.ddd" or "d.ddde±x" form.
+    let text = v.magnitude.description
+    let parts = text.split(separator: "e")
+    let exponent = parts.count == 2 ? Int(parts[1])! : 0
+    let mantissa = parts[0]
+    var digits = Array(mantissa.filter { $0 != "." })
+    var point = (mantissa.firstIndex(of: ".").map { mantissa.distance(from: mantissa.startIndex, to: $0) } ?? mantissa.count) + exponent
+    while digits.count > 1, digits.first == "0", point > 1 { digits.removeFirst(); point -= 1 }
+    if point <= 0 {
+        digits.insert(contentsOf: repeatElement("0", count: 1 - point), at: 0)
+        point = 1
+    } else if point > digits.count {
+        digits.append(contentsOf: repeatElement("0", count: point - digits.count))
+    }
+    var integer = String(digits[..<point])
+    while integer.count > 1, integer.first == "0" { integer.removeFirst() }
+    var fraction = String(digits[point...])
+    while fraction.last == "0" { fraction.removeLast() }
+    let sign = v.sign == .minus ? "-" : ""
+    return fraction.isEmpty ? sign + integer : sign + integer + "." + fraction
 }

@@ -135,13 +135,19 @@ public struct PromQLParser {
         if op.isSetOperator && (l.type != .instantVector || r.type != .instantVector) {
             throw PromQLError(offset: offset, message: "set operator \"\(op.rawValue)\" not allowed in binary scalar expression")
         }
-        if matching != nil && (l.type != .instantVector || r.type != .instantVector) {
-            throw PromQLError(offset: offset, message: "vector matching only allowed between instant vectors")
-        }
         if let m = matching, m.cardinality != .oneToOne, m.on {
             for label in m.include where m.labels.contains(label) {
                 throw PromQLError(offset: offset, message: "label \"\(label)\" must not occur in ON and GROUP clause at once")
             }
+        }
+        var matching = matching
+        if let m = matching, l.type != .instantVector || r.type != .instantVector {
+            // Prometheus drops an empty `on()` or `ignoring()` (and any group modifier) beside a
+            // scalar; only a list naming labels is an error.
+            if !m.labels.isEmpty {
+                throw PromQLError(offset: offset, message: "vector matching only allowed between instant vectors")
+            }
+            matching = nil
         }
         return .binary(op, l, r, matching: matching, returnBool: returnBool)
     }

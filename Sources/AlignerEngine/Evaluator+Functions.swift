@@ -345,9 +345,10 @@ func extrapolatedRate(
     var extrapolateTo = sampledInterval
     extrapolateTo += durationToStart < threshold ? durationToStart : averageBetweenSamples / 2
     extrapolateTo += durationToEnd < threshold ? durationToEnd : averageBetweenSamples / 2
-    result *= extrapolateTo / sampledInterval
-    if isRate { result /= Double(range) / 1000 }
-    return result
+    // One factor, then one multiplication, as Prometheus rounds it (and its Duration.Seconds()).
+    var factor = extrapolateTo / sampledInterval
+    if isRate { factor /= Double(range / 1000) + Double(range % 1000 * 1_000_000) / 1e9 }
+    return result * factor
 }
 
 /// Double exponential smoothing (Prometheus 2.42's holt_winters): the smoothed value at the last sample.

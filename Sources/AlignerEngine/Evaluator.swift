@@ -419,9 +419,11 @@ func varianceOverTime(_ values: [Double]) -> Double {
     return (aux + caux) / count
 }
 
+/// `stdvar` (and the square of `stddev`): Welford's from the first value, so one NaN alone gives 0.
 func variance(_ values: [Double]) -> Double {
-    var count = 0.0, m = 0.0, squares = 0.0
-    for v in values {
+    guard let first = values.first else { return .nan }
+    var count = 1.0, m = first, squares = 0.0
+    for v in values.dropFirst() {
         count += 1
         let delta = v - m
         m += delta / count
@@ -435,7 +437,8 @@ func quantile(_ q: Double, _ values: [Double]) -> Double {
     if values.isEmpty || q.isNaN { return .nan }
     if q < 0 { return -.infinity }
     if q > 1 { return .infinity }
-    let sorted = values.sorted()
+    // NaN sorts below every number, as in Prometheus' heap order.
+    let sorted = values.sorted { $0.isNaN ? !$1.isNaN : $0 < $1 }
     let n = Double(sorted.count)
     let rank = q * (n - 1)
     let lower = max(0, floor(rank))

@@ -1,87 +1,222 @@
 import Foundation
 
-/// The part of Go's text/template that Prometheus rule labels and annotations use:
-/// `{{ $labels.name }}`, `{{ $value }}`, `{{ $externalLabels.x }}`, string literals, and pipes
-/// through humanize, humanize1024, humanizePercentage, humanizeDuration, printf, title, toUpper,
-/// toLower, Go's `or`, and Prometheus' query functions `query`, `first`, `value` and `label`
-/// (`{{ printf "up{job='%s'}" $labels.job | query | first | value }}`). Anything else (`with`,
-/// `range`, `if`, ...) is an error that names it.
+/// Go's text/template as Prometheus rule labels and annotations use it: actions with pipelines
+/// (`{{ $value | humanize }}`), variables (`$labels`, `$value`, `$externalLabels`,
+/// `$externalURL`, and `{{ $x := ... }}`), the dot and its fields (`.Labels.pod`, `.Value`),
+/// `if`/`else if`/`else`, `with` and `range` (over a query's samples or a label map) up to `end`,
+/// parenthesised pipelines, comments and `{{-`/`-}}` trimming; Go's builtins `and`, `or`, `not`,
+/// `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `len`, `index`, `print`, `printf`, and Prometheus'
+/// functions (humanize, humanize1024, humanizePercentage, humanizeDuration, humanizeTimestamp,
+/// title, toUpper, toLower, match, reReplaceAll, stripPort, safeHtml, query, first, value, label,
+/// sortByLabel, strvalue). Anything else is an error that names it, when the rule loads.
 public struct AlertTemplate: Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
 
-    enum Piece: Sendable {
-        case text(String)
-        case action([[String]])  // a pipeline: commands, each a list of words
+    /// One operand of a command.
+    indirect enum Word: Sendable {
+        case literal(TemplateValue)
+        case variable(String, fields: [String])   // `$labels.pod`, `$` (the root)
+        case dot(fields: [String])                // `.`, `.Labels.pod`
+        case function(String)
+        case pipeline(Pipeline)                   // `( ... )`
     }
 
-    let pieces: [Piece]
+    struct Pipeline: Sendable {
+        var declared: [String] = []               // `$x :=`, or `$k, $v :=` in a range
+        var commands: [[Word]] = []
+    }
+
+    indirect enum Node: Sendable {
+        case text(String)
+        case action(Pipeline)
+        /// `if`, `with` or `range`: the pipeline, what runs when it holds, what runs otherwise
+        /// (`else`; an `else if` is an `if` node alone in it).
+        case block(String, Pipeline, [Node], [Node])
+    }
+
+    let nodes: [Node]
 
     public init(_ source: String) throws {
-        var pieces: [Piece] = []
+        // Cut the text into literal text and actions, applying the trim markers.
+        var items: [(isAction: Bool, text: String)] = []
         var rest = Substring(source)
         while let open = rest.range(of: "{{") {
-            pieces.append(.text(String(rest[..<open.lowerBound])))
+            var text = String(rest[..<open.lowerBound])
             guard let close = rest[open.upperBound...].range(of: "}}") else {
                 throw Failure(description: "unclosed action in template \"\(source)\"")
             }
-            var inner = String(rest[open.upperBound..<close.lowerBound])
-            if inner.hasPrefix("-") { inner.removeFirst() }
-            if inner.hasSuffix("-") { inner.removeLast() }
-            pieces.append(.action(try AlertTemplate.pipeline(inner)))
+            var inner = Substring(rest[open.upperBound..<close.lowerBound])
+            if inner.hasPrefix("- ") || inner == "-" {
+                inner = inner.dropFirst()
+                while let last = text.last, last.isWhitespace { text.removeLast() }
+            }
+            var trimAfter = false
+            if inner.hasSuffix(" -") {
+                inner = inner.dropLast()
+                trimAfter = true
+            }
+            items.append((false, text))
+            items.append((true, String(inner)))
             rest = rest[close.upperBound...]
+            if trimAfter { rest = rest.drop { $0.isWhitespace } }
         }
-        pieces.append(.text(String(rest)))
-        self.pieces = pieces
-    }
+        items.append((false, String(rest)))
 
-    static func pipeline(_ text: String) throws -> [[String]] {
-        var commands: [[String]] = [[]]
-        var i = text.startIndex
-        while i < text.endIndex {
-            let c = text[i]
-            if c == " " || c == "\t" || c == "\n" {
-                i = text.index(after: i)
-            } else if c == "|" {
-                commands.append([])
-                i = text.index(after: i)
-            } else if c == "\"" || c == "`" {
-                var j = text.index(after: i)
-                var word = ""
-                while j < text.endIndex, text[j] != c {
-                    if text[j] == "\\", c == "\"", text.index(after: j) < text.endIndex {
-                        j = text.index(after: j)
-                        word.append(text[j] == "n" ? "\n" : text[j])
-                    } else {
-                        word.append(text[j])
-                    }
-                    j = text.index(after: j)
+        var index = 0
+        func parseList(until ends: Set<String>) throws -> ([Node], String) {
+            var nodes: [Node] = []
+            while index < items.count {
+                let (isAction, text) = items[index]
+                index += 1
+                guard isAction else {
+                    if !text.isEmpty { nodes.append(.text(text)) }
+                    continue
                 }
-                guard j < text.endIndex else { throw Failure(description: "unterminated string in template action \"\(text)\"") }
-                commands[commands.count - 1].append("\u{1}" + word)  // marks a literal
-                i = text.index(after: j)
-            } else {
-                var j = i
-                while j < text.endIndex, !" \t\n|".contains(text[j]) { j = text.index(after: j) }
-                commands[commands.count - 1].append(String(text[i..<j]))
-                i = j
+                let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                if trimmed.hasPrefix("/*") { continue }
+                let keyword = trimmed.prefix { !$0.isWhitespace }
+                switch keyword {
+                case "end", "else":
+                    guard ends.contains(String(keyword)) else { throw Failure(description: "unexpected {{\(keyword)}} in template") }
+                    return (nodes, trimmed)
+                case "if", "with", "range":
+                    nodes.append(try parseBlock(String(keyword), trimmed.dropFirst(keyword.count)))
+                case "define", "template", "block", "break", "continue":
+                    throw Failure(description: "\"\(keyword)\" is not supported in templates Aligner supports")
+                default:
+                    nodes.append(.action(try AlertTemplate.pipeline(trimmed)))
+                }
             }
+            guard ends.isEmpty else { throw Failure(description: "unexpected end of template: missing {{end}}") }
+            return (nodes, "")
         }
-        for command in commands where command.isEmpty { throw Failure(description: "empty command in template action \"\(text)\"") }
-        for command in commands {
-            let head = command[0]
-            if !head.hasPrefix("$") && !head.hasPrefix("\u{1}") && !AlertTemplate.functions.contains(head)
-                && Double(head) == nil
-            {
-                throw Failure(description: "function \"\(head)\" not defined in templates Aligner supports")
+        func parseBlock(_ keyword: String, _ condition: Substring) throws -> Node {
+            let pipeline = try AlertTemplate.pipeline(String(condition))
+            let (body, ending) = try parseList(until: ["end", "else"])
+            var otherwise: [Node] = []
+            if ending != "end" {
+                let elseRest = ending.dropFirst(4).trimmingCharacters(in: .whitespaces)
+                if elseRest.isEmpty {
+                    let (nodes, final) = try parseList(until: ["end"])
+                    guard final == "end" else { throw Failure(description: "expected {{end}}") }
+                    otherwise = nodes
+                } else if elseRest.hasPrefix("if ") || elseRest.hasPrefix("with ") {
+                    let next = String(elseRest.prefix { !$0.isWhitespace })
+                    // `else if c` is `else` holding one `if` whose `end` is this block's.
+                    otherwise = [try parseBlock(next, elseRest.dropFirst(next.count))]
+                    return .block(keyword, pipeline, body, otherwise)
+                } else {
+                    throw Failure(description: "unexpected \"\(elseRest)\" after else")
+                }
             }
+            return .block(keyword, pipeline, body, otherwise)
         }
-        return commands
+        let (nodes, _) = try parseList(until: [])
+        self.nodes = nodes
     }
 
-    static let functions: Set<String> = ["humanize", "humanize1024", "humanizePercentage", "humanizeDuration", "printf",
-                                         "title", "toUpper", "toLower", "query", "first", "value", "label", "or"]
+    /// Reads one pipeline: `[$a[, $b] :=] command | command ...`.
+    static func pipeline(_ text: String) throws -> Pipeline {
+        let chars = Array(text)
+        var i = 0
+        func parse(closing: Character?) throws -> Pipeline {
+            var p = Pipeline()
+            var command: [Word] = []
+            var raw: [String] = []   // the words as written, to find a declaration
+            func finishCommand() throws {
+                guard !command.isEmpty else { throw Failure(description: "empty command in template action \"\(text)\"") }
+                p.commands.append(command)
+                command = []
+            }
+            while i < chars.count {
+                let c = chars[i]
+                if c == " " || c == "\t" || c == "\n" || c == "\r" {
+                    i += 1
+                } else if c == "|" {
+                    try finishCommand()
+                    i += 1
+                } else if c == ")" {
+                    guard closing == ")" else { throw Failure(description: "unexpected \")\" in template action \"\(text)\"") }
+                    i += 1
+                    try finishCommand()
+                    return p
+                } else if c == "(" {
+                    i += 1
+                    command.append(.pipeline(try parse(closing: ")")))
+                } else if c == "\"" || c == "`" {
+                    var j = i + 1
+                    var word = ""
+                    while j < chars.count, chars[j] != c {
+                        if chars[j] == "\\", c == "\"", j + 1 < chars.count {
+                            j += 1
+                            switch chars[j] {
+                            case "n": word.append("\n")
+                            case "t": word.append("\t")
+                            default: word.append(chars[j])
+                            }
+                        } else {
+                            word.append(chars[j])
+                        }
+                        j += 1
+                    }
+                    guard j < chars.count else { throw Failure(description: "unterminated string in template action \"\(text)\"") }
+                    command.append(.literal(.string(word)))
+                    raw.append("\"")
+                    i = j + 1
+                } else {
+                    var j = i
+                    while j < chars.count, !" \t\n\r|()".contains(chars[j]) { j += 1 }
+                    var word = String(chars[i..<j])
+                    i = j
+                    if word == ":=" || word == "=" {
+                        // What came before were the declared variables.
+                        guard p.commands.isEmpty, !raw.isEmpty, raw.allSatisfy({ $0.hasPrefix("$") }) else {
+                            throw Failure(description: "bad declaration in template action \"\(text)\"")
+                        }
+                        p.declared = raw.map { $0.hasSuffix(",") ? String($0.dropLast()) : $0 }
+                        command = []
+                        raw = []
+                        continue
+                    }
+                    raw.append(word)
+                    if word.hasSuffix(","), word.hasPrefix("$") { word.removeLast() }
+                    command.append(try AlertTemplate.word(word, text))
+                }
+            }
+            guard closing == nil else { throw Failure(description: "unclosed \"(\" in template action \"\(text)\"") }
+            try finishCommand()
+            return p
+        }
+        let p = try parse(closing: nil)
+        for command in p.commands where command.count > 1 {
+            guard case .function = command[0] else {
+                throw Failure(description: "\(command.count - 1) arguments given to a value that is not a function in \"\(text)\"")
+            }
+        }
+        return p
+    }
+
+    static func word(_ word: String, _ text: String) throws -> Word {
+        if word.hasPrefix("$") {
+            let parts = word.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            return .variable(parts[0], fields: Array(parts.dropFirst()))
+        }
+        if word.hasPrefix(".") {
+            return .dot(fields: word == "." ? [] : word.dropFirst().split(separator: ".").map(String.init))
+        }
+        if word == "true" || word == "false" { return .literal(.bool(word == "true")) }
+        if let d = Double(word) { return .literal(.number(d)) }
+        if AlertTemplate.functions.contains(word) { return .function(word) }
+        throw Failure(description: "function \"\(word)\" not defined in templates Aligner supports")
+    }
+
+    static let functions: Set<String> = [
+        "humanize", "humanize1024", "humanizePercentage", "humanizeDuration", "humanizeTimestamp", "printf", "print",
+        "title", "toUpper", "toLower", "query", "first", "value", "label", "sortByLabel", "strvalue", "or", "and", "not",
+        "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "match", "reReplaceAll", "stripPort", "safeHtml",
+    ]
 
     /// Runs a PromQL instant query for a template (`query`), at the evaluation's time.
     public typealias Query = (String) throws -> [VectorSample]
@@ -92,63 +227,167 @@ public struct AlertTemplate: Sendable {
         query: Query? = nil
     ) throws -> String {
         let data = TemplateData(labels: labels, value: value, external: externalLabels, externalURL: externalURL, query: query)
+        let root = TemplateValue.record([
+            "Labels": .labels(labels), "Value": .number(value), "ExternalLabels": .labels(externalLabels),
+            "ExternalURL": .string(externalURL),
+        ])
+        var scope = Scope(variables: [
+            "$": root, "$labels": .labels(labels), "$value": .number(value),
+            "$externalLabels": .labels(externalLabels), "$externalURL": .string(externalURL),
+        ])
         var out = ""
-        for piece in pieces {
-            switch piece {
-            case .text(let t): out += t
-            case .action(let commands):
-                var current: TemplateValue?
-                for command in commands {
-                    current = try evaluate(command, piped: current, data)
-                }
-                out += current?.text ?? ""
-            }
-        }
+        try run(nodes, dot: root, &scope, data, into: &out)
         return out
     }
 
-    func term(_ word: String, _ data: TemplateData) throws -> TemplateValue {
-        if word.hasPrefix("\u{1}") { return .string(String(word.dropFirst())) }
-        if word == "$value" { return .number(data.value) }
-        if word == "$externalURL" { return .string(data.externalURL) }
-        if word.hasPrefix("$labels.") { return .string(data.labels[String(word.dropFirst(8))] ?? "") }
-        if word.hasPrefix("$externalLabels.") { return .string(data.external[String(word.dropFirst(16))] ?? "") }
-        if word == "$labels" || word == "$externalLabels" {
-            // Go prints a map[string]string as map[k1:v1 k2:v2], keys sorted.
-            let map = word == "$labels" ? data.labels : data.external
-            return .string("map[" + map.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ") + "]")
-        }
-        if let d = Double(word) { return .number(d) }
-        throw Failure(description: "unsupported template term \"\(word)\"")
+    struct Scope {
+        var variables: [String: TemplateValue]
     }
 
-    func evaluate(_ command: [String], piped: TemplateValue?, _ data: TemplateData) throws -> TemplateValue {
-        let head = command[0]
-        var args = try command.dropFirst().map { try term($0, data) }
-        if !AlertTemplate.functions.contains(head) {
-            guard piped == nil else { throw Failure(description: "cannot pipe into \"\(head)\"") }
-            return try term(head, data)
+    func run(_ nodes: [Node], dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData, into out: inout String) throws {
+        let saved = scope.variables
+        defer { scope.variables = saved }   // variables live to the end of their block
+        for node in nodes {
+            switch node {
+            case .text(let t):
+                out += t
+            case .action(let p):
+                let v = try evaluate(p, dot: dot, &scope, data)
+                if p.declared.isEmpty { out += v.text }
+            case .block(let keyword, let p, let body, let otherwise):
+                let v = try evaluate(p, dot: dot, &scope, data, declare: keyword != "range")
+                switch keyword {
+                case "range":
+                    let elements = try v.elements()
+                    if elements.isEmpty {
+                        try run(otherwise, dot: dot, &scope, data, into: &out)
+                    }
+                    for (key, element) in elements {
+                        var inner = scope
+                        if p.declared.count == 1 { inner.variables[p.declared[0]] = element }
+                        if p.declared.count == 2 {
+                            inner.variables[p.declared[0]] = key
+                            inner.variables[p.declared[1]] = element
+                        }
+                        try run(body, dot: element, &inner, data, into: &out)
+                    }
+                case "with":
+                    if v.isTrue { try run(body, dot: v, &scope, data, into: &out) } else { try run(otherwise, dot: dot, &scope, data, into: &out) }
+                default:
+                    try run(v.isTrue ? body : otherwise, dot: dot, &scope, data, into: &out)
+                }
+            }
         }
+    }
+
+    func evaluate(_ p: Pipeline, dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData, declare: Bool = true) throws -> TemplateValue {
+        var current: TemplateValue?
+        for command in p.commands {
+            current = try evaluate(command, piped: current, dot: dot, &scope, data)
+        }
+        let value = current ?? .string("")
+        if declare, let name = p.declared.first { scope.variables[name] = value }
+        return value
+    }
+
+    func operand(_ word: Word, dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData) throws -> TemplateValue {
+        switch word {
+        case .literal(let v): return v
+        case .dot(let fields): return try dot.field(fields)
+        case .variable(let name, let fields):
+            guard let v = scope.variables[name] else { throw Failure(description: "undefined variable \"\(name)\"") }
+            return try v.field(fields)
+        case .pipeline(let p): return try evaluate(p, dot: dot, &scope, data, declare: false)
+        case .function(let name): return try call(name, [], data)
+        }
+    }
+
+    func evaluate(_ command: [Word], piped: TemplateValue?, dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData) throws -> TemplateValue {
+        guard case .function(let name) = command[0] else {
+            guard piped == nil else { throw Failure(description: "cannot pipe into a value") }
+            return try operand(command[0], dot: dot, &scope, data)
+        }
+        var args = try command.dropFirst().map { try operand($0, dot: dot, &scope, data) }
         if let piped { args.append(piped) }
+        return try call(name, args, data)
+    }
+
+    func call(_ name: String, _ args: [TemplateValue], _ data: TemplateData) throws -> TemplateValue {
         func number(_ v: TemplateValue) throws -> Double {
             switch v {
             case .number(let d): return d
             case .string(let s):
                 guard let d = Double(s) else { throw Failure(description: "cannot convert \"\(s)\" to a number") }
                 return d
-            case .samples, .sample:
-                throw Failure(description: "cannot convert a query result to a number (pipe it through first and value)")
+            default:
+                throw Failure(description: "cannot convert \(v.text) to a number (a query result goes through first and value)")
             }
         }
-        guard let last = args.last else { throw Failure(description: "\"\(head)\" needs an argument") }
-        switch head {
+        func count(_ n: Int) throws {
+            guard args.count == n else { throw Failure(description: "wrong number of args for \(name): want \(n) got \(args.count)") }
+        }
+        switch name {
+        case "and": guard !args.isEmpty else { break }; return args.first { !$0.isTrue } ?? args[args.count - 1]
+        case "or": guard !args.isEmpty else { break }; return args.first { $0.isTrue } ?? args[args.count - 1]
+        case "not": try count(1); return .bool(!args[0].isTrue)
+        case "eq":
+            guard args.count >= 2 else { break }
+            return .bool(try args.dropFirst().contains { try TemplateValue.compare(args[0], $0) == 0 })
+        case "ne", "lt", "le", "gt", "ge":
+            try count(2)
+            let c = try TemplateValue.compare(args[0], args[1])
+            switch name {
+            case "ne": return .bool(c != 0)
+            case "lt": return .bool(c < 0)
+            case "le": return .bool(c <= 0)
+            case "gt": return .bool(c > 0)
+            default: return .bool(c >= 0)
+            }
+        case "len": try count(1); return .number(Double(try args[0].elements().count))
+        case "index":
+            try count(2)
+            guard case .labels(let m) = args[0] else { throw Failure(description: "index of \(args[0].text): not a map") }
+            return .string(m[args[1].text] ?? "")
+        case "print":
+            // Go's Sprint: a space between two operands when neither is a string.
+            var out = ""
+            for (i, a) in args.enumerated() {
+                if i > 0, !a.isString, !args[i - 1].isString { out += " " }
+                out += a.text
+            }
+            return .string(out)
+        case "printf":
+            guard case .string(let format)? = args.first else { throw Failure(description: "printf needs a format string") }
+            return .string(try printf(format, Array(args.dropFirst())))
+        case "match":
+            try count(2)
+            return .bool(try TemplateValue.regex(args[0].text).firstMatch(in: args[1].text, range: NSRange(args[1].text.startIndex..., in: args[1].text)) != nil)
+        case "reReplaceAll":
+            try count(3)
+            let input = args[2].text
+            // Go's $1 and ${1} are NSRegularExpression's $1.
+            let template = args[1].text.replacingOccurrences(of: #"\$\{(\d+)\}"#, with: "\\$$1", options: .regularExpression)
+            return .string(try TemplateValue.regex(args[0].text).stringByReplacingMatches(
+                in: input, range: NSRange(input.startIndex..., in: input), withTemplate: template))
+        default:
+            break
+        }
+        guard let last = args.last else { throw Failure(description: "\"\(name)\" needs an argument") }
+        switch name {
         case "humanize": return .string(humanize(try number(last)))
         case "humanize1024": return .string(humanize1024(try number(last)))
         case "humanizePercentage": return .string(goFormat("%.4g", try number(last) * 100) + "%")
         case "humanizeDuration": return .string(humanizeDuration(try number(last)))
-        case "title": return .string(last.text.capitalized)
+        case "humanizeTimestamp": return .string(try humanizeTimestamp(try number(last)))
+        case "title": return .string(goTitle(last.text))
         case "toUpper": return .string(last.text.uppercased())
         case "toLower": return .string(last.text.lowercased())
+        case "safeHtml", "strvalue": return .string(last.text)
+        case "stripPort":
+            let host = last.text
+            if host.hasPrefix("["), let end = host.firstIndex(of: "]") { return .string(String(host[host.index(after: host.startIndex)..<end])) }
+            if host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") { return .string(String(host[..<colon])) }
+            return .string(host)
         case "query":
             guard let query = data.query else { throw Failure(description: "query is not available here") }
             do { return .samples(try query(last.text)) } catch {
@@ -164,13 +403,11 @@ public struct AlertTemplate: Sendable {
         case "label":
             guard args.count == 2, case .sample(let sample) = last else { throw Failure(description: "label needs a name and a sample") }
             return .string(sample.labels.value(args[0].text))
-        case "or":
-            // Go's builtin: the first non-empty argument, else the last.
-            return args.first { $0.isTrue } ?? last
-        case "printf":
-            guard case .string(let format) = args[0] else { throw Failure(description: "printf needs a format string") }
-            return .string(try printf(format, Array(args.dropFirst())))
-        default: throw Failure(description: "function \"\(head)\" not defined")
+        case "sortByLabel":
+            guard args.count == 2, case .samples(let samples) = last else { throw Failure(description: "sortByLabel needs a label name and a query result") }
+            let name = args[0].text
+            return .samples(samples.sorted { $0.labels.value(name) < $1.labels.value(name) })
+        default: throw Failure(description: "function \"\(name)\" not defined")
         }
     }
 
@@ -223,6 +460,7 @@ public struct AlertTemplate: Sendable {
     }
 }
 
+
 /// What a template can read: the alert's labels and value, the external labels and URL.
 struct TemplateData {
     var labels: [String: String]
@@ -232,29 +470,92 @@ struct TemplateData {
     var query: AlertTemplate.Query?
 }
 
-enum TemplateValue {
+enum TemplateValue: Sendable {
     case string(String)
     case number(Double)
-    /// What `query` returns, and one of its samples (`first`).
+    case bool(Bool)
+    /// A label map (`$labels`, `.Labels`).
+    case labels([String: String])
+    /// The root data (`.Labels`, `.Value`, ...).
+    case record([String: TemplateValue])
+    /// What `query` returns, and one of its samples (`first`, or the dot in a `range`).
     case samples([VectorSample])
     case sample(VectorSample)
 
-    /// Go's truth: not empty, not zero.
+    /// Go's truth: not empty, not zero, not false.
     var isTrue: Bool {
         switch self {
         case .string(let s): !s.isEmpty
         case .number(let d): d != 0
+        case .bool(let b): b
+        case .labels(let m): !m.isEmpty
+        case .record: true
         case .samples(let v): !v.isEmpty
         case .sample: true
         }
     }
 
+    var isString: Bool { if case .string = self { true } else { false } }
+
     var text: String {
         switch self {
         case .string(let s): s
         case .number(let d): goDefault(d)
+        case .bool(let b): b ? "true" : "false"
+        case .labels(let m): "map[" + m.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ") + "]"
+        case .record(let r): "{" + r.keys.sorted().map { r[$0]!.text }.joined(separator: " ") + "}"
         case .samples(let v): "[" + v.map { "\($0.labels.promText) \(goDefault($0.value))" }.joined(separator: " ") + "]"
         case .sample(let x): "\(x.labels.promText) \(goDefault(x.value))"
+        }
+    }
+
+    /// `.a.b` from this value: a label map's entries ("" when missing, as Prometheus' templates
+    /// have `missingkey=zero`), a sample's `Labels` and `Value`, the root's fields.
+    func field(_ path: [String]) throws -> TemplateValue {
+        var v = self
+        for name in path {
+            switch v {
+            case .labels(let m): v = .string(m[name] ?? "")
+            case .record(let r):
+                guard let f = r[name] else { throw AlertTemplate.Failure(description: "can't evaluate field \(name)") }
+                v = f
+            case .sample(let s):
+                switch name {
+                case "Labels": v = .labels(Dictionary(s.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }))
+                case "Value": v = .number(s.value)
+                default: throw AlertTemplate.Failure(description: "can't evaluate field \(name) of a sample")
+                }
+            default:
+                throw AlertTemplate.Failure(description: "can't evaluate field \(name) in \(v.text)")
+            }
+        }
+        return v
+    }
+
+    /// What `range` and `len` walk: a query's samples, a label map's values by key.
+    func elements() throws -> [(TemplateValue, TemplateValue)] {
+        switch self {
+        case .samples(let v): return v.enumerated().map { (.number(Double($0.offset)), .sample($0.element)) }
+        case .labels(let m): return m.sorted { $0.key < $1.key }.map { (.string($0.key), .string($0.value)) }
+        case .string(let s): return s.utf8.enumerated().map { (.number(Double($0.offset)), .number(Double($0.element))) }
+        default: throw AlertTemplate.Failure(description: "can't iterate over \(text)")
+        }
+    }
+
+    /// Go's comparison of two basic values: numbers with numbers, strings with strings.
+    static func compare(_ a: TemplateValue, _ b: TemplateValue) throws -> Int {
+        switch (a, b) {
+        case (.number(let x), .number(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+        case (.string(let x), .string(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+        case (.bool(let x), .bool(let y)): return x == y ? 0 : (x ? 1 : -1)
+        default: throw AlertTemplate.Failure(description: "incompatible types for comparison: \(a.text) and \(b.text)")
+        }
+    }
+
+    /// A Go (RE2) pattern as NSRegularExpression reads it.
+    static func regex(_ pattern: String) throws -> NSRegularExpression {
+        do { return try NSRegularExpression(pattern: pattern) } catch {
+            throw AlertTemplate.Failure(description: "error parsing regexp: \(pattern)")
         }
     }
 }
@@ -361,4 +662,42 @@ func humanizeDuration(_ v: Double) -> String {
         return sign + goFormat("%.4g", total) + "s"
     }
     return scaledDown(v) + "s"
+}
+
+/// Prometheus' humanizeTimestamp: the Unix time in seconds as Go prints a UTC time, to the
+/// millisecond (`2021-01-01 00:00:00.5 +0000 UTC`).
+func humanizeTimestamp(_ v: Double) throws -> String {
+    if v.isNaN || v.isInfinite { return goFormat("%.4g", v) }
+    let nanoseconds = v * 1e9
+    guard nanoseconds < 9.2e18, nanoseconds > -9.2e18 else {
+        throw AlertTemplate.Failure(description: "\(goDefault(v)) cannot be represented as a nanoseconds timestamp since it overflows int64")
+    }
+    // Whole milliseconds, as Prometheus' model.Time holds them (truncated toward zero).
+    let ms = Int64(nanoseconds) / 1_000_000
+    var seconds = ms / 1000, milli = ms % 1000
+    if milli < 0 { milli += 1000; seconds -= 1 }
+    var t = time_t(seconds)
+    var parts = tm()
+    gmtime_r(&t, &parts)
+    var text = String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+    if milli != 0 {
+        var fraction = String(format: "%03d", Int(milli))
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        text += "." + fraction
+    }
+    return text + " +0000 UTC"
+}
+
+/// Go's strings.Title: every letter that follows a separator (a space or ASCII punctuation)
+/// upper-cased, the others left as they are.
+func goTitle(_ s: String) -> String {
+    var out = ""
+    var previous: Character = " "
+    for c in s {
+        let separator = previous.isASCII ? !(previous.isLetter || previous.isNumber || previous == "_") : previous.isWhitespace
+        out += separator ? c.uppercased() : String(c)
+        previous = c
+    }
+    return out
 }

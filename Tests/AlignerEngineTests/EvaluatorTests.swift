@@ -41,7 +41,8 @@ import Testing
     @Test func rateExtrapolatesToTheWindowEdges() throws {
         // 5m window at t=300: samples 0..300 s (both ends in 2.x), 21 samples, increase 200 over 300 s.
         let r = try eval("rate(http_requests_total{instance=\"a\"}[5m])", at: 300)
-        #expect(r == ["{instance=\"a\",job=\"api\"}": 200.0 / 300.0])
+        // Prometheus multiplies by one factor (extrapolated interval / sampled interval / range).
+        #expect(r == ["{instance=\"a\",job=\"api\"}": 200.0 * (300.0 / 300.0 / 300.0)])
         // A window that starts between samples extrapolates half an interval at most: t=307.
         let i = try eval("increase(http_requests_total{instance=\"a\"}[1m])", at: 307)
         // Samples at 255..300 (4 samples, 30 over 45 s); 7 s to the end and 8 s to the start, both
@@ -173,13 +174,31 @@ import Testing
         ("{{ printf \"%d\" $value }}", Double.nan, "-9223372036854775808"),
         ("{{ printf \"%g\" $value }}", 1234567.0, "1.234567e+06"),
         ("{{ $labels }}", 1.0, "map[pod:web-1]"),
+        // Control structures, variables, the dot and Go's builtins, as Prometheus' rules use them.
+        ("{{ if gt $value 5.0 }}high{{ else if eq $value 5.0 }}five{{ else }}low{{ end }}", 7.0, "high"),
+        ("{{ if gt $value 5.0 }}high{{ else if eq $value 5.0 }}five{{ else }}low{{ end }}", 5.0, "five"),
+        ("{{ if gt $value 5.0 }}high{{ else if eq $value 5.0 }}five{{ else }}low{{ end }}", 1.0, "low"),
+        ("{{ with $labels.pod }}{{ . | toUpper }}{{ else }}none{{ end }}", 1.0, "WEB-1"),
+        ("{{ with $labels.node }}{{ . }}{{ else }}none{{ end }}", 1.0, "none"),
+        ("{{- range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end -}} ({{ len $labels }})", 1.0, "pod=web-1;(1)"),
+        ("{{ range $labels }}[{{ . }}]{{ end }}", 1.0, "[web-1]"),
+        ("{{ $x := printf \"%s/%s\" \"shop\" $labels.pod }}{{ $x | title }}", 1.0, "Shop/Web-1"),
+        ("{{ if and (ne $labels.pod \"web-2\") (lt $value 7.0) }}yes{{ end }}|{{ not (match \"^web\" $labels.pod) }}", 3.0, "yes|false"),
+        ("{{ .Labels.pod }} {{ .Value }} {{ index $labels \"pod\" }}", 2.5, "web-1 2.5 web-1"),
+        ("{{ reReplaceAll \"web-([0-9])\" \"pod ${1}\" $labels.pod }} {{ print 1 2 \"x\" 3 }} {{ stripPort \"host:9090\" }}", 1.0, "pod 1 1 2x3 host"),
+        ("{{ humanizeTimestamp 1.5e9 }}|{{ 1609459200.25 | humanizeTimestamp }}", 1.0, "2017-07-14 02:40:00 +0000 UTC|2021-01-01 00:00:00.249 +0000 UTC"),  // 1609459200.25e9 ns in a float64 falls below .25
+        ("a  {{- /* a comment */ -}}  b {{ \"hELLO wORLD\" | title }}", 1.0, "ab HELLO WORLD"),
     ])
     func renders(_ template: String, _ value: Double, _ expected: String) throws {
         #expect(try AlertTemplate(template).render(labels: ["pod": "web-1"], value: value) == expected)
     }
 
     @Test func unknownFunctionIsAnError() {
-        #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ $value | reReplaceAll }}") }
+        #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ $value | frobnicate }}") }
+        #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ if $value }}unclosed") }
+        #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ end }}") }
+        #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ define \"x\" }}{{ end }}") }
+        #expect(throws: AlertTemplate.Failure.self) { try AlertTemplate("{{ (len $labels }}") }
     }
 
     /// `query | first | value` and `label`, over a real store; a query with no answer expands,
@@ -191,6 +210,10 @@ import Testing
         let query = RuleGroupsState.templateQuery(source: store, at: 10_000, subqueryStep: 60_000)
         let t = try AlertTemplate(#"{{ printf "ready{deployment='%s'}" $labels.deployment | query | first | value }}/{{ $value }}"#)
         #expect(try t.render(labels: ["deployment": "web"], value: 5, query: query) == "4/5")
+        let r = try AlertTemplate(#"{{ range query "ready" | sortByLabel "deployment" }}{{ .Labels.deployment }}:{{ .Value }} {{ else }}none{{ end }}"#)
+        #expect(try r.render(labels: [:], value: 0, query: query) == "db:2 web:4 ")
+        let none = try AlertTemplate(#"{{ range query "nothing" }}{{ . }}{{ else }}none{{ end }}"#)
+        #expect(try none.render(labels: [:], value: 0, query: query) == "none")
         let l = try AlertTemplate(#"{{ query "max(ready) by (deployment) == 2" | first | label "deployment" }}"#)
         #expect(try l.render(labels: [:], value: 0, query: query) == "db")
         #expect(throws: AlertTemplate.Failure.self) { try t.render(labels: ["deployment": "nope"], value: 5, query: query) }

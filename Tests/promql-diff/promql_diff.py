@@ -35,6 +35,8 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALIGNER = os.environ.get('ALIGNER', os.path.join(HERE, '..', '..', '.build', 'debug', 'aligner'))
 PROMTOOL = os.environ.get('PROMTOOL_BINARY', 'promtool')
+# PROMQL_DIFF_EXACT=1: values must agree to the last bit (otherwise to 1e-9 relative).
+EXACT = os.environ.get('PROMQL_DIFF_EXACT') == '1'
 
 
 def write_test(path, spec, cases, expected=None):
@@ -164,7 +166,7 @@ def same(a, b):
             return False
         if math.isnan(va) and math.isnan(vb):
             continue
-        if va != vb and abs(va - vb) > 1e-9 * max(abs(va), abs(vb)):
+        if va != vb and (EXACT or abs(va - vb) > 1e-9 * max(abs(va), abs(vb))):
             return False
     return True
 

@@ -199,7 +199,12 @@ public final class SeriesTable: Sendable {
         var guessing = false
         for k in 0..<min(2 * d, n) { shard.prefetchSlot(hash: pending[Int(group[k])].hash) }
         for k in 0..<min(d, n) { shard.prefetchEntry(pending[Int(group[k])]) }
+        let keyAhead = 4
+        for k in 0..<min(keyAhead, n) { aligner_prefetch(pending[Int(group[k])].key(in: keyArena).baseAddress) }
         for k in 0..<n {
+            // The request's keys are spread over a body larger than L2: fetch the key's first
+            // line a few series ahead, so that comparing it does not wait for it.
+            if k + keyAhead < n { aligner_prefetch(pending[Int(group[k + keyAhead])].key(in: keyArena).baseAddress) }
             if !guessing {
                 if k + 2 * d < n { shard.prefetchSlot(hash: pending[Int(group[k + 2 * d])].hash) }
                 if k + d < n { shard.prefetchEntry(pending[Int(group[k + d])]) }

@@ -36,13 +36,13 @@ extension Evaluator {
         case "clamp":
             let lo = try scalar(args[1]), hi = try scalar(args[2])
             if lo > hi { return .vector([]) }
-            return .vector(try map(args[0]) { max(lo, min(hi, $0)) })
+            return .vector(try map(args[0]) { goMax(lo, goMin(hi, $0)) })
         case "clamp_min":
             let lo = try scalar(args[1])
-            return .vector(try map(args[0]) { max(lo, $0) })
+            return .vector(try map(args[0]) { goMax(lo, $0) })
         case "clamp_max":
             let hi = try scalar(args[1])
-            return .vector(try map(args[0]) { min(hi, $0) })
+            return .vector(try map(args[0]) { goMin(hi, $0) })
         case "round":
             let to = args.count > 1 ? try scalar(args[1]) : 1
             let inverse = 1 / to
@@ -459,4 +459,20 @@ func bucketQuantile(_ q: Double, _ input: [(upper: Double, count: Double)]) -> D
         rank -= buckets[b - 1].count
     }
     return start + (buckets[b].upper - start) * (rank / count)
+}
+
+/// Go's math.Max: +Inf wins over NaN, NaN over any number, +0 over -0.
+func goMax(_ a: Double, _ b: Double) -> Double {
+    if a == .infinity || b == .infinity { return .infinity }
+    if a.isNaN || b.isNaN { return .nan }
+    if a == 0 && b == 0 { return a.sign == .minus ? b : a }
+    return a > b ? a : b
+}
+
+/// Go's math.Min: -Inf wins over NaN, NaN over any number, -0 over +0.
+func goMin(_ a: Double, _ b: Double) -> Double {
+    if a == -.infinity || b == -.infinity { return -.infinity }
+    if a.isNaN || b.isNaN { return .nan }
+    if a == 0 && b == 0 { return a.sign == .minus ? a : b }
+    return a < b ? a : b
 }

@@ -80,6 +80,10 @@ import Testing
         #expect(try eval("absent(http_requests_total)", at: 60).isEmpty)
         #expect(try eval("scalar(sum(http_requests_total)) * 2", at: 60) == ["scalar": 120])
         #expect(try eval("clamp_max(http_requests_total, 25)", at: 60) == ["{instance=\"a\",job=\"api\"}": 25, "{instance=\"b\",job=\"api\"}": 20])
+        // Go's math.Min and Max: NaN stays NaN (a bound of NaN gives NaN), an infinite bound wins over NaN.
+        #expect(try eval("clamp(http_requests_total, 0, NaN)", at: 60).values.allSatisfy(\.isNaN))
+        #expect(try eval("clamp_min(http_requests_total / 0 * 0, 0)", at: 60).values.allSatisfy(\.isNaN))
+        #expect(try eval("clamp_max(http_requests_total / 0 * 0, -Inf)", at: 60).values.allSatisfy { $0 == -.infinity })
         #expect(try eval("label_replace(http_requests_total{instance=\"a\"}, \"host\", \"$1-x\", \"instance\", \"(.*)\")", at: 60)
                 == ["http_requests_total{host=\"a-x\",instance=\"a\",job=\"api\"}": 40])
         #expect(try eval("deriv(http_requests_total{instance=\"a\"}[1m])", at: 60) == ["{instance=\"a\",job=\"api\"}": 10.0 / 15.0])

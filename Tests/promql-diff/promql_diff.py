@@ -164,8 +164,10 @@ def same(a, b):
     for (la, va), (lb, vb) in zip(a, b):
         if la != lb:
             return False
-        if math.isnan(va) and math.isnan(vb):
-            continue
+        if math.isnan(va) or math.isnan(vb):
+            if math.isnan(va) and math.isnan(vb):
+                continue
+            return False
         if va != vb and (EXACT or abs(va - vb) > 1e-9 * max(abs(va), abs(vb))):
             return False
     return True

@@ -394,18 +394,27 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     }
 
     /// What `read` makes of each window matching every matcher (within some partitions of a
-    /// group when given), under the lock.
+    /// group when given), under the lock. Windows are read in place (`read` gets them `inout`
+    /// and must not change them): binding each to a local copied its five arrays' references,
+    /// a retain and a release each per series and selector, 4% of the core under the pack.
     func eachMatching<T: Sendable>(
-        _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?, _ read: (Window) -> T?
+        _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?, _ read: (inout Window) -> T?
     ) -> [T] {
         state.withLock { s in
             var out: [T] = []
             for id in WindowStore.candidates(s, matchers, part) {
-                guard let w = s.windows[Int(id)], matchers.allSatisfy({ (try? $0.matches(w.labels.value($0.name))) == true }) else { continue }
-                if let x = read(w) { out.append(x) }
+                let i = Int(id)
+                guard s.windows[i] != nil, WindowStore.matches(matchers, &s.windows[i]!) else { continue }
+                if let x = read(&s.windows[i]!) { out.append(x) }
             }
             return out
         }
+    }
+
+    @inline(__always)
+    static func matches(_ matchers: [LabelMatcher], _ w: inout Window) -> Bool {
+        for m in matchers where (try? m.matches(w.labels.value(m.name))) != true { return false }
+        return true
     }
 
     /// The metric a selector names with `__name__="..."`, if it names one.

@@ -180,7 +180,11 @@ public struct Evaluator {
         switch op {
         case .topk, .bottomk:
             guard case .scalar(let kValue) = parameter else { throw EvaluationError(message: "topk/bottomk need a scalar") }
-            let k = kValue.isNaN ? 0 : Int(min(Double(Int.max / 2), max(0, kValue)))
+            // As Prometheus: a k that no int64 holds (NaN included) is an error; k is truncated.
+            guard kValue >= -9.223372036854775808e18 && kValue <= 9.223372036854775807e18 else {
+                throw EvaluationError(message: "Scalar value \(goDefault(kValue)) overflows int64")
+            }
+            let k = Int(min(Double(Int.max / 2), max(0, kValue)))
             for (_, members) in groups {
                 let sorted = members.sorted { a, b in
                     if op == .topk { return a.value > b.value || (b.value.isNaN && !a.value.isNaN) }

@@ -88,6 +88,9 @@ import Testing
                 == ["http_requests_total{host=\"a-x\",instance=\"a\",job=\"api\"}": 40])
         #expect(try eval("deriv(http_requests_total{instance=\"a\"}[1m])", at: 60) == ["{instance=\"a\",job=\"api\"}": 10.0 / 15.0])
         #expect(try eval("time()", at: 60) == ["scalar": 60])
+        // A k no int64 holds is an error in Prometheus, NaN included (the scalar of nothing).
+        #expect(throws: EvaluationError.self) { try eval("topk(scalar(nonexistent), http_requests_total)", at: 60) }
+        #expect(try eval("topk(1.9, http_requests_total)", at: 60).count == 1)
     }
 
     @Test func histogramQuantileOnClassicBuckets() throws {

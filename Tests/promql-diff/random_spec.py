@@ -93,6 +93,7 @@ def series(rng, n):
 class Gen:
     def __init__(self, rng):
         self.rng = rng
+        self.in_subquery = False
 
     def pick(self, *xs):
         return self.rng.choice(xs)
@@ -118,16 +119,22 @@ class Gen:
             text = '%s{%s}' % (name, ','.join(self.matcher() for _ in range(self.rng.randint(1, 2))))
         else:
             text = '{__name__=~"%s|%s"}' % (name, self.rng.choice(names))
-        if self.rng.random() < 0.12:
-            text += ' offset %s' % self.pick('1m', '2m', '5m')
+        r = self.rng.random()
+        if r < 0.10:
+            text += ' offset %s' % self.pick('1m', '2m', '5m', '-1m', '30s')
+        elif r < 0.16 and not self.in_subquery:
+            # (In a subquery, Prometheus 2.42 turns `@` into an offset from the subquery's first
+            # step, which slides with the steps for functions like predict_linear: left out.)
+            text += ' @ %s' % self.pick('60', '300', '450.5', 'start()', 'end()')
         return text
 
     def range_vector(self, kinds=None):
         sel = self.selector(kinds)
         rng = self.rng.choice(RANGES)
-        if ' offset ' in sel:
-            base, off = sel.split(' offset ')
-            return '%s[%s] offset %s' % (base, rng, off)
+        for modifier in (' offset ', ' @ '):
+            if modifier in sel:
+                base, rest = sel.split(modifier)
+                return '%s[%s]%s%s' % (base, rng, modifier, rest)
         return '%s[%s]' % (sel, rng)
 
     def scalar(self, depth):
@@ -215,7 +222,7 @@ class Gen:
         f = self.pick('abs', 'ceil', 'floor', 'round', 'clamp', 'clamp_min', 'clamp_max', 'sqrt',
                       'exp', 'ln', 'log2', 'log10', 'sgn', 'timestamp', 'label_replace', 'label_join',
                       'sort', 'sort_desc', 'absent', 'histogram_quantile', 'vector', 'minute', 'hour',
-                      'day_of_week', 'days_in_month', 'negate')
+                      'day_of_week', 'days_in_month', 'negate', 'timestamp_of', 'topk_scalar')
         inner = self.vector(depth + 1)
         if f == 'round':
             return 'round(%s, %s)' % (inner, self.pick('1', '0.5', '3'))
@@ -237,6 +244,10 @@ class Gen:
             if self.rng.random() < 0.5:
                 b = 'sum by (le%s) (%s)' % (self.pick('', ', job'), b)
             return 'histogram_quantile(%s, %s)' % (self.pick('0.5', '0.9', '0.99', '1', '0'), b)
+        if f == 'timestamp_of':
+            return 'timestamp(%s)' % inner
+        if f == 'topk_scalar':
+            return '%s(scalar(count(%s)) - 1, %s)' % (self.pick('topk', 'bottomk'), self.selector(), inner)
         if f == 'vector':
             return 'vector(%s)' % self.scalar(depth + 1)
         if f in ('minute', 'hour', 'day_of_week', 'days_in_month'):
@@ -247,7 +258,9 @@ class Gen:
 
     def subquery(self, depth):
         f = self.pick('max_over_time', 'min_over_time', 'avg_over_time', 'rate', 'count_over_time')
+        self.in_subquery = True
         inner = self.vector(depth + 1) if f != 'rate' else self.selector(('counter',))
+        self.in_subquery = False
         return '%s((%s)[%s:%s])' % (f, inner, self.pick('5m', '10m'), self.pick('', '1m', '30s'))
 
 

@@ -163,6 +163,12 @@ public struct AlertingRuleState: Sendable {
     public var firing: [Alert] { alerts.values.filter { $0.state == .firing } }
 
     /// Puts back alert states saved before a restart (pending keep their activeAt, firing their firedAt).
+    /// Forgets every alert (a rule past its group's `limit`).
+    mutating func dropAll() {
+        alerts = [:]
+        byPartition = [:]
+    }
+
     public mutating func restore(_ saved: [Alert]) {
         for var a in saved where a.state != .inactive {
             a.partitionKey = partitionLabels.map { a.labels.partitionKey($0) } ?? ""
@@ -260,7 +266,12 @@ public struct RuleGroupsState: Sendable {
                 default: vector = []
                 }
                 if group.limit > 0 && vector.count > group.limit {
-                    throw EvaluationError(message: "exceeded limit of \(group.limit) with \(vector.count) series")
+                    // As Prometheus: the rule fails, and an alerting rule drops its alerts.
+                    guard case .alert = rule.kind else {
+                        throw EvaluationError(message: "exceeded limit of \(group.limit) with \(vector.count) series")
+                    }
+                    alerting[gi][ri]!.dropAll()
+                    throw EvaluationError(message: "exceeded limit of \(group.limit) with \(vector.count) alerts")
                 }
                 switch rule.kind {
                 case .record(let name):

@@ -90,8 +90,10 @@ extension Expr {
 
 extension RuleGroup {
     /// The labels every rule of the group (and each `resolve`) can be split by, without the
-    /// labels rules set themselves; nil when the group must be evaluated whole.
+    /// labels rules set themselves; nil when the group must be evaluated whole (also when it
+    /// has a `limit`, which counts every series or alert of a rule).
     public var partitionLabels: [String]? {
+        if limit > 0 { return nil }
         var c = PartitionConstraint.unbounded
         c.excluding.formUnion(labels.keys)
         for rule in rules {

@@ -38,6 +38,36 @@ import Testing
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../rules/kubernetes.yml").path
     }
 
+    /// A group's `limit`, as Prometheus applies it: a rule past it fails, an alerting rule drops
+    /// its alerts; such a group is evaluated whole (the limit counts every alert of a rule).
+    @Test func limitFailsTheRuleAndDropsItsAlerts() throws {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                limit: 2
+                rules:
+                  - alert: Many
+                    expr: x > 1
+            """, file: "g.yml")
+        #expect(problems.isEmpty)
+        #expect(groups[0].partitionLabels == nil)
+        let store = WindowStore()
+        store.select(groups)
+        var state = try RuleGroupsState(groups: groups)
+        func write(_ i: String, _ t: Int64, _ v: Double) {
+            let id = store.admit(labels: [Label("__name__", "x"), Label("i", i)])
+            store.append(window: id, timestamp: t, valueBits: v.bitPattern)
+        }
+        write("1", 1_000, 2)
+        write("2", 1_000, 2)
+        write("3", 1_000, 0)
+        #expect(state.evaluate(group: 0, at: 1_000, source: store, sink: store).isEmpty)
+        #expect(state.alerts.count == 2)
+        write("3", 2_000, 2)
+        #expect(state.evaluate(group: 0, at: 2_000, source: store, sink: store) == ["group \"g\", rule \"Many\": exceeded limit of 2 with 3 alerts"])
+        #expect(state.alerts.isEmpty)
+    }
+
     /// A write that touches one partition is evaluated over that partition only, with the same
     /// outcome a whole evaluation gives, and the alerts of other partitions are left alone.
     @Test func partialEvaluationMatchesWholeEvaluation() throws {

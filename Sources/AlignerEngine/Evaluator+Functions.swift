@@ -52,23 +52,23 @@ extension Evaluator {
         case "floor": return .vector(try map(args[0]) { Foundation.floor($0) })
         case "exp": return .vector(try map(args[0]) { Foundation.exp($0) })
         case "sqrt": return .vector(try map(args[0]) { $0.squareRoot() })
-        case "ln": return .vector(try map(args[0]) { Foundation.log($0) })
-        case "log2": return .vector(try map(args[0]) { Foundation.log2($0) })
-        case "log10": return .vector(try map(args[0]) { Foundation.log10($0) })
+        case "ln": return .vector(try map(args[0]) { goLog($0) })
+        case "log2": return .vector(try map(args[0]) { goLog2($0) })
+        case "log10": return .vector(try map(args[0]) { goLog($0) * 0.434294481903251827651128918916605082294397005803666566114 })
         case "sgn": return .vector(try map(args[0]) { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 })
         case "deg": return .vector(try map(args[0]) { $0 * 180 / .pi })
         case "rad": return .vector(try map(args[0]) { $0 * .pi / 180 })
-        case "acos": return .vector(try map(args[0]) { Foundation.acos($0) })
+        case "acos": return .vector(try map(args[0]) { goAcos($0) })
         case "acosh": return .vector(try map(args[0]) { Foundation.acosh($0) })
-        case "asin": return .vector(try map(args[0]) { Foundation.asin($0) })
+        case "asin": return .vector(try map(args[0]) { goAsin($0) })
         case "asinh": return .vector(try map(args[0]) { Foundation.asinh($0) })
-        case "atan": return .vector(try map(args[0]) { Foundation.atan($0) })
+        case "atan": return .vector(try map(args[0]) { goAtan($0) })
         case "atanh": return .vector(try map(args[0]) { Foundation.atanh($0) })
-        case "cos": return .vector(try map(args[0]) { Foundation.cos($0) })
+        case "cos": return .vector(try map(args[0]) { goCos($0) })
         case "cosh": return .vector(try map(args[0]) { Foundation.cosh($0) })
-        case "sin": return .vector(try map(args[0]) { Foundation.sin($0) })
+        case "sin": return .vector(try map(args[0]) { goSin($0) })
         case "sinh": return .vector(try map(args[0]) { Foundation.sinh($0) })
-        case "tan": return .vector(try map(args[0]) { Foundation.tan($0) })
+        case "tan": return .vector(try map(args[0]) { goTan($0) })
         case "tanh": return .vector(try map(args[0]) { Foundation.tanh($0) })
         case "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year":
             // Without an argument: the evaluation time, as a sample without labels.
@@ -459,20 +459,4 @@ func bucketQuantile(_ q: Double, _ input: [(upper: Double, count: Double)]) -> D
         rank -= buckets[b - 1].count
     }
     return start + (buckets[b].upper - start) * (rank / count)
-}
-
-/// Go's math.Max: +Inf wins over NaN, NaN over any number, +0 over -0.
-func goMax(_ a: Double, _ b: Double) -> Double {
-    if a == .infinity || b == .infinity { return .infinity }
-    if a.isNaN || b.isNaN { return .nan }
-    if a == 0 && b == 0 { return a.sign == .minus ? b : a }
-    return a > b ? a : b
-}
-
-/// Go's math.Min: -Inf wins over NaN, NaN over any number, -0 over +0.
-func goMin(_ a: Double, _ b: Double) -> Double {
-    if a == -.infinity || b == -.infinity { return -.infinity }
-    if a.isNaN || b.isNaN { return .nan }
-    if a == 0 && b == 0 { return a.sign == .minus ? a : b }
-    return a < b ? a : b
 }

@@ -256,7 +256,7 @@ public struct Evaluator {
         case .divide: return (a / b, true)
         case .modulo: return (fmod(a, b), true)
         case .power: return (pow(a, b), true)
-        case .atan2: return (Foundation.atan2(a, b), true)
+        case .atan2: return (goAtan2(a, b), true)
         case .equal: return (a, a == b)
         case .notEqual: return (a, a != b)
         case .less: return (a, a < b)

@@ -226,7 +226,39 @@ public struct AlertTemplate: Sendable {
         labels: [String: String], value: Double, externalLabels: [String: String] = [:], externalURL: String = "",
         query: Query? = nil
     ) throws -> String {
+        // Most label and annotation values are plain text, or one `$labels.x` / `$value`: no
+        // scope to build for those (templates are expanded for every alert at every evaluation).
+        if nodes.isEmpty { return "" }
+        if nodes.count == 1, case .text(let t) = nodes[0] { return t }
         let data = TemplateData(labels: labels, value: value, external: externalLabels, externalURL: externalURL, query: query)
+        if nodes.allSatisfy({ if case .block = $0 { false } else { true } }) {
+            var out = ""
+            for node in nodes {
+                switch node {
+                case .text(let t): out += t
+                case .action(let p):
+                    guard p.declared.isEmpty, p.commands.count == 1, p.commands[0].count == 1,
+                          case .variable(let name, let fields) = p.commands[0][0], fields.count <= 1 else {
+                        return try renderTree(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, data)
+                    }
+                    switch (name, fields.first) {
+                    case ("$labels", let f?): out += labels[f] ?? ""
+                    case ("$value", nil): out += goDefault(value)
+                    case ("$externalLabels", let f?): out += externalLabels[f] ?? ""
+                    default:
+                        return try renderTree(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, data)
+                    }
+                case .block: break
+                }
+            }
+            return out
+        }
+        return try renderTree(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, data)
+    }
+
+    func renderTree(
+        labels: [String: String], value: Double, externalLabels: [String: String], externalURL: String, _ data: TemplateData
+    ) throws -> String {
         let root = TemplateValue.record([
             "Labels": .labels(labels), "Value": .number(value), "ExternalLabels": .labels(externalLabels),
             "ExternalURL": .string(externalURL),

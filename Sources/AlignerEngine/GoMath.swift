@@ -41,13 +41,9 @@ private func octant(_ x: Double) -> (j: UInt64, z: Double) {
 func goSin(_ value: Double) -> Double {
     if value == 0 || value.isNaN { return value }
     if value.isInfinite { return .nan }
-    var x = value, sign = false
-    if x < 0 {
-        x = -x
-        sign = true
-    }
-    if x >= reduceThreshold { return Foundation.sin(value) }
-    var (j, z) = octant(x)
+    if abs(value) >= reduceThreshold { return Foundation.sin(value) }
+    var sign = value < 0
+    var (j, z) = octant(abs(value))
     j &= 7
     if j > 3 {
         sign.toggle()
@@ -78,13 +74,8 @@ func goCos(_ value: Double) -> Double {
 func goTan(_ value: Double) -> Double {
     if value == 0 || value.isNaN { return value }
     if value.isInfinite { return .nan }
-    var x = value, sign = false
-    if x < 0 {
-        x = -x
-        sign = true
-    }
-    if x >= reduceThreshold { return Foundation.tan(value) }
-    let (j, z) = octant(x)
+    if abs(value) >= reduceThreshold { return Foundation.tan(value) }
+    let (j, z) = octant(abs(value))
     let zz = z * z
     var y = z
     if zz > 1e-14 {
@@ -93,7 +84,7 @@ func goTan(_ value: Double) -> Double {
                 + -5.38695755929454629881e7))
     }
     if j & 2 == 2 { y = -1 / y }
-    return sign ? -y : y
+    return value < 0 ? -y : y
 }
 
 /// atan on [0, 0.66].

@@ -48,12 +48,13 @@ public struct AlertTemplate: Sendable {
                 throw Failure(description: "unclosed action in template \"\(source)\"")
             }
             var inner = Substring(rest[open.upperBound..<close.lowerBound])
-            if inner.hasPrefix("- ") || inner == "-" {
+            // `{{- ` and ` -}}` (the dash beside whitespace; `{{-3}}` is the number -3).
+            if inner.first == "-", inner.count == 1 || inner.dropFirst().first!.isWhitespace {
                 inner = inner.dropFirst()
                 while let last = text.last, last.isWhitespace { text.removeLast() }
             }
             var trimAfter = false
-            if inner.hasSuffix(" -") {
+            if inner.last == "-", inner.dropLast().last?.isWhitespace == true {
                 inner = inner.dropLast()
                 trimAfter = true
             }

@@ -195,6 +195,7 @@ import Testing
         ("{{ reReplaceAll \"web-([0-9])\" \"pod ${1}\" $labels.pod }} {{ print 1 2 \"x\" 3 }} {{ stripPort \"host:9090\" }}", 1.0, "pod 1 1 2x3 host"),
         ("{{ humanizeTimestamp 1.5e9 }}|{{ 1609459200.25 | humanizeTimestamp }}", 1.0, "2017-07-14 02:40:00 +0000 UTC|2021-01-01 00:00:00.249 +0000 UTC"),  // 1609459200.25e9 ns in a float64 falls below .25
         ("a  {{- /* a comment */ -}}  b {{ \"hELLO wORLD\" | title }}", 1.0, "ab HELLO WORLD"),
+        ("x\n{{-\n$labels.pod\n-}}\n y {{-3}}", 1.0, "xweb-1y -3"),
     ])
     func renders(_ template: String, _ value: Double, _ expected: String) throws {
         #expect(try AlertTemplate(template).render(labels: ["pod": "web-1"], value: value) == expected)

@@ -162,13 +162,13 @@ public struct AlertingRuleState: Sendable {
     /// The alerts now firing.
     public var firing: [Alert] { alerts.values.filter { $0.state == .firing } }
 
-    /// Puts back alert states saved before a restart (pending keep their activeAt, firing their firedAt).
     /// Forgets every alert (a rule past its group's `limit`).
     mutating func dropAll() {
         alerts = [:]
         byPartition = [:]
     }
 
+    /// Puts back alert states saved before a restart (pending keep their activeAt, firing their firedAt).
     public mutating func restore(_ saved: [Alert]) {
         for var a in saved where a.state != .inactive {
             a.partitionKey = partitionLabels.map { a.labels.partitionKey($0) } ?? ""

@@ -54,7 +54,7 @@ extension Evaluator {
         case "sqrt": return .vector(try map(args[0]) { $0.squareRoot() })
         case "ln": return .vector(try map(args[0]) { goLog($0) })
         case "log2": return .vector(try map(args[0]) { goLog2($0) })
-        case "log10": return .vector(try map(args[0]) { goLog($0) * 0.434294481903251827651128918916605082294397005803666566114 })
+        case "log10": return .vector(try map(args[0]) { goLog10($0) })
         case "sgn": return .vector(try map(args[0]) { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 })
         case "deg": return .vector(try map(args[0]) { $0 * 180 / .pi })
         case "rad": return .vector(try map(args[0]) { $0 * .pi / 180 })

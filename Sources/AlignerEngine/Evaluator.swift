@@ -451,7 +451,6 @@ func quantile(_ q: Double, _ values: [Double]) -> Double {
     return sorted[Int(lower)] * (1 - weight) + sorted[Int(upper)] * weight
 }
 
-/// A float in Prometheus' text form (count_values labels).
 /// A value as count_values writes it into a label: Go's `FormatFloat(v, 'f', -1, 64)`, the
 /// shortest digits that read back as `v`, never with an exponent (`1e-05` is `0.00001`).
 func formatValue(_ v: Double) -> String {

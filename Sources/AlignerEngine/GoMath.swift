@@ -196,6 +196,9 @@ func goLog2(_ x: Double) -> Double {
     return goLog(frac) * 1.44269504088896340735992468100189213742664595415298593 + Double(exp)
 }
 
+/// Go's math.Log10: Log times 1/ln 10.
+func goLog10(_ x: Double) -> Double { goLog(x) * 0.434294481903251827651128918916605082294397005803666566114 }
+
 /// Go's math.Frexp: `x = frac × 2^exp` with |frac| in [0.5, 1); 0, ±Inf and NaN as they are.
 func goFrexp(_ x: Double) -> (Double, Int) {
     if x == 0 || x.isInfinite || x.isNaN { return (x, 0) }

@@ -227,59 +227,47 @@ public struct AlertTemplate: Sendable {
         labels: [String: String], value: Double, externalLabels: [String: String] = [:], externalURL: String = "",
         query: Query? = nil
     ) throws -> String {
-        // Most label and annotation values are plain text, or one `$labels.x` / `$value`: no
-        // scope to build for those (templates are expanded for every alert at every evaluation).
-        if nodes.isEmpty { return "" }
-        if nodes.count == 1, case .text(let t) = nodes[0] { return t }
         let data = TemplateData(labels: labels, value: value, external: externalLabels, externalURL: externalURL, query: query)
-        if nodes.allSatisfy({ if case .block = $0 { false } else { true } }) {
-            var out = ""
-            for node in nodes {
-                switch node {
-                case .text(let t): out += t
-                case .action(let p):
-                    guard p.declared.isEmpty, p.commands.count == 1, p.commands[0].count == 1,
-                          case .variable(let name, let fields) = p.commands[0][0], fields.count <= 1 else {
-                        return try renderTree(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, data)
-                    }
-                    switch (name, fields.first) {
-                    case ("$labels", let f?): out += labels[f] ?? ""
-                    case ("$value", nil): out += goDefault(value)
-                    case ("$externalLabels", let f?): out += externalLabels[f] ?? ""
-                    default:
-                        return try renderTree(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, data)
-                    }
-                case .block: break
-                }
-            }
-            return out
-        }
-        return try renderTree(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, data)
-    }
-
-    func renderTree(
-        labels: [String: String], value: Double, externalLabels: [String: String], externalURL: String, _ data: TemplateData
-    ) throws -> String {
+        if let plain = simpleExpansion(data) { return plain }
         let root = TemplateValue.record([
             "Labels": .labels(labels), "Value": .number(value), "ExternalLabels": .labels(externalLabels),
             "ExternalURL": .string(externalURL),
         ])
-        var scope = Scope(variables: [
+        var variables: [String: TemplateValue] = [
             "$": root, "$labels": .labels(labels), "$value": .number(value),
             "$externalLabels": .labels(externalLabels), "$externalURL": .string(externalURL),
-        ])
+        ]
         var out = ""
-        try run(nodes, dot: root, &scope, data, into: &out)
+        try run(nodes, dot: root, &variables, data, into: &out)
         return out
     }
 
-    struct Scope {
-        var variables: [String: TemplateValue]
+    /// Text with lone `$labels.x`, `$value` or `$externalLabels.x` actions, what most label and
+    /// annotation values are, expanded without building the template's variables (templates are
+    /// expanded for every alert at every evaluation); nil for anything else.
+    func simpleExpansion(_ data: TemplateData) -> String? {
+        var out = ""
+        for node in nodes {
+            guard case .action(let p) = node else {
+                guard case .text(let t) = node else { return nil }
+                out += t
+                continue
+            }
+            guard p.declared.isEmpty, p.commands.count == 1, p.commands[0].count == 1,
+                  case .variable(let name, let fields) = p.commands[0][0] else { return nil }
+            switch (name, fields.count) {
+            case ("$labels", 1): out += data.labels[fields[0]] ?? ""
+            case ("$value", 0): out += goDefault(data.value)
+            case ("$externalLabels", 1): out += data.external[fields[0]] ?? ""
+            default: return nil
+            }
+        }
+        return out
     }
 
-    func run(_ nodes: [Node], dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData, into out: inout String) throws {
-        let saved = scope.variables
-        defer { scope.variables = saved }   // variables live to the end of their block
+    func run(_ nodes: [Node], dot: TemplateValue, _ scope: inout [String: TemplateValue], _ data: TemplateData, into out: inout String) throws {
+        let saved = scope
+        defer { scope = saved }   // variables live to the end of their block
         for node in nodes {
             switch node {
             case .text(let t):
@@ -297,10 +285,10 @@ public struct AlertTemplate: Sendable {
                     }
                     for (key, element) in elements {
                         var inner = scope
-                        if p.declared.count == 1 { inner.variables[p.declared[0]] = element }
+                        if p.declared.count == 1 { inner[p.declared[0]] = element }
                         if p.declared.count == 2 {
-                            inner.variables[p.declared[0]] = key
-                            inner.variables[p.declared[1]] = element
+                            inner[p.declared[0]] = key
+                            inner[p.declared[1]] = element
                         }
                         try run(body, dot: element, &inner, data, into: &out)
                     }
@@ -313,29 +301,29 @@ public struct AlertTemplate: Sendable {
         }
     }
 
-    func evaluate(_ p: Pipeline, dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData, declare: Bool = true) throws -> TemplateValue {
+    func evaluate(_ p: Pipeline, dot: TemplateValue, _ scope: inout [String: TemplateValue], _ data: TemplateData, declare: Bool = true) throws -> TemplateValue {
         var current: TemplateValue?
         for command in p.commands {
             current = try evaluate(command, piped: current, dot: dot, &scope, data)
         }
         let value = current ?? .string("")
-        if declare, let name = p.declared.first { scope.variables[name] = value }
+        if declare, let name = p.declared.first { scope[name] = value }
         return value
     }
 
-    func operand(_ word: Word, dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData) throws -> TemplateValue {
+    func operand(_ word: Word, dot: TemplateValue, _ scope: inout [String: TemplateValue], _ data: TemplateData) throws -> TemplateValue {
         switch word {
         case .literal(let v): return v
         case .dot(let fields): return try dot.field(fields)
         case .variable(let name, let fields):
-            guard let v = scope.variables[name] else { throw Failure(description: "undefined variable \"\(name)\"") }
+            guard let v = scope[name] else { throw Failure(description: "undefined variable \"\(name)\"") }
             return try v.field(fields)
         case .pipeline(let p): return try evaluate(p, dot: dot, &scope, data, declare: false)
         case .function(let name): return try call(name, [], data)
         }
     }
 
-    func evaluate(_ command: [Word], piped: TemplateValue?, dot: TemplateValue, _ scope: inout Scope, _ data: TemplateData) throws -> TemplateValue {
+    func evaluate(_ command: [Word], piped: TemplateValue?, dot: TemplateValue, _ scope: inout [String: TemplateValue], _ data: TemplateData) throws -> TemplateValue {
         guard case .function(let name) = command[0] else {
             guard piped == nil else { throw Failure(description: "cannot pipe into a value") }
             return try operand(command[0], dot: dot, &scope, data)

@@ -45,6 +45,8 @@ public struct WireHistogram: Equatable, Sendable, BitwiseCopyable {
     public var positiveCounts = 0
     public var customValues = 0
     public var resetHint: Int32 = 0
+    /// 2.0-rc.4 `start_timestamp` (when the counter started counting); 0 means not set.
+    public var startTimestamp: Int64 = 0
     /// Why the histogram is inconsistent, or nil when it is valid.
     public var problem: HistogramProblem?
 
@@ -136,8 +138,11 @@ public struct DecodedSeries {
     public var exemplarLabels: UnsafeBufferPointer<LabelRef>
     /// 2.0 only.
     public var metadata: WireMetadata?
-    /// 2.0 only; 0 means not set.
+    /// 2.0-rc.3's `created_timestamp` of the series; 0 means not set.
     public var createdTimestamp: Int64
+    /// 2.0-rc.4's `start_timestamp` of each sample, in step with `samples` (0: not set); empty
+    /// for 1.0.
+    public var sampleStartTimestamps = UnsafeBufferPointer<Int64>(start: nil, count: 0)
     /// A structural problem inside this series' bytes; the series must be rejected.
     public var problem: SeriesProblem?
 }

@@ -247,7 +247,10 @@ struct IngestSink: RemoteWriteSink {
         entry.keyCount = key.count
         entry.hash = table.hash(key)
         samples._withUnsafeGuaranteedRef { for sample in series.samples { $0.append(sample) } }
+        if series.createdTimestamp != 0 { outcome.startTimestamps += 1 }
+        for start in series.sampleStartTimestamps where start != 0 { outcome.startTimestamps += 1 }
         for h in series.histograms {
+            if h.startTimestamp != 0 { outcome.startTimestamps += 1 }
             if let p = h.problem {
                 outcome.histogramsRejected += 1
                 outcome.addExample("inconsistent histogram at timestamp \(h.timestamp): \(p)")

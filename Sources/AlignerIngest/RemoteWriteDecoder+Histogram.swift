@@ -78,6 +78,9 @@ extension RemoteWriteDecoder {
             case 15:
                 guard wireType == 0 else { throw .wrongWireType(field: field, got: wireType) }
                 h.timestamp = Int64(bitPattern: try r.varint())
+            case 17:
+                guard wireType == 0 else { throw .wrongWireType(field: field, got: wireType) }
+                h.startTimestamp = Int64(bitPattern: try r.varint())
             default:
                 try r.skip(wireType: wireType)
             }

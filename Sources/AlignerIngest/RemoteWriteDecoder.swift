@@ -12,6 +12,8 @@
 public final class RemoteWriteDecoder {
     let labels = Scratch<LabelRef>(capacity: 64)
     let samples = Scratch<WireSample>(capacity: 16)
+    /// 2.0: each sample's start timestamp, in step with `samples`.
+    let sampleStarts = Scratch<Int64>(capacity: 16)
     let histograms = Scratch<WireHistogram>(capacity: 4)
     let exemplars = Scratch<WireExemplar>(capacity: 4)
     let exemplarLabels = Scratch<LabelRef>(capacity: 8)
@@ -246,6 +248,13 @@ public final class RemoteWriteDecoder {
 
     @inline(__always)
     func decodeSample(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> WireSample {
+        var unused: Int64 = 0
+        return try decodeSample(bytes, start: &unused, isV2: false)
+    }
+
+    /// A sample; for 2.0 (`isV2`), also its `start_timestamp` (field 3), which 1.0 skips as unknown.
+    @inline(__always)
+    func decodeSample(_ bytes: UnsafeRawBufferPointer, start: inout Int64, isV2: Bool = true) throws(WireError) -> WireSample {
         var r = WireReader(bytes)
         var sample = WireSample(timestamp: 0, valueBits: 0)
         while !r.isAtEnd {
@@ -257,6 +266,9 @@ public final class RemoteWriteDecoder {
             case 2:
                 guard wireType == 0 else { throw .wrongWireType(field: field, got: wireType) }
                 sample.timestamp = Int64(bitPattern: try r.varint())
+            case 3 where isV2:
+                guard wireType == 0 else { throw .wrongWireType(field: field, got: wireType) }
+                start = Int64(bitPattern: try r.varint())
             default:
                 try r.skip(wireType: wireType)
             }
@@ -359,6 +371,7 @@ public final class RemoteWriteDecoder {
         labels.removeAll()
         labelRefs.removeAll()
         samples.removeAll()
+        sampleStarts.removeAll()
         histograms.removeAll()
         exemplars.removeAll()
         exemplarLabels.removeAll()
@@ -376,7 +389,9 @@ public final class RemoteWriteDecoder {
                     try readUInt32s(&r, wireType: wireType, field: field, into: labelRefs)
                 case 2:
                     guard wireType == 2 else { throw WireError.wrongWireType(field: field, got: wireType) }
-                    samples.append(try decodeSample(try r.lengthDelimited()))
+                    var start: Int64 = 0
+                    samples.append(try decodeSample(try r.lengthDelimited(), start: &start))
+                    sampleStarts.append(start)
                 case 3:
                     guard wireType == 2 else { throw WireError.wrongWireType(field: field, got: wireType) }
                     histograms.append(try decodeHistogram(try r.lengthDelimited()))
@@ -429,7 +444,7 @@ public final class RemoteWriteDecoder {
         return DecodedSeries(
             labels: labels.buffer, canonicalKey: nil, labelsRead: true, samples: samples.buffer, histograms: histograms.buffer,
             exemplars: exemplars.buffer, exemplarLabels: exemplarLabels.buffer, metadata: metadata,
-            createdTimestamp: created, problem: problem)
+            createdTimestamp: created, sampleStartTimestamps: sampleStarts.buffer, problem: problem)
     }
 
     @inline(__always)

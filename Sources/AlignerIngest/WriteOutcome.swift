@@ -27,6 +27,9 @@ public struct WriteOutcome: Sendable {
     public var exemplarsRejected = 0
     public var metadataWritten = 0
     public var metadataRejected = 0
+    /// Start (created) timestamps received with accepted series: 2.0-rc.3's one per series,
+    /// rc.4's one per sample or histogram. Decoded and counted; nothing uses them yet.
+    public var startTimestamps = 0
     /// Series rejected, by `SeriesProblem.reason`.
     public var seriesRejectedByReason: [String: Int] = [:]
     /// Up to a few human-readable examples of what was rejected.

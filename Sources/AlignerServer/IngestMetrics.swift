@@ -15,6 +15,7 @@ struct IngestMetrics: Sendable {
     let exemplarsRejected: Counter
     let metadata: Counter
     let metadataRejected: Counter
+    let startTimestamps: Counter
     let seriesCreated: Counter
     let seriesRejected: Counter
     let seriesEvicted: Counter
@@ -65,6 +66,9 @@ struct IngestMetrics: Sendable {
         exemplarsRejected = registry.makeCounter(name: "aligner_ingest_exemplars_rejected_total", help: "Exemplars rejected.")
         metadata = registry.makeCounter(name: "aligner_ingest_metadata_total", help: "Metadata entries accepted.")
         metadataRejected = registry.makeCounter(name: "aligner_ingest_metadata_rejected_total", help: "Metadata entries rejected.")
+        startTimestamps = registry.makeCounter(
+            name: "aligner_ingest_start_timestamps_total",
+            help: "Start (created) timestamps received with accepted 2.0 series, samples and histograms.")
         seriesCreated = registry.makeCounter(name: "aligner_ingest_series_created_total", help: "Series seen for the first time.")
         seriesRejected = registry.makeCounter(
             name: "aligner_ingest_series_rejected_total", help: "Series rejected (invalid labels, malformed, over the series limit).")
@@ -124,6 +128,7 @@ struct IngestMetrics: Sendable {
         if o.exemplarsRejected > 0 { exemplarsRejected.increment(by: Int64(o.exemplarsRejected)) }
         if o.metadataWritten > 0 { metadata.increment(by: Int64(o.metadataWritten)) }
         if o.metadataRejected > 0 { metadataRejected.increment(by: Int64(o.metadataRejected)) }
+        if o.startTimestamps > 0 { startTimestamps.increment(by: Int64(o.startTimestamps)) }
         if o.seriesCreated > 0 { seriesCreated.increment(by: Int64(o.seriesCreated)) }
         if o.seriesRejected > 0 { seriesRejected.increment(by: Int64(o.seriesRejected)) }
     }

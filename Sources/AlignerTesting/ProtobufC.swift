@@ -152,11 +152,13 @@ public enum ProtobufC {
             ts.pointee.n_labels_refs = r.count
             ts.pointee.labels_refs = arena.array(r)
             ts.pointee.n_samples = series.samples.count
-            ts.pointee.samples = arena.pointers(series.samples.map { s in
+            ts.pointee.samples = arena.pointers(series.samples.indices.map { i in
+                let s = series.samples[i]
                 let p = arena.one(Io__Prometheus__Write__V2__Sample.self)
                 io__prometheus__write__v2__sample__init(p)
                 p.pointee.value = Double(bitPattern: s.valueBits)
                 p.pointee.timestamp = s.timestamp
+                if i < series.sampleStarts.count { p.pointee.start_timestamp = series.sampleStarts[i] }
                 return p
             })
             ts.pointee.n_exemplars = series.exemplars.count
@@ -225,6 +227,7 @@ public enum ProtobufC {
                 let s = ts.samples[$0]!.pointee
                 return WireSample(timestamp: s.timestamp, valueBits: s.value.bitPattern)
             }
+            series.sampleStarts = (0..<ts.n_samples).map { ts.samples[$0]!.pointee.start_timestamp }
             for k in 0..<ts.n_exemplars {
                 let e = ts.exemplars[k]!.pointee
                 guard let el = resolve(e.labels_refs, e.n_labels_refs) else { series.problem = true; break }
@@ -273,6 +276,7 @@ public enum ProtobufC {
         t.positiveCounts = UnsafeBufferPointer(start: h.positive_counts, count: h.n_positive_counts).map(\.bitPattern)
         t.customValues = UnsafeBufferPointer(start: h.custom_values, count: h.n_custom_values).map(\.bitPattern)
         t.resetHint = Int32(bitPattern: h.reset_hint.rawValue)
+        t.startTimestamp = h.start_timestamp
         return t
     }
 }
@@ -375,6 +379,7 @@ final class CArena {
         }!
         let p = one(Io__Prometheus__Write__V2__Histogram.self)
         p.pointee = unpacked.pointee
+        p.pointee.start_timestamp = t.startTimestamp
         // The unpacked copy keeps its arrays alive; they are freed with the process (tests only).
         return p
     }

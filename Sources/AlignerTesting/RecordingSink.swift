@@ -31,6 +31,7 @@ public struct RecordingSink: RemoteWriteSink {
             t.metadata = md
         }
         t.createdTimestamp = s.createdTimestamp
+        t.sampleStarts = Array(s.sampleStartTimestamps)
         if let key = s.canonicalKey { canonicalKeys.append(Array(key)) }
         request.series.append(t)
     }

@@ -49,6 +49,8 @@ public struct TestHistogram: Equatable, Sendable {
     public var positiveCounts: [UInt64] = []
     public var resetHint: Int32 = 0
     public var customValues: [UInt64] = []
+    /// 2.0 only (field 17).
+    public var startTimestamp: Int64 = 0
 
     public init() {}
 
@@ -87,6 +89,7 @@ public struct TestHistogram: Equatable, Sendable {
         w.positiveCounts = positiveCounts.count
         w.customValues = customValues.count
         w.resetHint = resetHint
+        w.startTimestamp = startTimestamp
         return w
     }
 }
@@ -132,6 +135,8 @@ public struct TestSeries: Equatable, Sendable {
     public var exemplars: [TestExemplar] = []
     public var metadata: TestMetadata?
     public var createdTimestamp: Int64 = 0
+    /// 2.0 only: each sample's start timestamp, in step with `samples` (empty: none set).
+    public var sampleStarts: [Int64] = []
     public var problem = false
 
     public init(labels: [TestLabel], samples: [WireSample] = []) {
@@ -149,7 +154,11 @@ public struct TestSeries: Equatable, Sendable {
         if a.problem || b.problem { return a.problem == b.problem }
         return a.labels == b.labels && a.samples == b.samples && a.histogramSummaries == b.histogramSummaries
             && a.exemplars == b.exemplars && a.metadata == b.metadata && a.createdTimestamp == b.createdTimestamp
+            && a.startsOrZeros == b.startsOrZeros
     }
+
+    /// `sampleStarts` with "none set" and "all zero" the same.
+    var startsOrZeros: [Int64] { sampleStarts.allSatisfy { $0 == 0 } ? [] : sampleStarts }
 
     var histogramSummaries: [WireHistogram] {
         (fullHistograms.isEmpty ? histograms : fullHistograms.map(\.wire)).map {
@@ -170,6 +179,15 @@ public struct TestRequest: Equatable, Sendable {
     public init(series: [TestSeries], metadata: [TestMetadata] = []) {
         self.series = series
         self.metadata = metadata
+    }
+
+    /// Without the 2.0-only start timestamps (1.0 has nowhere to put them).
+    public mutating func dropStartTimestamps() {
+        for i in series.indices {
+            series[i].createdTimestamp = 0
+            series[i].sampleStarts = []
+            for k in series[i].fullHistograms.indices { series[i].fullHistograms[k].startTimestamp = 0 }
+        }
     }
 
     public static func == (a: TestRequest, b: TestRequest) -> Bool {

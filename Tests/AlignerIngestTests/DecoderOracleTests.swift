@@ -43,6 +43,8 @@ import Testing
         ]
         withExtras.metadata = TestMetadata(type: 3, help: "RPC latency.", unit: "seconds")
         withExtras.createdTimestamp = 9
+        withExtras.sampleStarts = withExtras.samples.map { $0.timestamp - 1 }
+        withExtras.fullHistograms[0].startTimestamp = 3
         cases.append(TestRequest(series: [withExtras], metadata: [TestMetadata(type: 1, familyName: "http_requests_total", help: "Requests.", unit: "")]))
         return cases
     }()
@@ -51,6 +53,7 @@ import Testing
     func handMadeV1(_ index: Int) throws {
         var request = DecoderOracleTests.handMade[index]
         for i in request.series.indices { request.series[i].metadata = nil; request.series[i].createdTimestamp = 0 }
+        request.dropStartTimestamps()
         let body = ProtobufC.encodeV1(request)
         #expect(FastDecode.differenceFromOracle(body, version: .v1) == nil)
         let decoded = try FastDecode.decode(body, version: .v1).get()
@@ -91,6 +94,7 @@ import Testing
             var request = RandomRequests.make(&rng)
             if version == .v1 {
                 for i in request.series.indices { request.series[i].metadata = nil; request.series[i].createdTimestamp = 0 }
+                request.dropStartTimestamps()
             } else {
                 request.metadata = []
             }
@@ -224,6 +228,8 @@ enum RandomRequests {
             }
             if rng.next() % 3 == 0 { s.metadata = TestMetadata(type: rng.next() % 8, help: randomString(&rng), unit: randomString(&rng)) }
             if rng.next() % 3 == 0 { s.createdTimestamp = Int64(rng.next() % 100_000) }
+            if rng.next() % 3 == 0 { s.sampleStarts = s.samples.map { _ in Int64(rng.next() % 100_000) } }
+            if rng.next() % 3 == 0 { for k in s.fullHistograms.indices { s.fullHistograms[k].startTimestamp = Int64(rng.next() % 100_000) } }
             series.append(s)
         }
         var request = TestRequest(series: series)

@@ -38,6 +38,20 @@ import Testing
         #expect(s[0].lastTimestamp == 2000 && s[0].samples == 2)
     }
 
+    @Test func startTimestampsAreCounted() throws {
+        let i = ingestor()
+        var rc3 = TestSeries("requests_total", [("job", "a")], samples: [(5000, 3)])
+        rc3.createdTimestamp = 1000
+        var rc4 = TestSeries("requests_total", [("job", "b")], samples: [(5000, 3), (6000, 4)])
+        rc4.sampleStarts = [1000, 1000]
+        var histogram = TestSeries("latency_seconds", [("job", "b")], samples: [])
+        histogram.fullHistograms = [TestHistogram.integer(timestamp: 5000, counts: [1, 2])]
+        histogram.fullHistograms[0].startTimestamp = 1000
+        let none = TestSeries("up", [("job", "a")], samples: [(5000, 1)])
+        let o = try write(i, TestRequest(series: [rc3, rc4, histogram, none]), version: .v2)
+        #expect(o.startTimestamps == 4 && o.samplesWritten == 4 && o.histogramsWritten == 1 && !o.hasRejections)
+    }
+
     @Test func emptyValuedLabelsAreDropped() throws {
         let i = ingestor()
         _ = try write(i, TestRequest(series: [TestSeries("up", [("job", "a"), ("zone", "")], samples: [(1, 1)])]))

@@ -72,6 +72,9 @@ struct  Io__Prometheus__Write__V2__TimeSeries
   size_t n_exemplars;
   Io__Prometheus__Write__V2__Exemplar **exemplars;
   Io__Prometheus__Write__V2__Metadata *metadata;
+  /*
+   * 2.0-rc.3 (Prometheus 3.0-3.7); rc.4 replaced it by start_timestamp in Sample and Histogram.
+   */
   int64_t created_timestamp;
 };
 #define IO__PROMETHEUS__WRITE__V2__TIME_SERIES__INIT \
@@ -97,10 +100,11 @@ struct  Io__Prometheus__Write__V2__Sample
   ProtobufCMessage base;
   double value;
   int64_t timestamp;
+  int64_t start_timestamp;
 };
 #define IO__PROMETHEUS__WRITE__V2__SAMPLE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&io__prometheus__write__v2__sample__descriptor) \
-    , 0, 0 }
+    , 0, 0, 0 }
 
 
 struct  Io__Prometheus__Write__V2__Metadata
@@ -151,6 +155,7 @@ struct  Io__Prometheus__Write__V2__Histogram
   int64_t timestamp;
   size_t n_custom_values;
   double *custom_values;
+  int64_t start_timestamp;
   Io__Prometheus__Write__V2__Histogram__CountCase count_case;
   union {
     uint64_t count_int;
@@ -164,7 +169,7 @@ struct  Io__Prometheus__Write__V2__Histogram
 };
 #define IO__PROMETHEUS__WRITE__V2__HISTOGRAM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&io__prometheus__write__v2__histogram__descriptor) \
-    , 0, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, IO__PROMETHEUS__WRITE__V2__HISTOGRAM__RESET_HINT__RESET_HINT_UNSPECIFIED, 0, 0,NULL, IO__PROMETHEUS__WRITE__V2__HISTOGRAM__COUNT__NOT_SET, {0}, IO__PROMETHEUS__WRITE__V2__HISTOGRAM__ZERO_COUNT__NOT_SET, {0} }
+    , 0, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, IO__PROMETHEUS__WRITE__V2__HISTOGRAM__RESET_HINT__RESET_HINT_UNSPECIFIED, 0, 0,NULL, 0, IO__PROMETHEUS__WRITE__V2__HISTOGRAM__COUNT__NOT_SET, {0}, IO__PROMETHEUS__WRITE__V2__HISTOGRAM__ZERO_COUNT__NOT_SET, {0} }
 
 
 struct  Io__Prometheus__Write__V2__BucketSpan

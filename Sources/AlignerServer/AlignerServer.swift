@@ -103,6 +103,7 @@ public struct AlignerServer: Sendable {
         router.post("/api/v1/query") { request, _ in await api.query(request) }
         router.post("/-/reload") { _, _ in await api.reload() }
         EventsAPI(events: events, rules: rules, windows: windows).register(on: router)
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         let logger = self.logger
         let listen = configuration.listen
         return Application(
@@ -142,7 +143,8 @@ public struct AlignerServer: Sendable {
     /// `GET /api/v1/series?match[]=NAME&limit=N`: the series Aligner holds, in Prometheus' shape.
     /// Until PromQL lands, a matcher is a metric name (or `{__name__="NAME"}`); none means all.
     func seriesResponse(_ request: Request) throws -> Response {
-        let matchers = request.uri.queryParameters.getAll("match[]").map { String($0) }
+        let form = FormValues(query: request)
+        let matchers = form.getAll("match[]")
         var names: Set<String> = []
         for m in matchers {
             var name = m
@@ -154,7 +156,13 @@ public struct AlignerServer: Sendable {
             }
             names.insert(name)
         }
-        let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 10_000
+        var limit = 10_000
+        if let text = form.get("limit") {
+            guard let n = Int(text), n >= 0 else {
+                throw HTTPError(.badRequest, message: "limit=\(text): want a whole number of series, 0 or more")
+            }
+            if n > 0 { limit = n }
+        }
         let series = ingestor.table.snapshot(limit: limit) { labels in
             names.isEmpty || labels.contains { $0.name == metricNameLabel && names.contains($0.value) }
         }

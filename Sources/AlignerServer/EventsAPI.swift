@@ -71,7 +71,11 @@ struct EventsAPI: Sendable {
             await subject(namespace: context.parameters.get("namespace") ?? "", name: context.parameters.get("name") ?? "")
         }
         router.get("/api/v1/subjects/:namespace/:name/journal") { request, context in
-            let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 50
+            var limit = 50
+            if let text = FormValues(query: request).get("limit") {
+                guard let n = Int(text), n > 0 else { return error(.badRequest, "limit=\(text): want a whole number of entries, 1 or more (at most 500 are returned)") }
+                limit = n
+            }
             let entries = await events.journal(namespace: context.parameters.get("namespace") ?? "",
                                                name: context.parameters.get("name") ?? "", limit: min(max(limit, 1), 500))
             return json(entries)
@@ -116,7 +120,7 @@ struct EventsAPI: Sendable {
     }
 
     func list(_ request: Request) async -> Response {
-        let q = request.uri.queryParameters
+        let q = FormValues(query: request)
         var since: Int64?
         if let s = q.get("since") {
             if let seconds = Double(s), let ms = Int64(unixSecondsAsMilliseconds: seconds) { since = ms } else if let d = ISO8601DateFormatter().date(from: s) {
@@ -128,9 +132,8 @@ struct EventsAPI: Sendable {
         if let state = q.get("state"), EventState(rawValue: String(state)) == nil {
             return error(.badRequest, "invalid state \"\(state)\": want open, acknowledged, resolved or closed")
         }
-        func parameter(_ name: String) -> String? { q.get(name).map { String($0) } }
-        let state: String? = parameter("state"), anomalyClass: String? = parameter("class")
-        let namespace: String? = parameter("namespace"), subject: String? = parameter("subject")
+        let state = q.get("state"), anomalyClass = q.get("class")
+        let namespace = q.get("namespace"), subject = q.get("subject")
         let list = await events.list(state: state, anomalyClass: anomalyClass, namespace: namespace, subject: subject, since: since)
         return json(list)
     }
@@ -208,7 +211,7 @@ struct EventsAPI: Sendable {
     /// `GET /api/v1/events/stream`: every change as a server-sent event, `id:` being the change's
     /// sequence number; `Last-Event-ID` (or `?after=`) resumes after it, across restarts.
     func stream(_ request: Request) async throws -> Response {
-        let after = request.uri.queryParameters.get("after").map { String($0) }
+        let after = FormValues(query: request).get("after")
         let header: String? = request.headers[HTTPField.Name("Last-Event-ID")!] ?? after
         var resumeAfter: Int64 = 0
         if let header {

@@ -84,16 +84,15 @@ struct RulesAPI: Sendable {
     }
 
     func query(_ request: Request) async -> Response {
-        var parameters = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
+        var form = FormValues(query: request)
         if request.method == .post {
             var req = request
             if let body = try? await req.body.collect(upTo: 1 << 20) {
-                for pair in String(buffer: body).split(separator: "&") {
-                    let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
-                    if kv.count == 2 { parameters[kv[0]] = kv[1] }
-                }
+                // Go's Request.ParseForm: the body's values come before the query's.
+                form.pairs = FormValues(String(buffer: body)).pairs + form.pairs
             }
         }
+        let parameters = Dictionary(form.pairs.reversed().map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
         guard let text = parameters["query"], !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
         var time = WallClock.nowMilliseconds()
         if let t = parameters["time"] {

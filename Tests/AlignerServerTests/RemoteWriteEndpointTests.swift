@@ -26,6 +26,26 @@ import Testing
         #expect(series == #"{"status":"success","data":[{"__name__":"kube_deployment_spec_replicas","deployment":"darwin-store","namespace":"shop"}]}"#)
     }
 
+    /// Writes `request` as 1.0 and checks it was accepted.
+    static func writeSample(_ s: RunningServer) async throws {
+        let r = try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers)
+        #expect(r.status == 204)
+    }
+
+    @Test func aKnownPathWithAnotherMethodIs405WithAllow() async throws {
+        let s = try await RunningServer.start()
+        defer { Task { await s.stop() } }
+        let write = try await HTTPClient.request("GET", "\(s.base)/api/v1/write")
+        #expect(write.status == 405 && write.headers["allow"] == "POST")
+        let ack = try await HTTPClient.request("GET", "\(s.base)/api/v1/events/evt-00000000/ack")
+        #expect(ack.status == 405 && ack.headers["allow"] == "POST")
+        let silences = try await HTTPClient.request("DELETE", "\(s.base)/api/v1/silences")
+        #expect(silences.status == 405 && silences.headers["allow"] == "GET, POST")
+        #expect(silences.text.contains("not allowed"))
+        #expect(try await HTTPClient.request("GET", "\(s.base)/api/v1/nothing-here").status == 404)
+        #expect(try await HTTPClient.request("GET", "\(s.base)/api/v1/events/evt-00000000").status == 404)
+    }
+
     @Test func v1WithoutContentTypeOrEncodingIsAccepted() async throws {
         let s = try await RunningServer.start()
         defer { Task { await s.stop() } }

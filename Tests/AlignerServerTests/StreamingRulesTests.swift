@@ -119,4 +119,22 @@ import Testing
         #expect(r.status == 400)
         #expect(r.text.contains("expected type range vector"))
     }
+
+    /// Parameters are read as Go's url.ParseQuery reads them: `+` is a space and names are
+    /// percent-decoded too (Python's urlencode writes `match%5B%5D=up` and `query=up+%3E+0`).
+    @Test func formEncodedParameters() async throws {
+        let s = try await RunningServer.start { $0.rulePaths = []; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let get = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=vector%281%29+%3E+bool+0&time=1")
+        #expect(get.status == 200 && get.text.contains(#""value":[1,"1"]"#), "\(get.text)")
+        let post = try await HTTPClient.request(
+            "POST", s.base + "/api/v1/query?query=vector(3)", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+            body: Array("query=vector%282%29+*+2&time=1".utf8))
+        #expect(post.text.contains(#""value":[1,"4"]"#), "\(post.text)")
+        try await RemoteWriteEndpointTests.writeSample(s)
+        let series = try await HTTPClient.request("GET", s.base + "/api/v1/series?match%5B%5D=kube_deployment_spec_replicas").text
+        #expect(series == #"{"status":"success","data":[{"__name__":"kube_deployment_spec_replicas","deployment":"darwin-store","namespace":"shop"}]}"#)
+        let events = try await HTTPClient.request("GET", s.base + "/api/v1/events?since=1%2E5&state=open")
+        #expect(events.status == 200)
+    }
 }

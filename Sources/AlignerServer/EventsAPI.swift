@@ -91,8 +91,10 @@ struct EventsAPI: Sendable {
         }
         func time(_ key: String) -> Int64? {
             if let n = object[key] as? Double { return Int64(unixSecondsAsMilliseconds: n) }
-            if let s = object[key] as? String, let d = ISO8601DateFormatter().date(from: s) { return Int64(d.timeIntervalSince1970 * 1000) }
-            return nil
+            return (object[key] as? String).flatMap(parseAPITime)
+        }
+        for key in ["startsAt", "endsAt"] where object[key] != nil && !(object[key] is NSNull) && time(key) == nil {
+            return error(.badRequest, "invalid \(key) \(object[key]!): want RFC 3339 or Unix seconds")
         }
         guard let raw = object["matchers"] as? [[String: Any]], !raw.isEmpty else {
             return error(.badRequest, "a silence needs at least one matcher {\"name\", \"value\", \"isRegex\"}")
@@ -123,9 +125,7 @@ struct EventsAPI: Sendable {
         let q = FormValues(query: request)
         var since: Int64?
         if let s = q.get("since") {
-            if let seconds = Double(s), let ms = Int64(unixSecondsAsMilliseconds: seconds) { since = ms } else if let d = ISO8601DateFormatter().date(from: s) {
-                since = Int64(d.timeIntervalSince1970 * 1000)
-            } else {
+            if let ms = parseAPITime(s) { since = ms } else {
                 return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds or RFC 3339")
             }
         }

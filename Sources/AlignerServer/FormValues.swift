@@ -31,3 +31,15 @@ struct FormValues {
     /// Every value of `name`, in order.
     func getAll(_ name: String) -> [String] { pairs.filter { $0.name == name }.map(\.value) }
 }
+
+/// A time as Prometheus' API takes it: Unix seconds (fractions allowed) or RFC 3339, with or
+/// without fractional seconds (`2026-11-26T22:10:50Z`, `2026-11-26T22:10:50.123+01:00`); in
+/// milliseconds, or nil when it is neither or out of range.
+func parseAPITime(_ text: String) -> Int64? {
+    if let seconds = Double(text) { return Int64(unixSecondsAsMilliseconds: seconds) }
+    let plain = ISO8601DateFormatter()
+    let fractional = ISO8601DateFormatter()
+    fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    guard let date = plain.date(from: text) ?? fractional.date(from: text) else { return nil }
+    return Int64(exactly: (date.timeIntervalSince1970 * 1000).rounded())
+}

@@ -96,9 +96,7 @@ struct RulesAPI: Sendable {
         guard let text = parameters["query"], !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
         var time = WallClock.nowMilliseconds()
         if let t = parameters["time"] {
-            if let seconds = Double(t), let ms = Int64(unixSecondsAsMilliseconds: seconds) { time = ms } else if let date = ISO8601DateFormatter().date(from: t) {
-                time = Int64(date.timeIntervalSince1970 * 1000)
-            } else {
+            if let ms = parseAPITime(t) { time = ms } else {
                 return error("bad_data", "invalid parameter \"time\": cannot parse \"\(t)\" to a valid timestamp")
             }
         }

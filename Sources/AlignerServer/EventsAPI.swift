@@ -124,7 +124,7 @@ struct EventsAPI: Sendable {
     func list(_ request: Request) async -> Response {
         let q = FormValues(query: request)
         var since: Int64?
-        if let s = q.get("since") {
+        if let s = q.get("since"), !s.isEmpty {
             if let ms = parseAPITime(s) { since = ms } else {
                 return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds or RFC 3339")
             }

@@ -127,6 +127,7 @@ import Testing
         defer { Task { await s.stop() } }
         let get = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=vector%281%29+%3E+bool+0&time=1")
         #expect(get.status == 200 && get.text.contains(#""value":[1,"1"]"#), "\(get.text)")
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/query?query=time()&time=").status == 200)
         let post = try await HTTPClient.request(
             "POST", s.base + "/api/v1/query?query=vector(3)", headers: ["Content-Type": "application/x-www-form-urlencoded"],
             body: Array("query=vector%282%29+*+2&time=1".utf8))

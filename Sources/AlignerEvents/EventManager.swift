@@ -76,6 +76,9 @@ public actor EventManager {
     /// Event ids by subject (an event's subject never changes).
     var bySubject: [Subject: [String]] = [:]
     var subscribers: [UUID: Subscriber] = [:]
+    /// Changes queued for one stream consumer at most (see `Subscriber.send`).
+    public private(set) var subscriberBuffer = 10_000
+    public func setSubscriberBuffer(_ n: Int) { subscriberBuffer = n }
     public private(set) var lastSequence: Int64 = 0
     /// Changes committed but not yet announced because an earlier one is still completing.
     var unannounced: [Int64: EventChange] = [:]
@@ -87,16 +90,27 @@ public actor EventManager {
         var lastSent: Int64
         var catchingUp = true
         var buffer: [EventChange] = []
+        /// Cut off or gone: nothing more is queued.
+        var finished = false
 
         init(continuation: AsyncStream<EventChange>.Continuation, after: Int64) {
             self.continuation = continuation
             lastSent = after
         }
 
+        /// Queues a change after the last one sent. A consumer that falls `subscriberBuffer`
+        /// changes behind is cut off rather than skipped over: the stream ends after the last
+        /// change it holds, and the consumer resumes from there (`Last-Event-ID`) out of the store.
         func send(_ change: EventChange) {
             guard change.sequence > lastSent else { return }
-            continuation.yield(change)
-            lastSent = change.sequence
+            guard !finished else { return }
+            switch continuation.yield(change) {
+            case .enqueued: lastSent = change.sequence
+            case .terminated: finished = true
+            default:
+                finished = true
+                continuation.finish()
+            }
         }
     }
 
@@ -389,14 +403,15 @@ public actor EventManager {
     /// Every change after `sequence` (from the store), then live changes as they happen: each once,
     /// in order, with nothing missed between the two.
     public func subscribe(after sequence: Int64) async throws -> AsyncStream<EventChange> {
-        let (stream, continuation) = AsyncStream.makeStream(of: EventChange.self, bufferingPolicy: .bufferingNewest(100_000))
+        // Oldest: when full, the new change is the one refused, so what was queued stays in order.
+        let (stream, continuation) = AsyncStream.makeStream(of: EventChange.self, bufferingPolicy: .bufferingOldest(subscriberBuffer))
         let subscriber = Subscriber(continuation: continuation, after: sequence)
         let id = UUID()
         subscribers[id] = subscriber  // live changes are buffered while the backlog is read
         continuation.onTermination = { [weak self] _ in Task { await self?.unsubscribe(id) } }
         do {
             var cursor = sequence
-            while true {
+            while !subscriber.finished {
                 let page = try await store.changes(after: cursor, limit: 10_000)
                 for c in page { subscriber.send(c) }
                 guard let last = page.last, page.count == 10_000 else { break }

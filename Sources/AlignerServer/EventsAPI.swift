@@ -7,6 +7,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// `{"status": "success", "data": ...}`, Prometheus' envelope.
 struct Envelope<D: Encodable>: Encodable {
@@ -208,6 +209,13 @@ struct EventsAPI: Sendable {
                          openEvent: open, alerts: alerts.sorted { $0.rule < $1.rule }, series: series))
     }
 
+    /// Changes encoded and waiting for one stream consumer's socket, at most.
+    static let linesInFlight = 256
+
+    final class Counter: Sendable {
+        let value = Mutex(0)
+    }
+
     /// `GET /api/v1/events/stream`: every change as a server-sent event, `id:` being the change's
     /// sequence number; `Last-Event-ID` (or `?after=`) resumes after it, across restarts.
     func stream(_ request: Request) async throws -> Response {
@@ -222,12 +230,18 @@ struct EventsAPI: Sendable {
         let body = ResponseBody { writer in
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
             // Changes, and a comment every 15 s so a vanished client is noticed; both end on
-            // graceful shutdown, so SIGTERM does not wait for stream consumers.
+            // graceful shutdown, so SIGTERM does not wait for stream consumers. At most
+            // `EventsAPI.linesInFlight` changes wait for the socket: past that the changes wait in
+            // the manager's bounded queue, and a consumer too far behind is cut off there
+            // (`EventManager.Subscriber.send`) and resumes with Last-Event-ID.
             let (lines, output) = AsyncStream.makeStream(of: String.self)
+            let inFlight = Counter()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await change in changes.cancelOnGracefulShutdown() {
                         let data = String(decoding: try EventsAPI.encoder.encode(change), as: UTF8.self)
+                        while inFlight.value.withLock({ $0 }) >= EventsAPI.linesInFlight { try await Task.sleep(for: .milliseconds(2)) }
+                        inFlight.value.withLock { $0 += 1 }
                         output.yield("id: \(change.sequence)\nevent: \(change.type)\ndata: \(data)\n\n")
                     }
                     output.finish()
@@ -238,7 +252,10 @@ struct EventsAPI: Sendable {
                         output.yield(": keep-alive\n\n")
                     }
                 }
-                for await line in lines { try await writer.write(ByteBuffer(string: line)) }
+                for await line in lines {
+                    try await writer.write(ByteBuffer(string: line))
+                    if line.hasPrefix("id:") { inFlight.value.withLock { $0 -= 1 } }
+                }
                 group.cancelAll()
             }
             try await writer.finish(nil)

@@ -127,4 +127,29 @@ import Testing
         _ = try await again.expireSilence(silence.id, now: 2000)
         #expect(await again.silences[silence.id]?.isActive(at: 2001) == false)
     }
+
+    /// A consumer more than the buffer behind is cut off after the last change it holds, never
+    /// skipped over: resuming from the last one it got (`Last-Event-ID`) it gets every change once.
+    @Test func aConsumerTooFarBehindIsCutOffAndResumesWithoutGaps() async throws {
+        let (m, _) = try Self.manager()
+        await m.setSubscriberBuffer(3)
+        for i in 0..<8 { await m.sync(firing: (0...i).map { Self.signal("A", "web-\($0)") }, at: 1000 + Int64(i)) }
+        let last = await m.lastSequence
+        #expect(last >= 8)
+        var received: [Int64] = []
+        var rounds = 0
+        while received.last ?? 0 < last && rounds < 20 {
+            rounds += 1
+            let stream = try await m.subscribe(after: received.last ?? 0)
+            var got: [Int64] = []
+            for await change in stream {
+                got.append(change.sequence)
+                if change.sequence == last { break }
+            }
+            #expect(got.count <= 3)
+            received += got
+        }
+        #expect(received == Array(1...last), "\(received)")
+        #expect(rounds > 1)
+    }
 }

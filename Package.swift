@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "AlignerRules",
                 dependencies: ["AlignerCore", .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
-        .target(name: "AlignerEngine", dependencies: ["AlignerCore", "AlignerRules", "AlignerIngest"], swiftSettings: strict),
+        .target(name: "AlignerEngine", dependencies: ["AlignerCore", "AlignerRules", "AlignerIngest", "CAlignerIntrinsics"], swiftSettings: strict),
         .systemLibrary(name: "CAlignerSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "AlignerEvents",
                 dependencies: ["AlignerCore", "CAlignerSQLite", .product(name: "Logging", package: "swift-log")],

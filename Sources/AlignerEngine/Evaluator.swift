@@ -255,7 +255,7 @@ public struct Evaluator {
         case .multiply: return (a * b, true)
         case .divide: return (a / b, true)
         case .modulo: return (fmod(a, b), true)
-        case .power: return (pow(a, b), true)
+        case .power: return (goPow(a, b), true)
         case .atan2: return (goAtan2(a, b), true)
         case .equal: return (a, a == b)
         case .notEqual: return (a, a != b)

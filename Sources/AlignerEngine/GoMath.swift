@@ -1,10 +1,11 @@
+import CAlignerIntrinsics
 import Foundation
 
 // Go's math functions where the C library's differ in the last bit, so that PromQL answers equal
 // Prometheus' (a Go program) bit for bit: Cephes' polynomials in Go's order of operations. Beyond
 // 2^29 radians Go reduces arguments with Payne-Hanek; there the C library's functions are used.
-// (Go's Exp, and so Pow and the hyperbolic functions, has an assembly version on amd64 that uses
-// FMA when the CPU has it: those are left to the C library.)
+// Exp follows Go's amd64 assembly (FMA or not, as the CPU decides there too); elsewhere Go's Exp
+// is another algorithm, so on arm64 answers that go through Exp may differ in the last bit.
 
 private let pi4a = 7.85398125648498535156e-1
 private let pi4b = 3.77489470793079817668e-8
@@ -204,4 +205,270 @@ func goFrexp(_ x: Double) -> (Double, Int) {
     if x == 0 || x.isInfinite || x.isNaN { return (x, 0) }
     let e = Int(x.exponent) + 1
     return (Double(sign: x.sign, exponent: -1, significand: x.significand), e)
+}
+
+/// Whether Go's amd64 Exp takes its FMA path on this CPU (AVX and FMA present).
+let goUsesFMA = aligner_cpu_has_fma() != 0
+
+/// Go's math.Exp as its amd64 assembly computes it (Shibata's method, as in SLEEF): k = x/ln 2
+/// rounded to nearest, the remainder reduced by ln 2 in two parts and divided by 16, a Taylor
+/// polynomial, four squarings of (1 + r) - 1 through r(r + 2), then 2^k. With AVX and FMA the
+/// reduction and the polynomial are fused, as Go does on such CPUs. A k of 1024 is +Inf, as
+/// there (Go 1.19, which Debian's Prometheus 2.42 is built with).
+func goExp(_ x: Double, fused: Bool = goUsesFMA) -> Double {
+    if x.isNaN || x == .infinity { return x }
+    if x == -.infinity { return 0 }
+    if x > 7.09782712893384e+02 { return .infinity }
+    let scaled = x * 1.4426950408889634073599246810018920
+    // CVTSD2SL: the integer nearest (ties to even); out of Int32's range it is Int32.min.
+    let rounded = scaled.rounded(.toNearestOrEven)
+    let k = rounded >= -2147483648 && rounded <= 2147483647 ? Int32(rounded) : Int32.min
+    let kd = Double(k)
+    let ln2Upper = 0.69314718055966295651160180568695068359375
+    let ln2Lower = 0.28235290563031577122588448175013436025525412068e-12
+    let c2 = 1.6666666666666666667e-1, c3 = 4.1666666666666666667e-2, c4 = 8.3333333333333333333e-3
+    let c5 = 1.3888888888888888889e-3, c6 = 1.9841269841269841270e-4, c7 = 2.4801587301587301587e-5
+    var r: Double
+    if fused {
+        r = x.addingProduct(-kd, ln2Upper).addingProduct(-kd, ln2Lower) * 0.0625
+        var p = c6.addingProduct(c7, r)
+        p = c5.addingProduct(p, r)
+        p = c4.addingProduct(p, r)
+        p = c3.addingProduct(p, r)
+        p = c2.addingProduct(p, r)
+        p = 0.5.addingProduct(p, r)
+        p = 1.0.addingProduct(p, r)
+        r *= p
+        r *= r + 2
+        r *= r + 2
+        r *= r + 2
+        r = 1.0.addingProduct(r, r + 2)
+    } else {
+        r = x - ln2Upper * kd
+        r -= ln2Lower * kd
+        r *= 0.0625
+        var p = c7 * r + c6
+        p = p * r + c5
+        p = p * r + c4
+        p = p * r + c3
+        p = p * r + c2
+        p = p * r + 0.5
+        p = p * r + 1.0
+        r *= p
+        for _ in 0..<4 { r *= 2 + r }
+        r += 1
+    }
+    let biased = Int64(k) + 0x3FF
+    if biased >= 0x7FF { return .infinity }
+    if biased > 0 { return r * Double(bitPattern: UInt64(biased) << 52) }
+    // A subnormal result: scaled by 2^(k + 1022), then by 2^-1022 (two roundings, as there).
+    if biased < -52 { return 0 }
+    return r * Double(bitPattern: UInt64(biased + 0x3FE) << 52) * 0x1p-1022
+}
+
+/// Go's math.Pow (pure Go on amd64): the special cases of IEEE 754 §9.2.1 in Go's order, then
+/// x^frac(y) through Exp and Log and x^int(y) by repeated squaring of Frexp's fraction.
+func goPow(_ x: Double, _ y: Double) -> Double {
+    func isOddInt(_ v: Double) -> Bool {
+        let (whole, fraction) = modf(v)
+        return fraction == 0 && abs(whole) < 0x1p63 && Int64(whole) & 1 == 1
+    }
+    switch true {
+    case y == 0 || x == 1: return 1
+    case x.isNaN || y.isNaN: return .nan
+    case x == 0:
+        if y < 0 { return isOddInt(y) ? Double(signOf: x, magnitudeOf: .infinity) : .infinity }
+        if y > 0 { return isOddInt(y) ? x : 0 }
+    case y.isInfinite:
+        if x == -1 { return 1 }
+        return (abs(x) < 1) == (y > 0) ? 0 : .infinity
+    case x.isInfinite:
+        if x < 0 { return goPow(1 / x, -y) }
+        if y < 0 { return 0 }
+        if y > 0 { return .infinity }
+    case y == 0.5: return x.squareRoot()
+    case y == -0.5: return 1 / x.squareRoot()
+    default: break
+    }
+    var (yi, yf) = modf(abs(y))
+    if yf != 0 && x < 0 { return .nan }
+    if yi >= 0x1p63 {
+        if x == -1 { return 1 }
+        return (abs(x) < 1) == (y > 0) ? 0 : .infinity
+    }
+    var a1 = 1.0
+    var ae = 0
+    if yf != 0 {
+        if yf > 0.5 {
+            yf -= 1
+            yi += 1
+        }
+        a1 = goExp(yf * goLog(x))
+    }
+    var (x1, xe) = goFrexp(x)
+    var i = Int64(yi)
+    while i != 0 {
+        if xe < -(1 << 12) || (1 << 12) < xe {
+            ae += xe
+            break
+        }
+        if i & 1 == 1 {
+            a1 *= x1
+            ae += xe
+        }
+        x1 *= x1
+        xe <<= 1
+        if x1 < 0.5 {
+            x1 += x1
+            xe -= 1
+        }
+        i >>= 1
+    }
+    if y < 0 {
+        a1 = 1 / a1
+        ae = -ae
+    }
+    return scalbn(a1, ae)
+}
+
+/// Go 1.19's math.Sinh: Hart & Cheney's rational function below 0.5, Exp above (e^-x as 1/e^x;
+/// later Go versions call Exp(-x), which rounds differently).
+func goSinh(_ value: Double) -> Double {
+    let x = abs(value)
+    var t: Double
+    if x > 21 {
+        t = goExp(x) * 0.5
+    } else if x > 0.5 {
+        let ex = goExp(x)
+        t = (ex - 1 / ex) * 0.5
+    } else {
+        let sq = x * x
+        t = (((-0.2630563213397497062819489e+2 * sq + -0.2894211355989563807284660366e+4) * sq
+            + -0.8991272022039509355398013511e+5) * sq + -0.6307673640497716991184787251e+6) * x
+        t /= ((sq + -0.173678953558233699533450911e+3) * sq + 0.1521517378790019070696485176e+5) * sq
+            + -0.6307673640497716991212077277e+6
+    }
+    return value < 0 ? -t : t
+}
+
+/// Go 1.19's math.Cosh.
+func goCosh(_ value: Double) -> Double {
+    let x = abs(value)
+    if x > 21 { return goExp(x) * 0.5 }
+    let ex = goExp(x)
+    return (ex + 1 / ex) * 0.5
+}
+
+/// Go's math.Tanh (Cephes): ±1 past log(2^127)/2, 1 - 2/(e^2x + 1) from 0.625, else
+/// x + x³P(x²)/Q(x²).
+func goTanh(_ x: Double) -> Double {
+    let maxLog = 8.8029691931113054295988e+01
+    var z = abs(x)
+    if z > 0.5 * maxLog { return x < 0 ? -1 : 1 }
+    if z >= 0.625 {
+        let s = goExp(2 * z)
+        z = 1 - 2 / (s + 1)
+        return x < 0 ? -z : z
+    }
+    if x == 0 { return x }
+    let s = x * x
+    return x + x * s * ((-9.64399179425052238628e-1 * s + -9.92877231001918586564e1) * s + -1.61468768441708447952e3)
+        / (((s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3) * s + 4.84406305325125486048e3)
+}
+
+/// Go's math.Log1p (FreeBSD's s_log1p.c): log(1 + x) from a reduced 1 + x with a correction
+/// term for the rounding of 1 + x, and Log's polynomial.
+func goLog1p(_ x: Double) -> Double {
+    if x < -1 || x.isNaN { return .nan }
+    if x == -1 { return -.infinity }
+    if x == .infinity { return .infinity }
+    let ln2Hi = 6.93147180369123816490e-01, ln2Lo = 1.90821492927058770002e-10
+    let absx = abs(x)
+    var f = 0.0
+    var iu: UInt64 = 0
+    var k = 1
+    if absx < 4.142135623730950488017e-01 {
+        if absx < 0x1p-29 {
+            if absx < 0x1p-54 { return x }
+            return x - x * x * 0.5
+        }
+        if x > -2.928932188134524755992e-01 {
+            k = 0
+            f = x
+            iu = 1
+        }
+    }
+    var c = 0.0
+    if k != 0 {
+        var u: Double
+        if absx < 0x1p53 {
+            u = 1.0 + x
+            iu = u.bitPattern
+            k = Int(iu >> 52) - 1023
+            c = k > 0 ? 1.0 - (u - x) : x - (u - 1.0)
+            c /= u
+        } else {
+            u = x
+            iu = u.bitPattern
+            k = Int(iu >> 52) - 1023
+            c = 0
+        }
+        iu &= 0x000f_ffff_ffff_ffff
+        if iu < 0x0006_a09e_667f_3bcd {
+            u = Double(bitPattern: iu | 0x3ff0_0000_0000_0000)
+        } else {
+            k += 1
+            u = Double(bitPattern: iu | 0x3fe0_0000_0000_0000)
+            iu = (0x0010_0000_0000_0000 - iu) >> 2
+        }
+        f = u - 1.0
+    }
+    let hfsq = 0.5 * f * f
+    let kd = Double(k)
+    if iu == 0 {
+        if f == 0 {
+            if k == 0 { return 0 }
+            c += kd * ln2Lo
+            return kd * ln2Hi + c
+        }
+        let r = hfsq * (1.0 - 0.66666666666666666 * f)
+        if k == 0 { return f - r }
+        return kd * ln2Hi - ((r - (kd * ln2Lo + c)) - f)
+    }
+    let s = f / (2.0 + f)
+    let z = s * s
+    let r = z * (6.666666666666735130e-01 + z * (3.999999999940941908e-01 + z * (2.857142874366239149e-01
+        + z * (2.222219843214978396e-01 + z * (1.818357216161805012e-01 + z * (1.531383769920937332e-01
+        + z * 1.479819860511658591e-01))))))
+    if k == 0 { return f - (hfsq - s * (hfsq + r)) }
+    return kd * ln2Hi - ((hfsq - (s * (hfsq + r) + (kd * ln2Lo + c))) - f)
+}
+
+private let goLn2 = 6.93147180559945286227e-01
+
+/// Go's math.Asinh (FreeBSD's s_asinh.c).
+func goAsinh(_ value: Double) -> Double {
+    if value.isNaN || value.isInfinite { return value }
+    let x = abs(value)
+    let t: Double
+    if x > 0x1p28 {
+        t = goLog(x) + goLn2
+    } else if x > 2 {
+        t = goLog(2 * x + 1 / ((x * x + 1).squareRoot() + x))
+    } else if x < 0x1p-28 {
+        t = x
+    } else {
+        t = goLog1p(x + x * x / (1 + (1 + x * x).squareRoot()))
+    }
+    return value < 0 ? -t : t
+}
+
+/// Go's math.Acosh (FreeBSD's e_acosh.c).
+func goAcosh(_ x: Double) -> Double {
+    if x < 1 || x.isNaN { return .nan }
+    if x == 1 { return 0 }
+    if x >= 0x1p28 { return goLog(x) + goLn2 }
+    if x > 2 { return goLog(2 * x - 1 / (x + (x * x - 1).squareRoot())) }
+    let t = x - 1
+    return goLog1p(t + (2 * t + t * t).squareRoot())
 }

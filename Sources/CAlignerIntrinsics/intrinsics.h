@@ -4,6 +4,16 @@
 /* A hint to fetch the cache line holding p; never faults, whatever p is. */
 static inline void aligner_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
+/* Whether the CPU has AVX and FMA (Go's math.useFMA on amd64: its Exp then fuses). */
+static inline int aligner_cpu_has_fma(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
 #ifdef __linux__
 #include <stddef.h>
 /* mremap is a GNU extension that the Swift Glibc module leaves out; declared here as glibc does. */

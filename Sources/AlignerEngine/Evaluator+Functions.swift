@@ -63,7 +63,7 @@ extension Evaluator {
         case "asin": return .vector(try map(args[0]) { goAsin($0) })
         case "asinh": return .vector(try map(args[0]) { goAsinh($0) })
         case "atan": return .vector(try map(args[0]) { goAtan($0) })
-        case "atanh": return .vector(try map(args[0]) { Foundation.atanh($0) })
+        case "atanh": return .vector(try map(args[0]) { goAtanh($0) })
         case "cos": return .vector(try map(args[0]) { goCos($0) })
         case "cosh": return .vector(try map(args[0]) { goCosh($0) })
         case "sin": return .vector(try map(args[0]) { goSin($0) })

@@ -334,7 +334,8 @@ func goPow(_ x: Double, _ y: Double) -> Double {
 /// Go 1.19's math.Sinh: Hart & Cheney's rational function below 0.5, Exp above (e^-x as 1/e^x;
 /// later Go versions call Exp(-x), which rounds differently).
 func goSinh(_ value: Double) -> Double {
-    let x = abs(value)
+    // Negated only when below zero, as Go does: -0 stays -0.
+    let x = value < 0 ? -value : value
     var t: Double
     if x > 21 {
         t = goExp(x) * 0.5
@@ -449,7 +450,7 @@ private let goLn2 = 6.93147180559945286227e-01
 /// Go's math.Asinh (FreeBSD's s_asinh.c).
 func goAsinh(_ value: Double) -> Double {
     if value.isNaN || value.isInfinite { return value }
-    let x = abs(value)
+    let x = value < 0 ? -value : value
     let t: Double
     if x > 0x1p28 {
         t = goLog(x) + goLn2
@@ -471,4 +472,22 @@ func goAcosh(_ x: Double) -> Double {
     if x > 2 { return goLog(2 * x - 1 / (x + (x * x - 1).squareRoot())) }
     let t = x - 1
     return goLog1p(t + (2 * t + t * t).squareRoot())
+}
+
+/// Go's math.Atanh (FreeBSD's e_atanh.c), through Log1p.
+func goAtanh(_ value: Double) -> Double {
+    if value < -1 || value > 1 || value.isNaN { return .nan }
+    if value == 1 { return .infinity }
+    if value == -1 { return -.infinity }
+    let x = value < 0 ? -value : value
+    var t: Double
+    if x < 0x1p-28 {
+        t = x
+    } else if x < 0.5 {
+        t = x + x
+        t = 0.5 * goLog1p(t + t * x / (1 - x))
+    } else {
+        t = 0.5 * goLog1p((x + x) / (1 - x))
+    }
+    return value < 0 ? -t : t
 }

@@ -2,8 +2,8 @@ import CAlignerIntrinsics
 import Foundation
 
 // Go's math functions where the C library's differ in the last bit, so that PromQL answers equal
-// Prometheus' (a Go program) bit for bit: Cephes' polynomials in Go's order of operations. Beyond
-// 2^29 radians Go reduces arguments with Payne-Hanek; there the C library's functions are used.
+// Prometheus' (a Go program) bit for bit: Cephes' polynomials in Go's order of operations, and
+// beyond 2^29 radians Go's Payne-Hanek reduction.
 // Exp follows Go's amd64 assembly (FMA or not, as the CPU decides there too); elsewhere Go's Exp
 // is another algorithm, so on arm64 answers that go through Exp may differ in the last bit.
 
@@ -26,10 +26,52 @@ private func cosPolynomial(_ zz: Double) -> Double {
         + 4.16666666666665929218e-2)
 }
 
-/// The octant of `x` (non-negative, below 2^29) with odd octants moved up, and `x` reduced
-/// into it with π/4 in three parts.
+/// 4/π in binary, 64 bits a word: 4/π = Σ words[i] × 2^(-64 i) (1217 bits; computed with
+/// mpmath, the digits Go's trig_reduce.go holds).
+private let fourOverPiBits: [UInt64] = [
+    0x0000000000000001, 0x45f306dc9c882a53, 0xf84eafa3ea69bb81, 0xb6c52b3278872083, 0xfca2c757bd778ac3,
+    0x6e48dc74849ba5c0, 0x0c925dd413a32439, 0xfc3bd63962534e7d, 0xd1046bea5d768909, 0xd338e04d68befc82,
+    0x7323ac7306a673e9, 0x3908bf177bf25076, 0x3ff12fffbc0b301f, 0xde5e2316b414da3e, 0xda6cfd9e4f96136e,
+    0x9e8c7ecd3cbfd45a, 0xea4f758fd7cbe2f6, 0x7a0e73ef14a525d4, 0xd7f6bf623f1aba10, 0xac06608df8f6d757,
+]
+
+/// Payne-Hanek, as Go's trigReduce: x (at least 2^29, finite) times 4/π with the few words of
+/// 4/π that matter for x's exponent, in integer arithmetic; the top three bits of the product's
+/// fraction part are the octant, the rest its fraction, times π/4.
+private func payneHanek(_ x: Double) -> (j: UInt64, z: Double) {
+    let bits = x.bitPattern
+    let exponent = Int((bits >> 52) & 0x7FF) - 1023 - 52
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52)
+    let digit = (exponent + 61) / 64, shift = UInt64((exponent + 61) % 64)
+    func word(_ i: Int) -> UInt64 {
+        (fourOverPiBits[i] << shift) | (fourOverPiBits[i + 1] >> (64 - shift))
+    }
+    let z0 = word(digit), z1 = word(digit + 1), z2 = word(digit + 2)
+    let z2hi = z2.multipliedFullWidth(by: mantissa).high
+    let (z1hi, z1lo) = z1.multipliedFullWidth(by: mantissa)
+    let z0lo = z0 &* mantissa
+    let (lo, carry) = z1lo.addingReportingOverflow(z2hi)
+    var hi = z0lo &+ z1hi &+ (carry ? 1 : 0)
+    var j = hi >> 61
+    hi = hi << 3 | lo >> 61
+    let lz = UInt64(hi.leadingZeroBitCount)
+    let e = UInt64(1023) &- (lz + 1)
+    hi = (hi << (lz + 1)) | (lo >> (64 - (lz + 1)))
+    hi >>= 64 - 52
+    hi |= e << 52
+    var z = Double(bitPattern: hi)
+    if j & 1 == 1 {
+        j = (j + 1) & 7
+        z -= 1
+    }
+    return (j, z * (Double.pi / 4))
+}
+
+/// The octant of `x` (non-negative) with odd octants moved up, and `x` reduced into it: with π/4
+/// in three parts below 2^29, by Payne-Hanek above.
 @inline(__always)
 private func octant(_ x: Double) -> (j: UInt64, z: Double) {
+    if x >= reduceThreshold { return payneHanek(x) }
     var j = UInt64(x * fourOverPi)
     var y = Double(j)
     if j & 1 == 1 {
@@ -42,7 +84,6 @@ private func octant(_ x: Double) -> (j: UInt64, z: Double) {
 func goSin(_ value: Double) -> Double {
     if value == 0 || value.isNaN { return value }
     if value.isInfinite { return .nan }
-    if abs(value) >= reduceThreshold { return Foundation.sin(value) }
     var sign = value < 0
     var (j, z) = octant(abs(value))
     j &= 7
@@ -58,7 +99,6 @@ func goSin(_ value: Double) -> Double {
 func goCos(_ value: Double) -> Double {
     if value.isNaN || value.isInfinite { return .nan }
     let x = abs(value)
-    if x >= reduceThreshold { return Foundation.cos(value) }
     var (j, z) = octant(x)
     j &= 7
     var sign = false
@@ -75,7 +115,6 @@ func goCos(_ value: Double) -> Double {
 func goTan(_ value: Double) -> Double {
     if value == 0 || value.isNaN { return value }
     if value.isInfinite { return .nan }
-    if abs(value) >= reduceThreshold { return Foundation.tan(value) }
     let (j, z) = octant(abs(value))
     let zz = z * z
     var y = z

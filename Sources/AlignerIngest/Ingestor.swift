@@ -247,10 +247,9 @@ struct IngestSink: RemoteWriteSink {
         entry.keyCount = key.count
         entry.hash = table.hash(key)
         samples._withUnsafeGuaranteedRef { for sample in series.samples { $0.append(sample) } }
-        if series.createdTimestamp != 0 { outcome.startTimestamps += 1 }
-        for start in series.sampleStartTimestamps where start != 0 { outcome.startTimestamps += 1 }
+        // Only 2.0 has start timestamps; a skimmed (1.0) series is left alone.
+        if series.labelsRead { countStartTimestamps(series) }
         for h in series.histograms {
-            if h.startTimestamp != 0 { outcome.startTimestamps += 1 }
             if let p = h.problem {
                 outcome.histogramsRejected += 1
                 outcome.addExample("inconsistent histogram at timestamp \(h.timestamp): \(p)")
@@ -270,6 +269,13 @@ struct IngestSink: RemoteWriteSink {
             }
         }
         pending._withUnsafeGuaranteedRef { $0.append(entry) }
+    }
+
+    @inline(never)
+    mutating func countStartTimestamps(_ series: DecodedSeries) {
+        if series.createdTimestamp != 0 { outcome.startTimestamps += 1 }
+        for start in series.sampleStartTimestamps where start != 0 { outcome.startTimestamps += 1 }
+        for h in series.histograms where h.startTimestamp != 0 { outcome.startTimestamps += 1 }
     }
 
     /// Applies everything collected; call once, after the decoder finished.

@@ -23,7 +23,7 @@ struct EventsAPI: Sendable {
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }()
 
@@ -33,7 +33,7 @@ struct EventsAPI: Sendable {
     }
 
     func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        let body = (try? JSONSerialization.data(withJSONObject: ["status": "error", "error": message], options: [.sortedKeys])) ?? Data()
+        let body = (try? JSONSerialization.data(withJSONObject: ["status": "error", "error": message], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 

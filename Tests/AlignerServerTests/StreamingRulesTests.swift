@@ -128,6 +128,9 @@ import Testing
         let get = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=vector%281%29+%3E+bool+0&time=1")
         #expect(get.status == 200 && get.text.contains(#""value":[1,"1"]"#), "\(get.text)")
         #expect(try await HTTPClient.request("GET", s.base + "/api/v1/query?query=time()&time=").status == 200)
+        // Slashes are written as they are, as Prometheus writes them.
+        let slash = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=label_replace(vector(1),%22path%22,%22/api/x%22,%22%22,%22%22)").text
+        #expect(slash.contains(#""path":"/api/x""#), "\(slash)")
         let post = try await HTTPClient.request(
             "POST", s.base + "/api/v1/query?query=vector(3)", headers: ["Content-Type": "application/x-www-form-urlencoded"],
             body: Array("query=vector%282%29+*+2&time=1".utf8))

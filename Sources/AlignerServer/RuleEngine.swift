@@ -236,9 +236,11 @@ actor RuleEngine {
                 guard let spec = r.event, let alerting = state.alerting[gi][ri] else { continue }
                 for a in alerting.firing {
                     let labels = Dictionary(a.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+                    let nameLabel = spec.nameLabels.first { !(labels[$0] ?? "").isEmpty }
                     var subject = Subject(namespace: labels[spec.namespaceLabel] ?? "", kind: spec.kind ?? labels[spec.kindLabel ?? ""] ?? "",
-                                          name: spec.nameLabels.lazy.compactMap { labels[$0] }.first { !$0.isEmpty } ?? "")
+                                          name: nameLabel.flatMap { labels[$0] } ?? "")
                     subject = lift(subject)
+                    if let nameLabel { subject = liftThroughPods(subject, label: nameLabel) }
                     out.append(SignalInput(rule: r.name, anomalyClass: spec.anomalyClass, severity: spec.severity, subject: subject,
                                            labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt,
                                            evidence: evidence(rule: r, alert: a, group: gi), opens: spec.opens))
@@ -483,11 +485,47 @@ actor RuleEngine {
     /// a pod seen before its owner series is looked up again).
     var lifted: [Subject: (owner: Subject, until: Int64)] = [:]
 
+    /// The label sets of `metric{namespace=..., label=name}` seen in the last 5 minutes.
+    func seen(_ metric: String, namespace: String, _ label: String, _ name: String, now: Int64) -> [Labels] {
+        let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher("namespace", .equal, namespace),
+                        LabelMatcher(label, .equal, name)]
+        return store.series(matching: matchers, from: now - 300_000, through: now).map(\.labels)
+    }
+
+    /// A Deployment or StatefulSet subject named by a label that is not a workload's name (a
+    /// Service `darwin-store-web` in front of the Deployment `darwin-store`, a job named otherwise):
+    /// when kube-state-metrics knows no workload of that kind and name, the pods of the series
+    /// carrying that label (`http_requests_total{service="darwin-store-web", pod="..."}`) are lifted
+    /// to their owner, so the signal joins that workload's event.
+    func liftThroughPods(_ subject: Subject, label: String) -> Subject {
+        let workloads = ["Deployment": ("kube_deployment_spec_replicas", "deployment"),
+                         "StatefulSet": ("kube_statefulset_replicas", "statefulset")]
+        guard let (metric, workloadLabel) = workloads[subject.kind], label != "pod" else { return subject }
+        let now = WallClock.nowMilliseconds()
+        if let known = lifted[subject], known.until > now { return known.owner }
+        if !seen(metric, namespace: subject.namespace, workloadLabel, subject.name, now: now).isEmpty { return subject }
+        let matchers = [LabelMatcher("namespace", .equal, subject.namespace), LabelMatcher(label, .equal, subject.name),
+                        LabelMatcher("pod", .notEqual, "")]
+        var pods = Set<String>()
+        for labels in store.series(matching: matchers, from: now - 300_000, through: now).map(\.labels) {
+            let pod = labels.value("pod")
+            guard pods.insert(pod).inserted, pods.count <= 20 else { continue }
+            let owner = findOwner(Subject(namespace: subject.namespace, kind: "Pod", name: pod), now: now)
+            if owner.kind != "Pod" {
+                if lifted.count > 10_000 { lifted = lifted.filter { $0.value.until > now } }
+                lifted[subject] = (owner, now + 30_000)
+                return owner
+            }
+        }
+        // Not found: asked again in a few seconds (the owner series may still be on their way),
+        // not at every evaluation, each of which reads the namespace's series.
+        lifted[subject] = (subject, now + 5_000)
+        return subject
+    }
+
     func findOwner(_ subject: Subject, now: Int64) -> Subject {
         func seen(_ metric: String, _ label: String, _ name: String) -> [Labels] {
-            let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher("namespace", .equal, subject.namespace),
-                            LabelMatcher(label, .equal, name)]
-            return store.series(matching: matchers, from: now - 300_000, through: now).map(\.labels)
+            self.seen(metric, namespace: subject.namespace, label, name, now: now)
         }
         func owner(_ metric: String, _ label: String, _ name: String) -> (kind: String, name: String)? {
             for labels in seen(metric, label, name) {

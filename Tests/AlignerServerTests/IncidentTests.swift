@@ -158,9 +158,11 @@ import Testing
     /// How the cluster's exporters name things: kube-state-metrics v2 with owner series, and
     /// applications scraped through a ServiceMonitor (`service`) counting by `code`; or a
     /// kube-state-metrics without ready, updated or owner series, and applications scraped
-    /// through a PodMonitor (`job`, no `service`) counting by `status`.
+    /// through a PodMonitor (`job`, no `service`) counting by `status`; or the standard ones with
+    /// the Service named otherwise than its Deployment (`darwin-store-web`), its request series
+    /// carrying their `pod`.
     enum Exporters: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case standard, sparse
+        case standard, sparse, serviceNamedOtherwise
         var testDescription: String { rawValue }
     }
 
@@ -173,7 +175,7 @@ import Testing
         let s = try await startProcess(rules: root.appendingPathComponent("rules").path)
         defer { s.stop() }
         let bursts: Set<Int64> = [3, 8]
-        let standard = exporters == .standard
+        let standard = exporters != .sparse
         let (crashing, busy) = standard ? ("darwin-store-7d9f-x1", "darwin-store-5c6b-a1") : ("darwin-store-7d9f8c6b5d-x2k4p", "darwin-store-5c6b9f7d4-a1b2c")
         /// Every series of one scrape k seconds after the start (negative: history).
         func scrape(_ k: Int64) -> [(name: String, labels: [(String, String)], value: Double)] {
@@ -181,7 +183,10 @@ import Testing
             let burstsSoFar = Double(bursts.filter { $0 <= k }.count)
             let ready = standard ? "kube_deployment_status_replicas_ready" : "kube_deployment_status_replicas_available"
             func requests(_ service: String, _ code: String) -> [(String, String)] {
-                [ns, standard ? ("service", service) : ("job", service), (standard ? "code" : "status", code)]
+                if exporters == .serviceNamedOtherwise && service == "darwin-store" {
+                    return [ns, ("service", "darwin-store-web"), ("pod", busy), ("code", code)]
+                }
+                return [ns, standard ? ("service", service) : ("job", service), (standard ? "code" : "status", code)]
             }
             var out: [(String, [(String, String)], Double)] = [
                 ("kube_deployment_spec_replicas", [ns, ("deployment", "darwin-store")], 5),

@@ -78,7 +78,7 @@ struct EventsAPI: Sendable {
                 limit = n
             }
             let entries = await events.journal(namespace: context.parameters.get("namespace") ?? "",
-                                               name: context.parameters.get("name") ?? "", limit: min(max(limit, 1), 500))
+                                               name: context.parameters.get("name") ?? "", limit: min(limit, 500))
             return json(entries)
         }
     }
@@ -130,7 +130,7 @@ struct EventsAPI: Sendable {
                 return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds or RFC 3339")
             }
         }
-        if let state = q.get("state"), EventState(rawValue: String(state)) == nil {
+        if let state = q.get("state"), EventState(rawValue: state) == nil {
             return error(.badRequest, "invalid state \"\(state)\": want open, acknowledged, resolved or closed")
         }
         let state = q.get("state"), anomalyClass = q.get("class")
@@ -212,6 +212,7 @@ struct EventsAPI: Sendable {
     /// Changes encoded and waiting for one stream consumer's socket, at most.
     static let linesInFlight = 256
 
+    /// Changes handed to a stream's writer and not yet written to its socket.
     final class Counter: Sendable {
         let value = Mutex(0)
     }
@@ -240,6 +241,8 @@ struct EventsAPI: Sendable {
                 group.addTask {
                     for await change in changes.cancelOnGracefulShutdown() {
                         let data = String(decoding: try EventsAPI.encoder.encode(change), as: UTF8.self)
+                        // The socket is behind: wait for it (polled; only a slow consumer or a
+                        // long backlog gets here).
                         while inFlight.value.withLock({ $0 }) >= EventsAPI.linesInFlight { try await Task.sleep(for: .milliseconds(2)) }
                         inFlight.value.withLock { $0 += 1 }
                         output.yield("id: \(change.sequence)\nevent: \(change.type)\ndata: \(data)\n\n")

@@ -92,11 +92,10 @@ struct RulesAPI: Sendable {
                 form.pairs = FormValues(String(buffer: body)).pairs + form.pairs
             }
         }
-        let parameters = Dictionary(form.pairs.reversed().map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
-        guard let text = parameters["query"], !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
+        guard let text = form.get("query"), !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
         var time = WallClock.nowMilliseconds()
         // An empty time is the default, as in Prometheus.
-        if let t = parameters["time"], !t.isEmpty {
+        if let t = form.get("time"), !t.isEmpty {
             if let ms = parseAPITime(t) { time = ms } else {
                 return error("bad_data", "invalid parameter \"time\": cannot parse \"\(t)\" to a valid timestamp")
             }

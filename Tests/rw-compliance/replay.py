@@ -142,6 +142,20 @@ for k, val in VALUES.items():
     compliance('multiple 1 noname %s' % k, lambda: request(samples=[({'job': 'testjob', 'instance': 'localhost:9090'}, val, 0)] + [(mk('localhost:909%d' % i), val, 0) for i in range(1, 4)]), samples=3, success=False)
 
 compliance('counter created ts', lambda: request(samples=[({'__name__': 'http_requests_total', 'job': 'api'}, 100.0, 0)]), samples=1)
+
+def started(req, where):
+    """The request with a start timestamp an hour before each sample: rc.3's created_timestamp
+    on the series, or rc.4's start_timestamp on each sample. Counted, never an extra sample."""
+    body, headers = req
+    m = v2.Request(); m.ParseFromString(bytes(cramjam.snappy.decompress_raw(body)))
+    for ts in m.timeseries:
+        for s in ts.samples:
+            if where == 'series': ts.created_timestamp = s.timestamp - 3600000
+            else: s.start_timestamp = s.timestamp - 3600000
+    return bytes(cramjam.snappy.compress_raw(m.SerializeToString())), headers
+
+check('counter with created_timestamp (rc.3)', started(request(samples=[({'__name__': 'http_requests_total', 'job': 'api'}, 100.0, 0)]), 'series'), samples=1, strict=True)
+check('counter with start_timestamp (rc.4)', started(request(samples=[({'__name__': 'http_requests_total', 'job': 'web'}, 100.0, 0)]), 'samples'), samples=1, strict=True)
 # bad content types
 for ct in ['application/json', 'image/png']:
     b, h = request(samples=[(basic('up'), 1.0, 0)]); b = b'0' + b[1:]; h = dict(h); h['Content-Type'] = ct

@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "AlignerIngestTests",
                     dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerRemoteWrite"],
                     swiftSettings: strict),
-        .testTarget(name: "AlignerRulesTests", dependencies: ["AlignerRules"], swiftSettings: strict),
+        .testTarget(name: "AlignerRulesTests", dependencies: ["AlignerRules"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "AlignerEngineTests", dependencies: ["AlignerEngine", "AlignerRules"], swiftSettings: strict),
         .testTarget(name: "AlignerEventsTests",
                     dependencies: ["AlignerEvents", "AlignerTesting", .product(name: "Logging", package: "swift-log")],

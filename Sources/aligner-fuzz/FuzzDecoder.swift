@@ -83,6 +83,8 @@ struct Replay {
         var v2 = series
         v2.metadata = TestMetadata(type: 1, help: "Requests.", unit: "")
         v2.createdTimestamp = 5
+        v2.sampleStarts = [500, 500]
+        v2.fullHistograms[0].startTimestamp = 500
         let requests: [(String, UInt8, [UInt8])] = [
             ("v1-basic", 0, ProtobufC.encodeV1(TestRequest(series: [series], metadata: [TestMetadata(type: 1, familyName: "http_requests_total", help: "Requests.")]))),
             ("v2-basic", 1, ProtobufC.encodeV2(TestRequest(series: [v2, TestSeries("up", samples: [(1, 1)])]))),

@@ -109,4 +109,13 @@ import Testing
         #expect(groups.count == 25)
         #expect(groups.reduce(0) { $0 + $1.rules.count } == 134)
     }
+
+    /// node-exporter, Prometheus, Alertmanager, kube-state-metrics, prometheus-operator, general
+    /// and Grafana rules, as kube-prometheus renders them.
+    @Test func kubePrometheusOtherRuleSetsLoad() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/kube-prometheus-others.yaml").path
+        let groups = try RuleFileLoader.load(files: [path])
+        #expect(groups.count == 13)
+        #expect(groups.reduce(0) { $0 + $1.rules.count } == 100)
+    }
 }

@@ -75,7 +75,7 @@ public enum HTTPClient {
         var headers: [String: String] = [:]
     }
 
-    nonisolated(unsafe) static let curlGlobalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    static let curlGlobalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 }
 
 extension HTTPClient {

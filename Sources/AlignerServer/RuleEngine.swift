@@ -500,7 +500,8 @@ actor RuleEngine {
     func liftThroughPods(_ subject: Subject, label: String) -> Subject {
         let workloads = ["Deployment": ("kube_deployment_spec_replicas", "deployment"),
                          "StatefulSet": ("kube_statefulset_replicas", "statefulset")]
-        guard let (metric, workloadLabel) = workloads[subject.kind], label != "pod" else { return subject }
+        // A subject named by the workload's own label (`deployment`) is that workload, known or not.
+        guard let (metric, workloadLabel) = workloads[subject.kind], label != "pod", label != workloadLabel else { return subject }
         let now = WallClock.nowMilliseconds()
         if let known = lifted[subject], known.until > now { return known.owner }
         if !seen(metric, namespace: subject.namespace, workloadLabel, subject.name, now: now).isEmpty { return subject }

@@ -358,6 +358,28 @@ public struct RuleGroupsState: Sendable {
         return out
     }
 
+    /// A digest of what `savedAlerts` would hold (each active alert's rule, labels, state and
+    /// `activeAt`), cheap to take every round: a sum of per-alert hashes, in no order, without
+    /// building the alerts' list or any string. Comparable within one process and one rule set.
+    public var savedAlertsDigest: Int {
+        var total = 0
+        for (gi, g) in groups.enumerated() {
+            for ri in g.rules.indices {
+                guard let rule = alerting[gi][ri] else { continue }
+                for alert in rule.alerts.values where alert.state != .inactive {
+                    var h = Hasher()
+                    h.combine(gi)
+                    h.combine(ri)
+                    h.combine(alert.labels)
+                    h.combine(alert.state)
+                    h.combine(alert.activeAt)
+                    total &+= h.finalize()
+                }
+            }
+        }
+        return total
+    }
+
     /// Restores what `savedAlerts` returned, for the rules that still exist unchanged.
     public mutating func restore(_ saved: [String: [Alert]]) {
         for (gi, g) in groups.enumerated() {

@@ -81,6 +81,7 @@ actor RuleEngine {
         evaluationSeconds = groups.map { _ in 0 }
         generations = groups.map { _ in 0 }
         deferred.removeAll()
+        savedAlertsDigest = nil
         store.select(groups)
         onReload()
         return groups.reduce(0) { $0 + $1.rules.count }
@@ -213,19 +214,21 @@ actor RuleEngine {
     /// Saves alert states when their set or states changed (not on every value change).
     func saveAlertStates() async {
         guard let events else { return }
-        let saved = state.savedAlerts
-        let digest = saved.map { k, v in k + v.map { "\($0.labels.map(\.value))\($0.state)\($0.activeAt)" }.sorted().joined() }.sorted().joined()
-        guard digest != savedAlertsDigestKey else { return }
-        savedAlertsDigestKey = digest
+        let digest = state.savedAlertsDigest
+        guard digest != savedAlertsDigest else { return }
+        savedAlertsDigest = digest
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(saved) else { return }
+        guard let data = try? encoder.encode(state.savedAlerts) else { return }
         do { try await events.store.saveState("alerts", String(decoding: data, as: UTF8.self)) } catch {
             logger.warning("cannot save alert states", metadata: ["error": "\(error)"])
         }
     }
 
-    var savedAlertsDigestKey = ""
+    /// The digest of the alert states last saved: at start that of none (what was saved before is
+    /// restored, not overwritten, until an alert changes); nil after a reload, which renames rules'
+    /// identities, so that the next round saves.
+    var savedAlertsDigest: Int? = 0
 
     /// Firing alerts of rules with an `event` routing, each with its subject: a pod is lifted to
     /// the workload that owns it through kube-state-metrics' owner series.

@@ -172,10 +172,11 @@ actor RuleEngine {
             generations[gi] += 1
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
-        // The spacing counts the computing (evaluations, evidence), not the wait for the events
-        // store's disk, which leaves the core free.
-        let firing = signals()
+        // The spacing counts the evaluations, not the evidence (which has its own budget,
+        // `evidenceBudget`, and would otherwise hold the next workload's first round back twelve
+        // times its cost) nor the wait for the events store's disk, which leaves the core free.
         let round = ContinuousClock.now - roundStart
+        let firing = signals()
         let roundMilliseconds = round.seconds * 1000
         // From the round's end: the wait is twelve times the round (a thirteenth of the core if
         // the round had it alone; ingestion sharing the core stretches rounds).
@@ -188,7 +189,8 @@ actor RuleEngine {
     /// A data-driven round waits this many times the last round's duration. Under a load that
     /// touches every partition all the time (the shared harness), 4 left ingestion 59-61% of the
     /// no-rules throughput, 8 left it 67-72% and 12 75-76%; under a light load detection stays
-    /// within milliseconds (with 12: p99 4-5 ms to firing, 42-43 ms to a new event). Making
+    /// within milliseconds (with 12, the evidence left out of the round's cost: p99 2-3 ms to
+    /// firing, 19-23 ms to a new event). Making
     /// rounds cheaper does not change that share, since the wait follows the round: it makes
     /// results fresher.
     static let spacingFactor = 12.0

@@ -4,6 +4,7 @@ import Foundation
 
 extension Evaluator {
     func call(_ name: String, _ args: [Expr]) throws(EvaluationError) -> Value {
+        if let f = Evaluator.elementwise[name] { return .vector(try map(args[0], f)) }
         switch name {
         case "time": return .scalar(Double(time) / 1000)
         case "pi": return .scalar(.pi)
@@ -47,29 +48,6 @@ extension Evaluator {
             let to = args.count > 1 ? try scalar(args[1]) : 1
             let inverse = 1 / to
             return .vector(try map(args[0]) { floor($0 * inverse + 0.5) / inverse })
-        case "abs": return .vector(try map(args[0]) { Swift.abs($0) })
-        case "ceil": return .vector(try map(args[0]) { Foundation.ceil($0) })
-        case "floor": return .vector(try map(args[0]) { Foundation.floor($0) })
-        case "exp": return .vector(try map(args[0]) { goExp($0) })
-        case "sqrt": return .vector(try map(args[0]) { $0.squareRoot() })
-        case "ln": return .vector(try map(args[0]) { goLog($0) })
-        case "log2": return .vector(try map(args[0]) { goLog2($0) })
-        case "log10": return .vector(try map(args[0]) { goLog10($0) })
-        case "sgn": return .vector(try map(args[0]) { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 })
-        case "deg": return .vector(try map(args[0]) { $0 * 180 / .pi })
-        case "rad": return .vector(try map(args[0]) { $0 * .pi / 180 })
-        case "acos": return .vector(try map(args[0]) { goAcos($0) })
-        case "acosh": return .vector(try map(args[0]) { goAcosh($0) })
-        case "asin": return .vector(try map(args[0]) { goAsin($0) })
-        case "asinh": return .vector(try map(args[0]) { goAsinh($0) })
-        case "atan": return .vector(try map(args[0]) { goAtan($0) })
-        case "atanh": return .vector(try map(args[0]) { goAtanh($0) })
-        case "cos": return .vector(try map(args[0]) { goCos($0) })
-        case "cosh": return .vector(try map(args[0]) { goCosh($0) })
-        case "sin": return .vector(try map(args[0]) { goSin($0) })
-        case "sinh": return .vector(try map(args[0]) { goSinh($0) })
-        case "tan": return .vector(try map(args[0]) { goTan($0) })
-        case "tanh": return .vector(try map(args[0]) { goTanh($0) })
         case "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year":
             // Without an argument: the evaluation time, as a sample without labels.
             let input = try args.isEmpty ? [VectorSample(labels: [], value: Double(time) / 1000)] : vector(args[0])
@@ -168,6 +146,16 @@ extension Evaluator {
         if case .paren(let inner) = e { return unparen(inner) }
         return e
     }
+
+    /// The functions applied to each sample's value alone (the metric name dropped), as Go's
+    /// math package computes them (`GoMath.swift`).
+    static let elementwise: [String: @Sendable (Double) -> Double] = [
+        "abs": { Swift.abs($0) }, "ceil": { Foundation.ceil($0) }, "floor": { Foundation.floor($0) },
+        "exp": { goExp($0) }, "sqrt": { $0.squareRoot() }, "ln": goLog, "log2": goLog2, "log10": goLog10,
+        "sgn": { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 }, "deg": { $0 * 180 / .pi }, "rad": { $0 * .pi / 180 },
+        "acos": goAcos, "acosh": goAcosh, "asin": goAsin, "asinh": goAsinh, "atan": goAtan, "atanh": goAtanh,
+        "cos": goCos, "cosh": goCosh, "sin": goSin, "sinh": goSinh, "tan": goTan, "tanh": goTanh,
+    ]
 
     func map(_ arg: Expr, _ f: (Double) -> Double) throws(EvaluationError) -> [VectorSample] {
         let input = try vector(arg)

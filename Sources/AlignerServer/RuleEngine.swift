@@ -497,16 +497,18 @@ actor RuleEngine {
         return store.series(matching: matchers, from: now - 300_000, through: now).map(\.labels)
     }
 
+    /// The kube-state-metrics series that say a workload exists, and its name label, by kind.
+    static let workloadSeries = ["Deployment": ("kube_deployment_spec_replicas", "deployment"),
+                                 "StatefulSet": ("kube_statefulset_replicas", "statefulset")]
+
     /// A Deployment or StatefulSet subject named by a label that is not a workload's name (a
     /// Service `darwin-store-web` in front of the Deployment `darwin-store`, a job named otherwise):
     /// when kube-state-metrics knows no workload of that kind and name, the pods of the series
     /// carrying that label (`http_requests_total{service="darwin-store-web", pod="..."}`) are lifted
     /// to their owner, so the signal joins that workload's event.
     func liftThroughPods(_ subject: Subject, label: String) -> Subject {
-        let workloads = ["Deployment": ("kube_deployment_spec_replicas", "deployment"),
-                         "StatefulSet": ("kube_statefulset_replicas", "statefulset")]
         // A subject named by the workload's own label (`deployment`) is that workload, known or not.
-        guard let (metric, workloadLabel) = workloads[subject.kind], label != "pod", label != workloadLabel else { return subject }
+        guard let (metric, workloadLabel) = RuleEngine.workloadSeries[subject.kind], label != "pod", label != workloadLabel else { return subject }
         let now = WallClock.nowMilliseconds()
         if let known = lifted[subject], known.until > now { return known.owner }
         if !seen(metric, namespace: subject.namespace, workloadLabel, subject.name, now: now).isEmpty { return subject }

@@ -132,6 +132,12 @@ public struct DecodedSeries {
     /// False when the decoder skipped over the labels (only for a sink that does not read them,
     /// see `RemoteWriteSink.readsLabels`).
     public var labelsRead: Bool
+    /// When `labelsRead` is false: true when `canonicalKey` is everything before the series' one
+    /// sample, taken as its label fields without walking them. It is the series key if it equals
+    /// a key already checked; otherwise a sink must check that it is all label fields and, when it
+    /// is not, decode the series in full (`RemoteWriteDecoder.skimmedSeriesBytes`): the series
+    /// had more fields than labels and one sample.
+    public var keyIsGuess = false
     public var samples: UnsafeBufferPointer<WireSample>
     public var histograms: UnsafeBufferPointer<WireHistogram>
     public var exemplars: UnsafeBufferPointer<WireExemplar>

@@ -182,6 +182,8 @@ final class Worker: @unchecked Sendable {
     /// The request's series grouped by shard, and those to apply after canonicalizing.
     let shardOrder = Scratch<Int32>(capacity: 1024)
     let later = Scratch<Int32>(capacity: 64)
+    /// Series whose guessed key was not label fields (`KeyForm.guessed`), to decode in full.
+    let redecode = Scratch<Int32>(capacity: 16)
     /// The request's samples of series the rules keep, handed to the observer at the end.
     let observed = Scratch<ObservedSample>(capacity: 256)
 
@@ -229,7 +231,8 @@ struct IngestSink: RemoteWriteSink {
             return
         }
         var entry = PendingSeries(
-            keyBase: nil, keyOffset: 0, keyCount: 0, form: series.labelsRead ? .sent : .raw, hash: 0,
+            keyBase: nil, keyOffset: 0, keyCount: 0,
+            form: series.labelsRead ? .sent : series.keyIsGuess ? .guessed : .raw, hash: 0,
             sampleStart: samples._withUnsafeGuaranteedRef { $0.count },
             sampleCount: series.samples.count, histograms: 0, exemplars: 0, metadata: series.metadata == nil ? 0 : 1)
         let key: UnsafeRawBufferPointer
@@ -243,7 +246,7 @@ struct IngestSink: RemoteWriteSink {
             entry.form = .rebuilt
             key = UnsafeRawBufferPointer(start: worker.keys.base + start, count: worker.keys.count - start)
         }
-        if entry.form == .raw { hasRawKeys = true }
+        if entry.form.isUnread { hasRawKeys = true }
         entry.keyCount = key.count
         entry.hash = table.hash(key)
         samples._withUnsafeGuaranteedRef { for sample in series.samples { $0.append(sample) } }
@@ -280,10 +283,29 @@ struct IngestSink: RemoteWriteSink {
 
     /// Applies everything collected; call once, after the decoder finished.
     mutating func finish() {
+        applyCollected()
+        guard worker.redecode.count > 0 else { return }
+        // Series whose guessed key held other fields than labels (never seen from Prometheus or
+        // vmagent): decode them in full and apply them, after the rest of the request.
+        let pending = worker.pending.buffer
+        let again = worker.redecode.buffer.map { i in
+            RemoteWriteDecoder.skimmedSeriesBytes(key: pending[Int(i)].key(in: UnsafeRawPointer(worker.keys.base)))
+        }
+        worker.keys.count = 0
+        worker.pending.removeAll()
+        worker.samples.removeAll()
+        hasRawKeys = false
+        outcome.seriesTotal -= again.count
+        for bytes in again { series(worker.decoder.decodeSeriesV1(bytes)) }
+        applyCollected()
+    }
+
+    mutating func applyCollected() {
         let worker = worker
         table.apply(worker.pending.buffer, keyArena: UnsafeRawPointer(worker.keys.base),
                     samples: worker.samples.buffer, now: now, outcome: &outcome,
-                    order: worker.shardOrder, later: worker.later, observed: worker.observed, hasRawKeys: hasRawKeys) { raw in
+                    order: worker.shardOrder, later: worker.later, observed: worker.observed, hasRawKeys: hasRawKeys,
+                    redecode: worker.redecode) { raw in
             worker.canonicalKey.count = 0
             if let problem = SeriesKey.canonicalize(
                 raw, labels: worker.rawLabels, order: worker.order, appendingTo: worker.canonicalKey)

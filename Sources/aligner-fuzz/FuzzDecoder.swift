@@ -88,6 +88,13 @@ struct Replay {
         let requests: [(String, UInt8, [UInt8])] = [
             ("v1-basic", 0, ProtobufC.encodeV1(TestRequest(series: [series], metadata: [TestMetadata(type: 1, familyName: "http_requests_total", help: "Requests.")]))),
             ("v2-basic", 1, ProtobufC.encodeV2(TestRequest(series: [v2, TestSeries("up", samples: [(1, 1)])]))),
+            // Prometheus' shape: one sample per series entry, timestamps in milliseconds of now
+            // (the series read from their tail, `RemoteWriteDecoder.tailSample`), zero values.
+            ("v1-prometheus", 0, ProtobufC.encodeV1(TestRequest(series: [
+                TestSeries("up", [("job", "api")], samples: [(1_760_000_000_000, 1)]),
+                TestSeries("up", [("job", "db")], samples: [(1_760_000_000_000, 0)]),
+                TestSeries("up", [("job", "api")], samples: [(1_760_000_015_000, 1)]),
+            ]))),
             ("v1-stale", 0, ProtobufC.encodeV1(TestRequest(series: [TestSeries("up", [("job", "x")], samples: [(1, Double(bitPattern: 0x7ff0_0000_0000_0002))])]))),
         ]
         for (name, selector, body) in requests {

@@ -40,7 +40,9 @@ import Testing
             var s = TestSeries(labels: encodings[index]!)
             for k in 0..<Int(1 + rng.next() % 3) {
                 // Mostly new timestamps; sometimes an old one, a repeat, or a zero value (left out on the wire).
-                let t = Int64(round * 10 + k) - (rng.next() % 6 == 0 ? 25 : 0)
+                // Every other round in milliseconds of now (six varint bytes, as Prometheus sends,
+                // whose one-sample series are read from their tail: `RemoteWriteDecoder.tailSample`).
+                let t = Int64(round * 10 + k) - (rng.next() % 6 == 0 ? 25 : 0) + (round % 2 == 1 ? 1_760_000_000_000 : 0)
                 let value: Double = rng.next() % 3 == 0 ? 0 : Double(rng.next() % 100)
                 s.samples.append(WireSample(timestamp: t, valueBits: value.bitPattern))
             }
@@ -75,6 +77,61 @@ import Testing
             Result { () throws(IngestError) in try ingestor.apply(decompressed: raw, version: .v1, now: 1) }
         }
         return try result.get()
+    }
+
+    /// Protobuf fields by hand, for series shapes the C encoder does not write.
+    static func varint(_ v: UInt64) -> [UInt8] {
+        var v = v, out: [UInt8] = []
+        while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }
+        return out + [UInt8(v)]
+    }
+
+    static func field(_ number: Int, _ payload: [UInt8]) -> [UInt8] {
+        [UInt8(number << 3 | 2)] + varint(UInt64(payload.count)) + payload
+    }
+
+    static func label(_ name: String, _ value: String) -> [UInt8] {
+        field(1, field(1, Array(name.utf8)) + field(2, Array(value.utf8)))
+    }
+
+    static func sample(_ value: Double, _ timestamp: Int64) -> [UInt8] {
+        var bits = value.bitPattern
+        let fixed = (0..<8).map { _ in defer { bits >>= 8 }; return UInt8(bits & 0xff) }
+        return field(2, (value == 0 ? [] : [0x09] + fixed) + [0x10] + varint(UInt64(timestamp)))
+    }
+
+    /// A series whose last field is a sample in Prometheus' shape is read from its tail, the bytes
+    /// before that sample taken as its labels. When those bytes hold other fields too (an unknown
+    /// field, or an earlier sample with a short timestamp), the series is decoded again in full:
+    /// nothing is rejected that reading every label accepts, new series or known.
+    @Test func seriesWithOtherFieldsBeforeItsLastSampleAreDecodedInFull() throws {
+        let now: Int64 = 1_760_000_000_000
+        let labels = Self.label("__name__", "up") + Self.label("job", "api")
+        // The shape, and the samples written the first time and then (a short timestamp is then
+        // out of order).
+        let shapes: [(String, (Int64) -> [UInt8], first: Int, then: Int)] = [
+            ("labels, one sample", { t in labels + Self.sample(1, t) }, 1, 1),
+            ("labels, one zero sample", { t in labels + Self.sample(0, t) }, 1, 1),
+            ("labels, an unknown varint field, one sample", { t in labels + [0x48, 0x01] + Self.sample(2, t) }, 1, 1),
+            ("labels, an unknown bytes field, one sample", { t in labels + Self.field(9, [1, 2, 3]) + Self.sample(2, t) }, 1, 1),
+            ("labels, a short-timestamp sample, one sample", { t in labels + Self.sample(3, 5) + Self.sample(4, t) }, 2, 1),
+            ("labels, two samples", { t in labels + Self.sample(3, t - 1) + Self.sample(4, t) }, 2, 2),
+            ("labels, a sample, a label, a sample", { t in labels + Self.sample(3, t - 1) + Self.label("zone", "a") + Self.sample(4, t) }, 2, 2),
+            ("a last label of 16 bytes, one sample", { t in Self.label("__name__", "up") + Self.label("pod", "0123456789abcdef") + Self.sample(1, t) }, 1, 1),
+            ("a last label of 7 bytes, one sample", { t in Self.label("__name__", "up") + Self.label("pod", "0123456") + Self.sample(1, t) }, 1, 1),
+        ]
+        for (name, series, first, then) in shapes {
+            let check = SkimmingCheck()
+            let ingestor = Ingestor(limits: IngestLimits())
+            for round in 0..<3 {
+                let body = Self.field(1, series(now + Int64(round) * 15_000))
+                #expect(check.difference(body) == nil, "\(name), round \(round)")
+                let o = try apply(ingestor, body)
+                #expect(o.samplesWritten == (round == 0 ? first : then), "\(name), round \(round)")
+                #expect(o.seriesTotal == 1 && o.seriesRejected == 0 && o.seriesCreated == (round == 0 ? 1 : 0), "\(name), round \(round)")
+            }
+            #expect(check.tables.skimming == check.tables.reading, "\(name)")
+        }
     }
 
     @Test func knownSeriesSentUnsortedOrWithEmptyValuesIsFound() throws {

@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        // Already built for Hummingbird; named for its HTTP part types (`ExpectContinueHandler`).
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         // System libraries from Debian, found through pkg-config.
@@ -57,6 +59,7 @@ let package = Package(
                     .product(name: "Metrics", package: "swift-metrics"),
                     .product(name: "Logging", package: "swift-log"),
                     .product(name: "Yams", package: "Yams"),
+                    .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 ],
                 swiftSettings: strict),
         .target(name: "AlignerTesting",

@@ -1,3 +1,4 @@
+import Foundation
 import AlignerIngest
 import AlignerServer
 import AlignerTesting
@@ -30,6 +31,25 @@ import Testing
     static func writeSample(_ s: RunningServer) async throws {
         let r = try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers)
         #expect(r.status == 204)
+    }
+
+    /// A client that sends `Expect: 100-continue` (libcurl does for bodies over 1 MiB) gets
+    /// `100 Continue` before it sends the body, then the final answer. Over a raw socket, since
+    /// an HTTP client would send the body anyway after waiting a while.
+    @Test func expectContinueIsAnsweredBeforeTheBody() async throws {
+        let s = try await RunningServer.start()
+        defer { Task { await s.stop() } }
+        let body = Snappy.compress(ProtobufC.encodeV1(Self.request))
+        let connection = try RawConnection(port: s.port)
+        try connection.send(Array((
+            "POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+                + "Content-Encoding: snappy\r\nExpect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n").utf8))
+        let interim = try connection.readHead()
+        #expect(interim.hasPrefix("HTTP/1.1 100 Continue"), "\(interim)")
+        try connection.send(body)
+        let final = try connection.readHead()
+        #expect(final.hasPrefix("HTTP/1.1 204"), "\(final)")
+        #expect(try await s.metric("aligner_ingest_samples_total") == 2)
     }
 
     @Test func aKnownPathWithAnotherMethodIs405WithAllow() async throws {
@@ -171,5 +191,52 @@ import Testing
         for name in ["aligner_ingest_decode_seconds_bucket", "aligner_ingest_body_bytes_total", "aligner_ingest_series_memory_bytes"] {
             #expect(metrics.text.contains(name))
         }
+    }
+}
+
+/// A TCP connection to 127.0.0.1 read and written byte by byte, with a 10 s receive timeout, for
+/// what an HTTP client hides.
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else {
+            close(fd)
+            throw HTTPClient.Failure(description: "cannot connect to 127.0.0.1:\(port)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { throw HTTPClient.Failure(description: "write failed") }
+            sent += n
+        }
+    }
+
+    /// A response's status line and headers, up to the blank line (nothing past it is read).
+    func readHead() throws -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while !bytes.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard read(fd, &byte, 1) == 1 else {
+                throw HTTPClient.Failure(description: "no complete response head within 10 s; got \(String(decoding: bytes, as: UTF8.self))")
+            }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,6 +1,7 @@
 import AlignerCore
 import AlignerIngest
 import AlignerRules
+import CAlignerIntrinsics
 import Synchronization
 
 /// The samples the rules need: one window per series that some rule selects, holding the samples
@@ -244,10 +245,54 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         return id
     }
 
+    /// Appends a request's samples of selected series. Their windows are spread over the heap and
+    /// each append reads its arrays' headers and last lines, two cache misses per sample in a
+    /// profile under load: the headers are fetched `ahead` samples before their turn, the last
+    /// lines (found from the counts then in cache) half as many before.
     public func append(_ samples: UnsafeBufferPointer<ObservedSample>) {
+        let ahead = 8
         appending { s in
-            for sample in samples { WindowStore.append(&s, sample.window, sample.timestamp, sample.valueBits, except: nil) }
+            for k in 0..<min(ahead, samples.count) { WindowStore.prefetchHeaders(s, samples[k].window) }
+            for k in samples.indices {
+                if k + ahead < samples.count { WindowStore.prefetchHeaders(s, samples[k + ahead].window) }
+                if k + ahead / 2 < samples.count { WindowStore.prefetchTails(s, samples[k + ahead / 2].window) }
+                let sample = samples[k]
+                WindowStore.append(&s, sample.window, sample.timestamp, sample.valueBits, except: nil)
+            }
         }
+    }
+
+    /// Where a window's arrays keep their storage, read in place from `State.windows` (no copy,
+    /// no reference counting): an `Array` is one reference to its storage, whose header (object
+    /// header, count, capacity) takes 32 bytes before the elements. Window 0 (none) is never
+    /// passed; every other id has a window.
+    static let windowStride = MemoryLayout<Window?>.stride
+    static let timestampsOffset = MemoryLayout<Window>.offset(of: \Window.timestamps)!
+    static let valuesOffset = MemoryLayout<Window>.offset(of: \Window.values)!
+
+    @inline(__always)
+    static func storage(_ s: borrowing State, _ window: UInt32) -> (timestamps: UnsafeRawPointer, values: UnsafeRawPointer) {
+        assert(window != 0 && Int(window) < s.windows.count)
+        return s.windows.withUnsafeBytes { raw in
+            let w = raw.baseAddress! + Int(window) * windowStride
+            return (w.load(fromByteOffset: timestampsOffset, as: UnsafeRawPointer.self),
+                    w.load(fromByteOffset: valuesOffset, as: UnsafeRawPointer.self))
+        }
+    }
+
+    @inline(__always)
+    static func prefetchHeaders(_ s: borrowing State, _ window: UInt32) {
+        let (timestamps, values) = storage(s, window)
+        aligner_prefetch(timestamps)
+        aligner_prefetch(values)
+    }
+
+    @inline(__always)
+    static func prefetchTails(_ s: borrowing State, _ window: UInt32) {
+        let (timestamps, values) = storage(s, window)
+        let count = timestamps.load(fromByteOffset: 16, as: Int.self)
+        aligner_prefetch(timestamps + 24 + 8 * count)
+        aligner_prefetch(values + 32 + 8 * count)
     }
 
     /// Appends one sample to a window (tests and tools; ingestion hands samples over in batches).

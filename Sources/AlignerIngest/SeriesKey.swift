@@ -3,41 +3,115 @@
 /// exactly these bytes, so the common case hashes the request body in place.
 enum SeriesKey {
     /// Appends the canonical key for `labels` to `out`. Sorting happens in `order`, a reused index
-    /// buffer; validation is separate (`validate`), done once per new series.
+    /// buffer, and only when the labels are out of order (every known sender sorts them: then
+    /// they are written as they come); validation is separate (`validate`), done once per new
+    /// series. The key's size is counted first, so the bytes are written with one capacity check.
     static func build(
         _ labels: UnsafeBufferPointer<LabelRef>, order: Scratch<Int32>, appendingTo out: ByteScratch
     ) {
-        order.removeAll()
-        for i in 0..<labels.count where labels[i].value.count > 0 {
-            order.append(Int32(i))
+        var size = 0
+        var inOrder = true
+        for i in 0..<labels.count {
+            let n = labels[i].name.count, v = labels[i].value.count
+            if v > 0 { size += 1 + varintSize(fieldLength(n, v)) + fieldLength(n, v) }
+            if i > 0 && inOrder && sortsAfter(labels[i - 1].name, labels[i].name) { inOrder = false }
         }
-        // Insertion sort: label sets are small and usually nearly sorted.
-        if order.count > 1 {
-            for i in 1..<order.count {
-                let current = order[i]
-                let name = labels[Int(current)].name
-                var j = i - 1
-                while j >= 0, labels[Int(order[j])].name.compareBytes(name) > 0 {
-                    order[j + 1] = order[j]
-                    j -= 1
+        if out.count + size > out.capacity { out.growKeeping(out.count + size) }
+        var p = out.base + out.count
+        if inOrder {
+            for label in labels where label.value.count > 0 { p = write(label, at: p) }
+        } else {
+            order.removeAll()
+            for i in 0..<labels.count where labels[i].value.count > 0 {
+                order.append(Int32(i))
+            }
+            // Insertion sort (stable): label sets are small and usually nearly sorted.
+            if order.count > 1 {
+                for i in 1..<order.count {
+                    let current = order[i]
+                    let name = labels[Int(current)].name
+                    var j = i - 1
+                    while j >= 0, labels[Int(order[j])].name.compareBytes(name) > 0 {
+                        order[j + 1] = order[j]
+                        j -= 1
+                    }
+                    order[j + 1] = current
                 }
-                order[j + 1] = current
             }
+            for k in 0..<order.count { p = write(labels[Int(order[k])], at: p) }
         }
-        for k in 0..<order.count {
-            let label = labels[Int(order[k])]
-            let n = label.name.count, v = label.value.count
-            out.append(byte: 0x0A)
-            out.appendVarint(2 + varintSize(n) + n + varintSize(v) + v - (n == 0 ? 1 + varintSize(0) : 0))
-            if n > 0 {
-                out.append(byte: 0x0A)
-                out.appendVarint(n)
-                out.append(label.name)
+        out.count = p - out.base
+    }
+
+    /// The length of a label field's `Label` message: the name (left out when empty) and the value.
+    @inline(__always)
+    static func fieldLength(_ n: Int, _ v: Int) -> Int {
+        (n > 0 ? 1 + varintSize(n) + n : 0) + 1 + varintSize(v) + v
+    }
+
+    /// Writes one label field (`0A len [0A n name] 12 v value`) at `p`; returns where it ends.
+    @inline(__always)
+    static func write(_ label: LabelRef, at p: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        let n = label.name.count, v = label.value.count
+        var p = p
+        @inline(__always) func byte(_ b: UInt8) {
+            p.storeBytes(of: b, as: UInt8.self)
+            p += 1
+        }
+        @inline(__always) func varint(_ value: Int) {
+            var x = UInt64(value)
+            while x >= 0x80 {
+                byte(UInt8(truncatingIfNeeded: x) | 0x80)
+                x >>= 7
             }
-            out.append(byte: 0x12)
-            out.appendVarint(v)
-            out.append(label.value)
+            byte(UInt8(x))
         }
+        byte(0x0A)
+        varint(fieldLength(n, v))
+        if n > 0 {
+            byte(0x0A)
+            varint(n)
+            copy(label.name, to: p)
+            p += n
+        }
+        byte(0x12)
+        varint(v)
+        copy(label.value, to: p)
+        return p + v
+    }
+
+    /// Copies a short run inline, 8 or 16 bytes at a time with the last word overlapping, never
+    /// reading or writing past either end (a call to `memcpy` per name and per value cost more
+    /// than the copying).
+    @inline(__always)
+    static func copy(_ source: UnsafeRawBufferPointer, to p: UnsafeMutableRawPointer) {
+        let n = source.count
+        guard let s = source.baseAddress else { return }
+        if n >= 8 {
+            var i = 0
+            while i + 8 < n {
+                p.storeBytes(of: s.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            p.storeBytes(of: s.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), toByteOffset: n - 8, as: UInt64.self)
+        } else if n >= 4 {
+            let head = s.loadUnaligned(as: UInt32.self), tail = s.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+            p.storeBytes(of: head, as: UInt32.self)
+            p.storeBytes(of: tail, toByteOffset: n - 4, as: UInt32.self)
+        } else {
+            for i in 0..<n { p.storeBytes(of: s.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self) }
+        }
+    }
+
+    /// Whether name `a` sorts after name `b` (byte order, then length). Adjacent label names
+    /// mostly differ in their first byte.
+    @inline(__always)
+    static func sortsAfter(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        if a.count > 0 && b.count > 0 {
+            let x = a.load(as: UInt8.self), y = b.load(as: UInt8.self)
+            if x != y { return x > y }
+        }
+        return a.compareBytes(b) > 0
     }
 
     /// Reads raw 1.0 label fields (a series' `Label` messages as sent, see `DecodedSeries.labelsRead`)

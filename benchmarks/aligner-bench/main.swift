@@ -90,8 +90,11 @@ func generatedBodies() -> [[UInt8]] {
     return bodies
 }
 
-/// Byte offsets and widths of every sample timestamp varint in a 1.0 body.
+/// Byte offsets and widths of every sample timestamp varint in a body: series are field 1 of a
+/// 1.0 request and field 5 of a 2.0 one; in both, samples are field 2 of a series and the
+/// timestamp field 2 of a sample.
 func timestampSlots(_ body: [UInt8]) -> [(offset: Int, width: Int)] {
+    let seriesField: UInt64 = options.v2 ? 5 : 1
     var slots: [(Int, Int)] = []
     func varint(_ b: [UInt8], _ i: inout Int) -> UInt64 {
         var v: UInt64 = 0, shift: UInt64 = 0
@@ -116,7 +119,7 @@ func timestampSlots(_ body: [UInt8]) -> [(offset: Int, width: Int)] {
             case 5: i += 4
             case 2:
                 let n = Int(varint(body, &i))
-                if (depth == 0 && field == 1) || (depth == 1 && field == 2) { walk(i, i + n, depth: depth + 1) }
+                if (depth == 0 && field == seriesField) || (depth == 1 && field == 2) { walk(i, i + n, depth: depth + 1) }
                 i += n
             default: fatalError("unexpected wire type")
             }
@@ -146,16 +149,17 @@ func rssMiB() -> Double {
 }
 
 let (v1Bodies, source) = loadBodies()
-var bodies = v1Bodies
+/// With `--v2`, the same series and samples re-encoded as 2.0 requests (symbols table and label
+/// references) through libprotobuf-c.
+var bodies = options.v2
+    ? v1Bodies.map { body in ProtobufC.encodeV2(body.withUnsafeBytes { ProtobufC.decodeV1($0)! }) }
+    : v1Bodies
+let version: RemoteWriteVersion = options.v2 ? .v2 : .v1
 let slots = bodies.map(timestampSlots)
-if options.v2 {
-    // Re-encode as 2.0 through libprotobuf-c; timestamps are then patched in the 2.0 bytes.
-    fatalError("--v2 is not implemented in this harness yet")
-}
 let samplesPerRound = slots.reduce(0) { $0 + $1.count }
 let rssBefore = rssMiB()
 let base: Int64 = 1_760_000_000_000
-print("source: \(source); \(samplesPerRound) samples per round; \(bodies.reduce(0) { $0 + $1.count } / bodies.count) bytes per decoded body")
+print("source: \(source)\(options.v2 ? ", re-encoded as 2.0" : ""); \(samplesPerRound) samples per round; \(bodies.reduce(0) { $0 + $1.count } / bodies.count) bytes per decoded body")
 
 /// Decoding alone: a sink that only counts, to separate decode cost from series lookup. With
 /// `readsLabels` false it decodes as the ingest path does (labels of the common shape skipped).
@@ -176,11 +180,16 @@ struct CountingSink: RemoteWriteSink {
     let clock = ContinuousClock()
     var total = Duration.zero
     for body in bodies {
-        if hot { body.withUnsafeBytes { try! decoder.decodeV1($0, into: &sink) } }  // bring into cache
-        total += clock.measure { body.withUnsafeBytes { try! decoder.decodeV1($0, into: &sink) } }
+        func decode() {
+            body.withUnsafeBytes { raw in
+                if version == .v2 { try! decoder.decodeV2(raw, into: &sink) } else { try! decoder.decodeV1(raw, into: &sink) }
+            }
+        }
+        if hot { decode() }  // bring into cache
+        total += clock.measure { decode() }
     }
     let samples = Double(sink.samples) / (hot ? 2 : 1)
-    precondition(sink.keyBytes > 0, "no canonical keys found in place")
+    precondition(version == .v2 || sink.keyBytes > 0, "no canonical keys found in place")
     return samples / seconds(total)
 }
 
@@ -203,7 +212,7 @@ print(String(format: "decode alone, labels skimmed as the ingest path does: body
         var decode = Duration.zero
         decode = clock.measure {
             for body in bodies {
-                let o = body.withUnsafeBytes { try! ingestor.apply(decompressed: $0, version: .v1, now: 1) }
+                let o = body.withUnsafeBytes { try! ingestor.apply(decompressed: $0, version: version, now: 1) }
                 written += o.samplesWritten
             }
         }
@@ -214,7 +223,7 @@ print(String(format: "decode alone, labels skimmed as the ingest path does: body
             let compressed = bodies.map { Snappy.compress($0) }
             full = clock.measure {
                 for body in compressed {
-                    let o = body.withUnsafeBytes { try! ingestor.write(compressed: $0, version: .v1, now: 1) }
+                    let o = body.withUnsafeBytes { try! ingestor.write(compressed: $0, version: version, now: 1) }
                     written += o.samplesWritten
                 }
             }

@@ -436,6 +436,12 @@ public final class RemoteWriteDecoder {
         var metadataRefs: (type: UInt64, help: UInt64, unit: UInt64)?
         do throws(WireError) {
             while !r.isAtEnd {
+                // A sample as Prometheus sends it (`12 len 09 value 10 timestamp`, no start timestamp).
+                if let sample = fastSample(&r) {
+                    samples.append(sample)
+                    sampleStarts.append(0)
+                    continue
+                }
                 let (field, wireType) = try r.tag()
                 switch field {
                 case 1:

@@ -119,7 +119,7 @@ public final class RemoteWriteDecoder {
         }
         guard end - base > 20, base.load(as: UInt8.self) == 0x0A else { return nil }
         let p = end - 18
-        if UnsafeRawPointer(p).loadUnaligned(as: UInt16.self) == 0x1012 {
+        if p.loadUnaligned(as: UInt16.self) == 0x1012 {
             var r = WireReader(UnsafeRawBufferPointer(start: p, count: 18))
             guard let sample = fastSample(&r), !looksLikeSampleEnd(p) else { return nil }
             return (p, sample)

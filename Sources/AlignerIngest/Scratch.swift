@@ -85,31 +85,6 @@ public final class ByteScratch {
         count = 0
     }
 
-    @inline(__always)
-    func append(_ bytes: UnsafeRawBufferPointer) {
-        let n = bytes.count
-        if count + n > capacity { growKeeping(count + n) }
-        if n > 0 { (base + count).copyMemory(from: bytes.baseAddress!, byteCount: n) }
-        count += n
-    }
-
-    @inline(__always)
-    func append(byte: UInt8) {
-        if count == capacity { growKeeping(count + 1) }
-        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
-        count += 1
-    }
-
-    @inline(__always)
-    func appendVarint(_ value: Int) {
-        var v = UInt64(value)
-        while v >= 0x80 {
-            append(byte: UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        append(byte: UInt8(v))
-    }
-
     func growKeeping(_ needed: Int) {
         var newCapacity = capacity
         while newCapacity < needed { newCapacity *= 2 }

@@ -6,8 +6,7 @@ import NIOHTTPTypes
 ///
 /// A client that sends the header waits for that answer before it sends the body: libcurl does
 /// for bodies over 1 MiB, then gives up waiting after a second and sends anyway. Without it every
-/// such write would take a second longer. The final status still follows the body (a request
-/// refused by its head alone, a wrong content type say, is answered after the body it carries).
+/// such write would take a second longer. The final answer is the route's, as before.
 final class ExpectContinueHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart

@@ -1,5 +1,5 @@
 import AlignerCore
-import AlignerEngine
+@testable import AlignerEngine
 import AlignerIngest
 import AlignerRules
 import Foundation
@@ -122,18 +122,25 @@ import Testing
 
 /// How windows take samples from ingestion.
 @Suite struct WindowAppendTests {
-    /// Two requests' samples of one series can reach the store crossed (the table accepted them in
-    /// order, then each request handed its batch over): the window keeps them in time order, once.
-    @Test func crossedBatchesAreKeptInTimeOrder() throws {
-        let (groups, _) = RuleFileLoader.parse(yaml: """
+    /// A store whose one rule selects `x`.
+    static func storeSelectingX() -> WindowStore {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
             groups:
               - name: g
                 rules:
                   - alert: High
                     expr: x > 1
             """, file: "g.yml")
+        #expect(problems.isEmpty)
         let store = WindowStore()
         store.select(groups)
+        return store
+    }
+
+    /// Two requests' samples of one series can reach the store crossed (the table accepted them in
+    /// order, then each request handed its batch over): the window keeps them in time order, once.
+    @Test func crossedBatchesAreKeptInTimeOrder() throws {
+        let store = Self.storeSelectingX()
         let id = store.admit(labels: [Label("__name__", "x"), Label("job", "a")])
         let batches: [[ObservedSample]] = [
             [ObservedSample(window: id, timestamp: 1_000, valueBits: (1.0).bitPattern),
@@ -149,6 +156,33 @@ import Testing
         #expect(series.first?.values == [1, 2, 3, 4])
         #expect(store.size.samples == 4)
         if case .all? = store.takeDirty()[0] {} else { Issue.record("group not marked dirty") }
+    }
+
+    /// `append` prefetches a window's arrays through their storage, read in place: an array is
+    /// one reference to its storage, the count 16 bytes in, the elements 32 bytes in. If a Swift
+    /// release changed that layout the prefetches would only miss, but reading the count would
+    /// read the wrong word: this checks the layout on the compiler in use.
+    @Test func windowArraysAreReadWhereAppendPrefetchesThem() {
+        let store = Self.storeSelectingX()
+        let ids = (0..<5).map { i in store.admit(labels: [Label("__name__", "x"), Label("i", "\(i)")]) }
+        var observed: [ObservedSample] = []
+        for (k, id) in ids.enumerated() {
+            for t in 0...k {
+                observed.append(ObservedSample(window: id, timestamp: Int64(1_000 * (t + 1)), valueBits: Double(k * 10 + t).bitPattern))
+            }
+        }
+        observed.withUnsafeBufferPointer { store.append($0) }
+        store.state.withLock { s in
+            for (k, id) in ids.enumerated() {
+                let window = s.windows[Int(id)]!
+                #expect(window.timestamps.count == k + 1)
+                let (timestamps, values) = WindowStore.storage(s, id)
+                #expect(timestamps.load(fromByteOffset: 16, as: Int.self) == window.timestamps.count)
+                #expect(values.load(fromByteOffset: 16, as: Int.self) == window.values.count)
+                #expect(timestamps.load(fromByteOffset: 32, as: Int64.self) == window.timestamps[0])
+                #expect(values.load(fromByteOffset: 32 + 8 * k, as: Double.self) == window.values[k])
+            }
+        }
     }
 
     /// The window store's reads (binary-searched ranges, and the tail irate and idelta read) give
@@ -183,7 +217,7 @@ import Testing
         // The windows keep 6 minutes before their newest sample (the 1-minute range plus the lookback).
         for time in stride(from: newest - 290_000, through: newest + 60_000, by: 3_000) {
             for e in [expr, try PromQLParser.parse("idelta(x[20s])"), try PromQLParser.parse("irate(x[1m])")] {
-                var a = Evaluator(source: windows, time: time), b = Evaluator(source: simple, time: time)
+                let a = Evaluator(source: windows, time: time), b = Evaluator(source: simple, time: time)
                 guard case .vector(let va) = try a.evaluate(e), case .vector(let vb) = try b.evaluate(e) else {
                     Issue.record("not a vector"); continue
                 }

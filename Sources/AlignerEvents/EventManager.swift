@@ -58,7 +58,7 @@ public struct EventError: Error, Sendable, CustomStringConvertible {
 /// is committed to the store before it is announced or answered.
 public actor EventManager {
     /// The store (also keeps the rule engine's alert states).
-    public nonisolated let store: SQLiteEventStore
+    public nonisolated let store: any EventStore
     /// How long every signal of an event must stay resolved before the event resolves.
     let resolveAfter: Int64
     /// A new signal for a subject within this long after its event closed reopens that event.
@@ -115,7 +115,7 @@ public actor EventManager {
     }
 
     /// Loads every event from the store (a restart picks up where the process stopped).
-    public init(store: SQLiteEventStore, resolveAfter: Int64, cooldown: Int64, limits: EventLimits = EventLimits(), logger: Logger) throws {
+    public init(store: any EventStore, resolveAfter: Int64, cooldown: Int64, limits: EventLimits = EventLimits(), logger: Logger) throws {
         self.store = store
         self.resolveAfter = resolveAfter
         self.cooldown = cooldown

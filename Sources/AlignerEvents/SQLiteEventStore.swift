@@ -2,25 +2,10 @@ import CAlignerSQLite
 import Dispatch
 import Foundation
 
-/// A change to an event, as the stream announces it (and as `Last-Event-ID` resumes it).
-public struct EventChange: Sendable, Codable {
-    /// The stream's sequence number (monotonic across restarts).
-    public var sequence: Int64
-    public var eventID: String
-    /// `opened`, `signal`, `acknowledged`, `resolved`, `reopened`, `closed`, `note`, ...
-    public var type: String
-    public var at: Int64
-    /// The event after the change.
-    public var event: Event
-}
-
-public struct EventStoreError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-}
-
-/// The events store: SQLite in WAL mode, every change committed (synchronous=FULL) before the
-/// caller goes on. Calls run on one dedicated thread, never on the cooperative pool.
-public final class SQLiteEventStore: @unchecked Sendable {
+/// The default events store: SQLite in WAL mode under the data directory, every change committed
+/// (synchronous=FULL) before the caller goes on. Calls run on one dedicated thread, never on the
+/// cooperative pool.
+public final class SQLiteEventStore: EventStore, @unchecked Sendable {
     let queue = DispatchQueue(label: "aligner.events.sqlite")
     var db: OpaquePointer?
 
@@ -71,13 +56,6 @@ public final class SQLiteEventStore: @unchecked Sendable {
         return e
     }()
 
-    /// Saves the event and appends the change in one transaction; returns the change's sequence number.
-    public func record(_ event: Event, type: String, at: Int64) async throws -> EventChange {
-        try await recordAll([(event, type)], at: at)[0]
-    }
-
-    /// Saves several events and appends their changes in one transaction (one sync to disk);
-    /// returns the changes with their sequence numbers, in order.
     public func recordAll(_ items: [(event: Event, type: String)], at: Int64) async throws -> [EventChange] {
         try await onQueue { [self] in
             try exec("BEGIN IMMEDIATE")
@@ -105,16 +83,6 @@ public final class SQLiteEventStore: @unchecked Sendable {
         }
     }
 
-    /// Every event, newest first (the manager filters).
-    public func allEvents() async throws -> [Event] {
-        try await onQueue { [self] in
-            try query("SELECT body FROM events ORDER BY opened_at DESC", []).map {
-                try JSONDecoder().decode(Event.self, from: Data($0[0].utf8))
-            }
-        }
-    }
-
-    /// Every event and the newest sequence number, read synchronously (at start-up only).
     public func loadSync() throws -> (events: [Event], lastSequence: Int64) {
         try queue.sync {
             let events = try query("SELECT body FROM events ORDER BY opened_at DESC", []).map {
@@ -125,7 +93,6 @@ public final class SQLiteEventStore: @unchecked Sendable {
         }
     }
 
-    /// Saves a silence (created or expired).
     public func save(_ silence: Silence) async throws {
         try await onQueue { [self] in
             try run("INSERT INTO silences (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body=?2",
@@ -133,34 +100,23 @@ public final class SQLiteEventStore: @unchecked Sendable {
         }
     }
 
-    /// Every silence, read synchronously (at start-up only).
     public func silencesSync() throws -> [Silence] {
         try queue.sync {
             try query("SELECT body FROM silences", []).map { try JSONDecoder().decode(Silence.self, from: Data($0[0].utf8)) }
         }
     }
 
-    /// Saves a named piece of state (the rule engine's alert states).
     public func saveState(_ key: String, _ body: String) async throws {
         try await onQueue { [self] in
             try run("INSERT INTO state (key, body) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET body=?2", [.text(key), .text(body)])
         }
     }
 
-    /// A named piece of state, read synchronously (at start-up only).
     public func stateSync(_ key: String) throws -> String? {
         try queue.sync { try query("SELECT body FROM state WHERE key = ?1", [.text(key)]).first?[0] }
     }
 
-    /// The newest change's sequence number, if any.
-    public func lastSequence() async throws -> Int64? {
-        try await onQueue { [self] in
-            try query("SELECT MAX(seq) FROM changes", []).first.flatMap { Int64($0[0]) }
-        }
-    }
-
-    /// Changes after `sequence`, in order.
-    public func changes(after sequence: Int64, limit: Int = 10_000) async throws -> [EventChange] {
+    public func changes(after sequence: Int64, limit: Int) async throws -> [EventChange] {
         try await onQueue { [self] in
             try query("SELECT seq, event_id, type, at, body FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                       [.int(sequence), .int(Int64(limit))]).map { row in

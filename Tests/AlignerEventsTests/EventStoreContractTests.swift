@@ -1,0 +1,84 @@
+import AlignerTesting
+@testable import AlignerEvents
+import Testing
+
+/// What `EventManager` relies on from any `EventStore` (its documented contract), checked on each
+/// store through a real file: reopening it stands for a restart.
+@Suite struct EventStoreContractTests {
+    /// A store over `directory`, opened anew on each call.
+    typealias Opener = @Sendable (String) throws -> any EventStore
+
+    static let stores: [(String, Opener)] = [("sqlite", { try SQLiteEventStore(directory: $0) })]
+
+    static func event(_ id: String, _ name: String, state: EventState = .open, at: Int64) -> Event {
+        Event(id: id, anomalyClass: "crash_loop", severity: "warning",
+              subject: Subject(namespace: "shop", kind: "Deployment", name: name), state: state,
+              openedAt: at, updatedAt: at, resolvedAt: nil, closedAt: nil, signals: [], timeline: [],
+              summary: "\(name): \(state.rawValue)", outcome: nil, flapping: nil, silenced: nil)
+    }
+
+    @Test(arguments: stores.map(\.0))
+    func sequencesGrowInSaveOrderAcrossRestarts(_ name: String) async throws {
+        let open = Self.stores.first { $0.0 == name }!.1
+        let dir = ScratchDirectory.path("aligner-store")
+        var store = try open(dir)
+        #expect(try store.loadSync().lastSequence == 0)
+        let first = try await store.recordAll(
+            [(Self.event("evt-00000001", "a", at: 1000), "opened"), (Self.event("evt-00000002", "b", at: 1001), "opened")], at: 1001)
+        #expect(first.map(\.type) == ["opened", "opened"])
+        #expect(first[1].sequence > first[0].sequence && first[0].sequence > 0)
+        let acked = try await store.record(Self.event("evt-00000001", "a", state: .acknowledged, at: 1000), type: "acknowledged", at: 1500)
+        #expect(acked.sequence > first[1].sequence)
+
+        store = try open(dir)
+        let loaded = try store.loadSync()
+        #expect(loaded.lastSequence == acked.sequence)
+        // One row per event, its latest form, newest opened first.
+        #expect(loaded.events.map(\.id) == ["evt-00000002", "evt-00000001"])
+        #expect(loaded.events[1].state == .acknowledged)
+        let after = try await store.record(Self.event("evt-00000003", "c", at: 2000), type: "opened", at: 2000)
+        #expect(after.sequence > acked.sequence)
+    }
+
+    @Test(arguments: stores.map(\.0))
+    func changesResumeAfterASequenceInPages(_ name: String) async throws {
+        let open = Self.stores.first { $0.0 == name }!.1
+        let dir = ScratchDirectory.path("aligner-store")
+        let store = try open(dir)
+        var saved: [EventChange] = []
+        for i in 0..<25 {
+            saved += try await store.recordAll([(Self.event("evt-000000\(10 + i)", "w\(i)", at: Int64(i)), "opened")], at: Int64(i))
+        }
+        var seen: [EventChange] = []
+        var cursor = saved[4].sequence
+        while true {
+            let page = try await open(dir).changes(after: cursor, limit: 7)
+            #expect(page.count <= 7)
+            guard let last = page.last else { break }
+            seen += page
+            cursor = last.sequence
+        }
+        #expect(seen.map(\.sequence) == saved.dropFirst(5).map(\.sequence))
+        #expect(seen.map(\.event) == saved.dropFirst(5).map(\.event))
+        #expect(seen.map(\.eventID) == saved.dropFirst(5).map(\.event.id))
+    }
+
+    @Test(arguments: stores.map(\.0))
+    func silencesAndStateAreReplacedInPlace(_ name: String) async throws {
+        let open = Self.stores.first { $0.0 == name }!.1
+        let dir = ScratchDirectory.path("aligner-store")
+        let store = try open(dir)
+        #expect(try store.stateSync("alerts") == nil)
+        try await store.saveState("alerts", "[1]")
+        try await store.saveState("alerts", "[1,2]")
+        var silence = Silence(id: "sil-1", matchers: [.init(name: "namespace", value: "shop", isRegex: false, isEqual: true)],
+                              startsAt: 0, endsAt: 10_000, createdBy: "test", comment: "maintenance")
+        try await store.save(silence)
+        silence.endsAt = 5_000  // expired early
+        try await store.save(silence)
+
+        let reopened = try open(dir)
+        #expect(try reopened.stateSync("alerts") == "[1,2]")
+        #expect(try reopened.silencesSync() == [silence])
+    }
+}

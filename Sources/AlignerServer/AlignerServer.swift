@@ -108,7 +108,7 @@ public struct AlignerServer: Sendable {
         let listen = configuration.listen
         return Application(
             router: router,
-            server: .http1(additionalChannelHandlers: [ExpectContinueHandler()]),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
             configuration: ApplicationConfiguration(
                 address: .hostname(listen.host, port: listen.port), serverName: "aligner", backlog: 256,
                 reuseAddress: true, availableConnectionsDelegate: nil),

@@ -86,8 +86,7 @@ struct RulesAPI: Sendable {
     func query(_ request: Request) async -> Response {
         var form = FormValues(query: request)
         if request.method == .post {
-            var req = request
-            if let body = try? await req.body.collect(upTo: 1 << 20) {
+            if let body = try? await request.body.collect(upTo: 1 << 20) {
                 // Go's Request.ParseForm: the body's values come before the query's.
                 form.pairs = FormValues(String(buffer: body)).pairs + form.pairs
             }

@@ -51,7 +51,7 @@ let package = Package(
                 swiftSettings: strict),
         .target(name: "AlignerServer",
                 dependencies: [
-                    "AlignerCore", "AlignerIngest", "AlignerRules", "AlignerEngine", "AlignerEvents",
+                    "AlignerCore", "AlignerIngest", "AlignerRules", "AlignerEngine", "AlignerEvents", "CAlignerIntrinsics",
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                     .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -23,6 +23,19 @@ extern void *mremap(void *old_address, size_t old_size, size_t new_size, int fla
 static inline void *aligner_mremap(void *old_address, size_t old_size, size_t new_size) {
     return mremap(old_address, old_size, new_size, 1);
 }
+
+#include <sys/syscall.h>
+#include <unistd.h>
+/* How many CPUs this process may run on (its affinity: taskset, the cpusets of Kubernetes'
+   static CPU manager), or 0 if unknown. The raw system call, because glibc's wrapper and
+   CPU_COUNT are GNU extensions the Swift Glibc module leaves out. */
+static inline int aligner_affinity_cpu_count(void) {
+    unsigned long mask[16] = {0}; /* 1024 CPUs, as glibc's cpu_set_t */
+    if (syscall(SYS_sched_getaffinity, 0, sizeof mask, mask) <= 0) return 0;
+    int n = 0;
+    for (int i = 0; i < 16; i++) n += __builtin_popcountl(mask[i]);
+    return n;
+}
 #endif
 
 #endif

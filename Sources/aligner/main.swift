@@ -27,6 +27,7 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        let eventLoops = AlignerServer.fitEventLoopsToAffinity()
         var configuration: AlignerConfiguration
         do {
             let file = config ?? ProcessInfo.processInfo.environment["ALIGNER_CONFIG"]
@@ -53,9 +54,13 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        let logger = Logger(label: "aligner")
+        if let eventLoops {
+            logger.info("event loops sized to the CPUs this process may run on", metadata: ["loops": "\(eventLoops)"])
+        }
         let server: AlignerServer
         do {
-            server = try AlignerServer(configuration: configuration, logger: Logger(label: "aligner"))
+            server = try AlignerServer(configuration: configuration, logger: logger)
         } catch let error as RuleFileError {
             throw ValidationError("cannot load rules:\n" + error.description)
         }

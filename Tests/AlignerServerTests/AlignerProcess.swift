@@ -10,15 +10,27 @@ struct AlignerProcess: Sendable {
     let base: String
     let process: Process
 
-    /// Starts `aligner serve --config config` on `port` and waits until it is ready.
-    static func start(config: String, port: Int) async throws -> AlignerProcess {
+    /// Starts `aligner serve --config config` on `port` and waits until it is ready; with `log`,
+    /// its log (from level info) goes to that file; `launcher` runs it (`taskset -c 0`, ...).
+    static func start(config: String, port: Int, log: String? = nil, launcher: [String] = []) async throws -> AlignerProcess {
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "build the aligner binary first (scripts/test.sh runs swift build --build-tests)")
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["serve", "--config", config, "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
+        let arguments = ["serve", "--config", config, "--listen", "127.0.0.1:\(port)", "--log-level", log == nil ? "error" : "info"]
+        if launcher.isEmpty {
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = arguments
+        } else {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = launcher + [binary] + arguments
+        }
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        if let log {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: log)
+        } else {
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        }
         try p.run()
         let base = "http://127.0.0.1:\(port)"
         for _ in 0..<200 {

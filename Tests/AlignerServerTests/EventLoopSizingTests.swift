@@ -1,0 +1,49 @@
+import AlignerIngest
+import AlignerTesting
+import Foundation
+import Testing
+
+/// `aligner serve` runs as many event loops as the CPUs it may run on: pinned with taskset to
+/// one CPU it runs one (NIO alone would count the machine's cores), and still serves writes.
+@Suite struct EventLoopSizingTests {
+    static func start(launcher: [String]) async throws -> (AlignerProcess, String) {
+        let dir = try ScratchDirectory.make("aligner-loops")
+        try "rules: {paths: []}\nevents: {data_dir: \(dir.path)/data}\n"
+            .write(to: dir.appendingPathComponent("aligner.yml"), atomically: true, encoding: .utf8)
+        let log = dir.appendingPathComponent("aligner.log").path
+        let aligner = try await AlignerProcess.start(
+            config: dir.appendingPathComponent("aligner.yml").path, port: try freeLoopbackPort(), log: log, launcher: launcher)
+        return (aligner, log)
+    }
+
+    /// The CPUs this test process may run on (a launched Aligner inherits them).
+    static let allowedCPUs: Int = {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let mask = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed:") }?.dropFirst("Cpus_allowed:".count) ?? ""
+        return mask.compactMap { $0.hexDigitValue }.reduce(0) { $0 + $1.nonzeroBitCount }
+    }()
+
+    static func threadNames(_ pid: Int32) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").map {
+            try String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    @Test(.enabled(if: allowedCPUs > 1, "needs more than one CPU to run on"), .timeLimit(.minutes(1)))
+    func pinnedToOneCPUItRunsOneLoop() async throws {
+        let (aligner, log) = try await Self.start(launcher: ["taskset", "-c", "0"])
+        defer { aligner.stop(within: 0) }
+        let request = TestRequest(series: [TestSeries("up", [("job", "pinned")], samples: [(1_700_000_000_000, 1)])])
+        #expect(try await aligner.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        #expect(try String(contentsOfFile: log, encoding: .utf8).contains("loops=1"))
+        #expect(try Self.threadNames(aligner.process.processIdentifier).filter { $0.hasPrefix("NIO-SGLTN") }.count == 1)
+    }
+
+    @Test(.enabled(if: allowedCPUs > 1, "needs more than one CPU to run on"), .timeLimit(.minutes(1)))
+    func unpinnedNIOChoosesAsBefore() async throws {
+        let (aligner, log) = try await Self.start(launcher: [])
+        defer { aligner.stop(within: 0) }
+        #expect(try !String(contentsOfFile: log, encoding: .utf8).contains("loops="))
+        #expect(try Self.threadNames(aligner.process.processIdentifier).filter { $0.hasPrefix("NIO-SGLTN") }.count > 1)
+    }
+}

@@ -141,4 +141,37 @@ import Testing
         let events = try await HTTPClient.request("GET", s.base + "/api/v1/events?since=1%2E5&state=open")
         #expect(events.status == 200)
     }
+
+    /// The bundled replica rule with kube-state-metrics scraped every 30 s, as kube-prometheus
+    /// does, evaluated as each scrape arrives (not on the scrape's own time, as promtool does): a
+    /// rollout whose counts change at every scrape stays quiet, one that stopped a minute ago is
+    /// pending. A 30 s window ending now holds only the newest of 30 s samples, so `changes` alone
+    /// never sees the change that scrape brought.
+    @Test func replicaRuleWithThirtySecondScrapes() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let s = try await RunningServer.start {
+            $0.rulePaths = [root.appendingPathComponent("rules/kubernetes.yml").path]
+            $0.rulePathsAreDefault = false
+        }
+        defer { Task { await s.stop() } }
+        // Scrapes every 30 s for 3 minutes, the last 1 s ago: cart's ready and updated counts move
+        // at every scrape (a slow, healthy rollout); stuck's stopped at 4/5 two scrapes ago.
+        let last = WallClock.nowMilliseconds() - 1000
+        let times = (0...6).map { last - Int64(6 - $0) * 30_000 }
+        func deployment(_ name: String, ready: [Double], updated: [Double]) -> [TestSeries] {
+            let labels = [("namespace", "shop"), ("deployment", name)]
+            return [
+                TestSeries("kube_deployment_spec_replicas", labels, samples: times.map { ($0, 5) }),
+                TestSeries("kube_deployment_status_replicas_ready", labels, samples: Array(zip(times, ready))),
+                TestSeries("kube_deployment_status_replicas_updated", labels, samples: Array(zip(times, updated))),
+            ]
+        }
+        let request = TestRequest(series:
+            deployment("cart", ready: [5, 4, 4, 3, 3, 4, 4], updated: [0, 1, 1, 2, 2, 3, 4])
+            + deployment("stuck", ready: [5, 4, 4, 4, 4, 4, 4], updated: [0, 1, 2, 3, 4, 4, 4]))
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        let alerts = try await poll(s.base, "/api/v1/alerts") { $0.contains(#""deployment":"stuck""#) }
+        #expect(alerts.contains(#""deployment":"stuck""#), "\(alerts)")
+        #expect(!alerts.contains(#""deployment":"cart""#), "\(alerts)")
+    }
 }

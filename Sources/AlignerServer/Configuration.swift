@@ -31,7 +31,7 @@ public struct AlignerConfiguration: Sendable {
     /// A new signal within this long after close reopens the event (`events.cooldown`).
     public var eventCooldown: Duration = .seconds(600)
     /// Flood consolidation, the open-event cap and flap dampening (`events.flood_threshold`,
-    /// `events.flood_window`, `events.max_open`).
+    /// `events.flood_window`, `events.max_open`, `events.flap_reopenings`, `events.flap_window`).
     public var eventLimits = EventLimits()
 
     /// The defaults.
@@ -43,7 +43,7 @@ public struct AlignerConfiguration: Sendable {
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
         "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance", "rules.external_labels", "rules.external_url",
         "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
-        "events.flood_window",
+        "events.flood_window", "events.flap_reopenings", "events.flap_window",
     ]
 }
 
@@ -161,14 +161,17 @@ extension AlignerConfiguration {
                         integer(v, "events.max_open") { config.eventLimits.maxOpen = $0 }
                     case "flood_threshold":
                         integer(v, "events.flood_threshold") { config.eventLimits.floodThreshold = $0 }
-                    case "flood_window":
+                    case "flood_window", "flap_window":
                         if let s = v.string, let d = parsePrometheusDuration(s) {
-                            config.eventLimits.floodWindow = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+                            let milliseconds = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+                            if k.string == "flood_window" { config.eventLimits.floodWindow = milliseconds } else { config.eventLimits.flapWindow = milliseconds }
                         } else {
-                            problems.append("\(at(v)): events.flood_window must be a duration such as 1m")
+                            problems.append("\(at(v)): events.\(k.string ?? "") must be a duration such as 1m")
                         }
+                    case "flap_reopenings":
+                        integer(v, "events.flap_reopenings") { config.eventLimits.flapReopenings = $0 }
                     default:
-                        problems.append("\(at(k)): unknown key \"events.\(k.string ?? "")\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window)")
+                        problems.append("\(at(k)): unknown key \"events.\(k.string ?? "")\" (known: \(AlignerConfiguration.keys.filter { $0.hasPrefix("events.") }.joined(separator: ", ")))")
                     }
                 }
             case "rules":

@@ -26,6 +26,22 @@ import Testing
         #expect(c.ingest.seriesIdleTimeout == .seconds(5400))
     }
 
+    @Test func noiseControlKeys() throws {
+        let c = try AlignerConfiguration.parse(yaml: """
+            events:
+              max_open: 50
+              flood_threshold: 4
+              flood_window: 30s
+              flap_reopenings: 5
+              flap_window: 15m
+            """)
+        #expect(c.eventLimits.maxOpen == 50)
+        #expect(c.eventLimits.floodThreshold == 4)
+        #expect(c.eventLimits.floodWindow == 30_000)
+        #expect(c.eventLimits.flapReopenings == 5)
+        #expect(c.eventLimits.flapWindow == 900_000)
+    }
+
     @Test func everyProblemIsReportedWithItsPosition() {
         do {
             _ = try AlignerConfiguration.parse(yaml: """
@@ -34,6 +50,10 @@ import Testing
                   max_series: -3
                   colour: blue
                 extra: 1
+                events:
+                  flap_reopenings: 2
+                  flap_window: soon
+                  flap: on
                 """, file: "aligner.yml")
             Issue.record("a bad file was accepted")
         } catch let error as ConfigurationError {
@@ -41,7 +61,9 @@ import Testing
                 "aligner.yml:1:9: listen must be host:port, got \"nowhere\"",
                 "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
                 "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout)",
-                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window)",
+                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
+                "aligner.yml:8:16: events.flap_window must be a duration such as 1m",
+                "aligner.yml:9:3: unknown key \"events.flap\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
             ])
         } catch {
             Issue.record("unexpected error \(error)")

@@ -174,4 +174,35 @@ import Testing
         #expect(alerts.contains(#""deployment":"stuck""#), "\(alerts)")
         #expect(!alerts.contains(#""deployment":"cart""#), "\(alerts)")
     }
+
+    /// The bundled error-ratio and CPU rules with Prometheus' default 1-minute scrape interval,
+    /// evaluated as the scrape arrives: a 1-minute window ending now holds that scrape alone, so
+    /// the pack rates such a series over 2 minutes, and irate's window is 2 minutes (it reads the
+    /// last two samples either way). Failed with the 1-minute windows: no alert at all.
+    @Test func serviceAndCPURulesWithOneMinuteScrapes() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let s = try await RunningServer.start {
+            $0.rulePaths = [root.appendingPathComponent("rules/kubernetes.yml").path]
+            $0.rulePathsAreDefault = false
+        }
+        defer { Task { await s.stop() } }
+        // Three scrapes a minute apart, the last 1 s ago: 2 requests/s, all failing in the last
+        // minute; the container at 0.8 of its one-CPU limit in the last minute.
+        let last = WallClock.nowMilliseconds() - 1000
+        let times = [last - 120_000, last - 60_000, last]
+        let service = [("namespace", "shop"), ("service", "checkout")]
+        let pod = [("namespace", "shop"), ("pod", "checkout-1"), ("container", "app")]
+        let request = TestRequest(series: [
+            TestSeries("http_requests_total", service + [("code", "200")], samples: Array(zip(times, [0, 120, 120]))),
+            TestSeries("http_requests_total", service + [("code", "500")], samples: Array(zip(times, [0, 0, 120]))),
+            TestSeries("container_cpu_usage_seconds_total", pod, samples: Array(zip(times, [0, 12, 60]))),
+            TestSeries("kube_pod_container_resource_limits", pod + [("resource", "cpu")], samples: times.map { ($0, 1) }),
+        ])
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        let alerts = try await poll(s.base, "/api/v1/alerts") {
+            $0.contains(#""alertname":"ServiceErrorRateHigh""#) && $0.contains(#""alertname":"ContainerCPUNearLimit""#)
+        }
+        #expect(alerts.contains(#""summary":"shop/checkout: 5xx ratio 100%""#), "\(alerts)")
+        #expect(alerts.contains(#""summary":"shop/checkout-1 app: CPU 80% of limit""#), "\(alerts)")
+    }
 }

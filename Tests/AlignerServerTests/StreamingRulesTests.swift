@@ -142,17 +142,22 @@ import Testing
         #expect(events.status == 200)
     }
 
+    /// A server with the bundled pack (`rules/kubernetes.yml`) loaded.
+    static func startWithBundledPack() async throws -> RunningServer {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        return try await RunningServer.start {
+            $0.rulePaths = [root.appendingPathComponent("rules/kubernetes.yml").path]
+            $0.rulePathsAreDefault = false
+        }
+    }
+
     /// The bundled replica rule with kube-state-metrics scraped every 30 s, as kube-prometheus
     /// does, evaluated as each scrape arrives (not on the scrape's own time, as promtool does): a
     /// rollout whose counts change at every scrape stays quiet, one that stopped a minute ago is
     /// pending. A 30 s window ending now holds only the newest of 30 s samples, so `changes` alone
     /// never sees the change that scrape brought.
     @Test func replicaRuleWithThirtySecondScrapes() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
-        let s = try await RunningServer.start {
-            $0.rulePaths = [root.appendingPathComponent("rules/kubernetes.yml").path]
-            $0.rulePathsAreDefault = false
-        }
+        let s = try await Self.startWithBundledPack()
         defer { Task { await s.stop() } }
         // Scrapes every 30 s for 3 minutes, the last 1 s ago: cart's ready and updated counts move
         // at every scrape (a slow, healthy rollout); stuck's stopped at 4/5 two scrapes ago.
@@ -180,11 +185,7 @@ import Testing
     /// the pack rates such a series over 2 minutes, and irate's window is 2 minutes (it reads the
     /// last two samples either way). Failed with the 1-minute windows: no alert at all.
     @Test func serviceAndCPURulesWithOneMinuteScrapes() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
-        let s = try await RunningServer.start {
-            $0.rulePaths = [root.appendingPathComponent("rules/kubernetes.yml").path]
-            $0.rulePathsAreDefault = false
-        }
+        let s = try await Self.startWithBundledPack()
         defer { Task { await s.stop() } }
         // Three scrapes a minute apart, the last 1 s ago: 2 requests/s, all failing in the last
         // minute; the container at 0.8 of its one-CPU limit in the last minute.

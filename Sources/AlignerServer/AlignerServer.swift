@@ -30,7 +30,7 @@ public struct AlignerServer: Sendable {
     /// Sizes NIO's event loops, which also run the request handlers (remote-write decoding
     /// included), to the CPUs the process may run on. NIO counts the cores that cgroups allow but
     /// not the process' CPU affinity (taskset, the cpusets of Kubernetes' static CPU manager):
-    /// pinned to one CPU, two loops took turns on it and one loop did the same work on 9-14% less
+    /// pinned to one CPU, two loops took turns on it and one loop did the same work on 8-12% less
     /// CPU (README, "End to end through HTTP"). Call once, before anything serves; an explicit
     /// `NIO_SINGLETON_GROUP_LOOP_COUNT` wins. Returns the count set, or nil where NIO's stands.
     @discardableResult

@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "AlignerServerTests",
                     dependencies: [
                         "AlignerServer", "AlignerTesting",
+                        .product(name: "Hummingbird", package: "hummingbird"),
                         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                         .product(name: "Yams", package: "Yams"),
                     ],

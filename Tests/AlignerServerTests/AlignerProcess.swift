@@ -67,10 +67,10 @@ struct AlignerProcess: Sendable {
     }
 }
 
-/// GETs `base + path` until `until` holds (about 5 s at most); returns the last body.
-func poll(_ base: String, _ path: String, until: (String) -> Bool) async throws -> String {
+/// GETs `base + path` until `until` holds (about `within` at most); returns the last body.
+func poll(_ base: String, _ path: String, within: Duration = .seconds(5), until: (String) -> Bool) async throws -> String {
     var body = ""
-    for _ in 0..<200 {
+    for _ in 0..<Int(within / .milliseconds(25)) {
         body = try await HTTPClient.request("GET", base + path).text
         if until(body) { return body }
         try await Task.sleep(for: .milliseconds(25))

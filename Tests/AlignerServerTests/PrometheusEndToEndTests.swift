@@ -12,38 +12,13 @@ import Testing
         let s = try await RunningServer.start()
         defer { Task { await s.stop() } }
         let promPort = try freeLoopbackPort()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-e2e-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let config = """
-            global:
-              scrape_interval: 1s
-              external_labels: {sender: e2e}
-            scrape_configs:
+        let prometheus = try Self.startPrometheus(binary: binary, port: promPort, scrapeConfigs: """
               - job_name: prometheus
                 static_configs: [{targets: ['127.0.0.1:\(promPort)']}]
               - job_name: aligner
                 static_configs: [{targets: ['127.0.0.1:\(s.port)']}]
-            remote_write:
-              - url: http://127.0.0.1:\(s.port)/api/v1/write
-                queue_config: {batch_send_deadline: 1s, max_samples_per_send: 500, min_backoff: 50ms}
-                metadata_config: {send_interval: 2s}
-            """
-        try config.write(to: dir.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
-        let prometheus = Process()
-        prometheus.executableURL = URL(fileURLWithPath: binary)
-        prometheus.arguments = [
-            "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
-            "--web.listen-address=127.0.0.1:\(promPort)",
-        ]
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        prometheus.standardOutput = log
-        prometheus.standardError = log
-        try prometheus.run()
-        defer {
-            prometheus.terminate()
-            prometheus.waitUntilExit()
-        }
+            """, writeTo: s.port)
+        defer { prometheus.stop() }
 
         // Both scrape jobs' `up` series arrive, with the sender's external label.
         var upJobs: Set<String> = []
@@ -81,6 +56,50 @@ import Testing
         #expect(try await sender("prometheus_remote_storage_samples_failed_total") == 0)
         #expect(try await s.metric("aligner_http_requests_total{handler=\"write\",code=\"400\"}") == 0)
         #expect(try await s.metric("aligner_ingest_series_active") ?? 0 > 100)
+    }
+}
+
+extension PrometheusEndToEndTests {
+    /// A running Prometheus and its folder.
+    struct Prometheus {
+        let process: Process
+        let directory: URL
+
+        func stop() {
+            process.terminate()
+            process.waitUntilExit()
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    /// Starts Prometheus on `port`, scraping every second with `scrapeConfigs` (YAML list items,
+    /// indented by 2) and remote-writing to Aligner on `writeTo` in batches sent within a second.
+    static func startPrometheus(binary: String, port: Int, scrapeConfigs: String, writeTo alignerPort: Int) throws -> Prometheus {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let config = """
+            global:
+              scrape_interval: 1s
+              external_labels: {sender: e2e}
+            scrape_configs:
+            \(scrapeConfigs)
+            remote_write:
+              - url: http://127.0.0.1:\(alignerPort)/api/v1/write
+                queue_config: {batch_send_deadline: 1s, max_samples_per_send: 500, min_backoff: 50ms}
+                metadata_config: {send_interval: 2s}
+            """
+        try config.write(to: dir.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
+            "--web.listen-address=127.0.0.1:\(port)",
+        ]
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        return Prometheus(process: process, directory: dir)
     }
 }
 

@@ -103,14 +103,9 @@ final class FakeExporter: Sendable {
         let listed = try await poll(s.base, "/api/v1/events", within: .seconds(40)) {
             $0.contains("crash_loop") && $0.contains("error_rate_spike")
         }
-        let data = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])
-        let events = try #require(data["data"] as? [[String: Any]])
-        #expect(events.count == 1, "\(listed)")
-        let event = try #require(events.first)
-        #expect((event["subject"] as? [String: String]) == ["namespace": "shop", "kind": "Deployment", "name": "darwin-store"])
-        let classes = Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["anomalyClass"] as? String })
-        #expect(classes == ["crash_loop", "error_rate_spike"], "\(listed)")
-        let summary = event["summary"] as? String ?? ""
-        #expect(summary.contains("5xx ratio 100%"), "\(summary)")
+        let event = try ListedEvent.only(in: listed)
+        #expect(event.subject == ["namespace": "shop", "kind": "Deployment", "name": "darwin-store"])
+        #expect(event.classes == ["crash_loop", "error_rate_spike"], "\(listed)")
+        #expect(event.summary.contains("5xx ratio 100%"), "\(event.summary)")
     }
 }

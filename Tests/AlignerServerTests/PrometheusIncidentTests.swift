@@ -55,7 +55,7 @@ final class FakeExporter: Sendable {
 /// crash-looping rollout of shop/darwin-store (kube-state-metrics' series with the pods' owners,
 /// and the service's request counters) beside a healthy shop/cart, every second, and
 /// remote-writes to Aligner with the bundled pack. Aligner opens one event, for the Deployment,
-/// holding the crash loop of its pod and the 5xx ratio of its service; none for cart.
+/// holding the crash loop and the CPU of its pod and the 5xx ratio of its service; none for cart.
 @Suite(.serialized) struct PrometheusIncidentTests {
     @Test(.timeLimit(.minutes(2))) func crashLoopingRolloutBecomesOneEvent() async throws {
         let binary = ProcessInfo.processInfo.environment["PROMETHEUS_BINARY"] ?? "/usr/bin/prometheus"
@@ -67,9 +67,10 @@ final class FakeExporter: Sendable {
         defer { Task { await exporter.stop() } }
         let start = Date()
         /// The target's page `t` seconds in: darwin-store's new pod is in CrashLoopBackOff and its
-        /// service answers 10 requests/s, all failing from 5 s on; cart serves without errors.
+        /// service answers 10 requests/s, all failing from 5 s on, while the pod runs at 80% of
+        /// its CPU limit; cart serves without errors.
         func page(_ t: Double) -> String {
-            let ok = 10 * min(t, 5), failed = 10 * max(0, t - 5), cart = 5 * t
+            let ok = 10 * min(t, 5), failed = 10 * max(0, t - 5), cart = 5 * t, cpu = 0.8 * t
             return """
                 kube_deployment_spec_replicas{namespace="shop",deployment="darwin-store"} 5
                 kube_deployment_status_replicas_ready{namespace="shop",deployment="darwin-store"} 4
@@ -81,6 +82,8 @@ final class FakeExporter: Sendable {
                 http_requests_total{namespace="shop",service="darwin-store",code="200"} \(ok)
                 http_requests_total{namespace="shop",service="darwin-store",code="500"} \(failed)
                 http_requests_total{namespace="shop",service="cart",code="200"} \(cart)
+                container_cpu_usage_seconds_total{namespace="shop",pod="darwin-store-7d9f-x1",container="app"} \(cpu)
+                kube_pod_container_resource_limits{namespace="shop",pod="darwin-store-7d9f-x1",container="app",resource="cpu"} 1
 
                 """
         }
@@ -101,11 +104,11 @@ final class FakeExporter: Sendable {
         defer { prometheus.stop() }
 
         let listed = try await poll(s.base, "/api/v1/events", within: .seconds(40)) {
-            $0.contains("crash_loop") && $0.contains("error_rate_spike")
+            $0.contains("crash_loop") && $0.contains("error_rate_spike") && $0.contains("cpu_burst")
         }
         let event = try ListedEvent.only(in: listed)
         #expect(event.subject == ["namespace": "shop", "kind": "Deployment", "name": "darwin-store"])
-        #expect(event.classes == ["crash_loop", "error_rate_spike"], "\(listed)")
+        #expect(event.classes == ["crash_loop", "error_rate_spike", "cpu_burst"], "\(listed)")
         #expect(event.summary.contains("5xx ratio 100%"), "\(event.summary)")
     }
 }

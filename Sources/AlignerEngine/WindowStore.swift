@@ -51,9 +51,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 values.insert(Double(bitPattern: valueBits), at: lo)
             }
             var added = 1
+            // What fell out of the retention goes in batches (an eighth of the window, 16 samples
+            // at least): each drop moves the whole window down, so dropping one sample per append
+            // cost the window's length for every sample once a dense series filled its retention.
+            // Readers select by time, so samples kept a little longer change no answer.
             let cutoff = timestamps[timestamps.count - 1] - retention
-            if timestamps[0] < cutoff {
-                let drop = timestamps.firstIndex { $0 >= cutoff } ?? 0
+            let batch = max(16, timestamps.count >> 3)
+            if timestamps.count > batch && timestamps[batch - 1] < cutoff {
+                let drop = firstIndex(from: cutoff)
                 timestamps.removeFirst(drop)
                 values.removeFirst(drop)
                 added -= drop

@@ -158,6 +158,29 @@ import Testing
         if case .all? = store.takeDirty()[0] {} else { Issue.record("group not marked dirty") }
     }
 
+    /// A dense series that filled its retention (here 5 minutes of lookback, a sample a second for
+    /// an hour) holds at most an eighth of its window past the retention, dropping those in
+    /// batches, and a read over any stretch of the retention gives exactly its samples.
+    @Test func samplesPastTheRetentionGoInBatches() {
+        let store = Self.storeSelectingX()
+        let id = store.admit(labels: [Label("__name__", "x")])
+        var held: [Int] = []
+        for t in 1...3_600 {
+            [ObservedSample(window: id, timestamp: Int64(t) * 1_000, valueBits: Double(t).bitPattern)].withUnsafeBufferPointer {
+                store.append($0)
+            }
+            held.append(store.size.samples)
+        }
+        let retained = 301  // the 5 minutes' samples, both ends
+        #expect(held.max()! <= retained * 8 / 7 + 1)
+        #expect(held.last! >= retained)
+        #expect(Set(held.suffix(1_000)).count > 1, "never trimmed")
+        let from: Int64 = 3_600_000 - 300_000
+        let series = store.series(matching: [LabelMatcher("__name__", .equal, "x")], from: from, through: 3_600_000)
+        #expect(series.first?.timestamps == Array(stride(from: from, through: 3_600_000, by: 1_000)))
+        #expect(store.latest(matching: [LabelMatcher("__name__", .equal, "x")], from: from, through: 3_600_000).first?.value == 3_600)
+    }
+
     /// `append` prefetches a window's arrays through their storage, read in place: an array is
     /// one reference to its storage, the count 16 bytes in, the elements 32 bytes in. If a Swift
     /// release changed that layout the prefetches would only miss, but reading the count would

@@ -479,22 +479,26 @@ actor RuleEngine {
         // lookup reads all owner series of the metric.
         if let known = lifted[subject], known.until > now { return known.owner }
         let owner = findOwner(subject, now: now)
-        if owner != subject {
-            if lifted.count > 10_000 { lifted = lifted.filter { $0.value.until > now } }
-            lifted[subject] = (owner, now + 30_000)
-        }
+        if owner != subject { remember(subject, as: owner, until: now + 30_000, now: now) }
         return owner
     }
 
-    /// Pods lifted to their owners, until when that answer is reused (only found owners are kept:
-    /// a pod seen before its owner series is looked up again).
+    /// Subjects lifted to their owners, until when that answer is reused (for pods only found
+    /// owners are kept: a pod seen before its owner series is looked up again).
     var lifted: [Subject: (owner: Subject, until: Int64)] = [:]
 
-    /// The label sets of `metric{namespace=..., label=name}` seen in the last 5 minutes.
+    func remember(_ subject: Subject, as owner: Subject, until: Int64, now: Int64) {
+        if lifted.count > 10_000 { lifted = lifted.filter { $0.value.until > now } }
+        lifted[subject] = (owner, until)
+    }
+
+    /// The label sets of `metric{namespace=..., label=name}` seen in the last 5 minutes (read
+    /// from each series' newest sample: copying their 5 minutes of samples only to take their
+    /// labels cost more than the rest of the lifting under load).
     func seen(_ metric: String, namespace: String, _ label: String, _ name: String, now: Int64) -> [Labels] {
         let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher("namespace", .equal, namespace),
                         LabelMatcher(label, .equal, name)]
-        return store.series(matching: matchers, from: now - 300_000, through: now).map(\.labels)
+        return store.latest(matching: matchers, from: now - 300_000, through: now).map(\.labels)
     }
 
     /// The kube-state-metrics series that say a workload exists, and its name label, by kind.
@@ -511,23 +515,26 @@ actor RuleEngine {
         guard let (metric, workloadLabel) = RuleEngine.workloadSeries[subject.kind], label != "pod", label != workloadLabel else { return subject }
         let now = WallClock.nowMilliseconds()
         if let known = lifted[subject], known.until > now { return known.owner }
-        if !seen(metric, namespace: subject.namespace, workloadLabel, subject.name, now: now).isEmpty { return subject }
+        if !seen(metric, namespace: subject.namespace, workloadLabel, subject.name, now: now).isEmpty {
+            // The workload exists: the subject stands, and is not looked up again at every round.
+            remember(subject, as: subject, until: now + 30_000, now: now)
+            return subject
+        }
         let matchers = [LabelMatcher("namespace", .equal, subject.namespace), LabelMatcher(label, .equal, subject.name),
                         LabelMatcher("pod", .notEqual, "")]
         var pods = Set<String>()
-        for labels in store.series(matching: matchers, from: now - 300_000, through: now).map(\.labels) {
+        for labels in store.latest(matching: matchers, from: now - 300_000, through: now).map(\.labels) {
             let pod = labels.value("pod")
             guard pods.insert(pod).inserted, pods.count <= 20 else { continue }
             let owner = findOwner(Subject(namespace: subject.namespace, kind: "Pod", name: pod), now: now)
             if owner.kind != "Pod" {
-                if lifted.count > 10_000 { lifted = lifted.filter { $0.value.until > now } }
-                lifted[subject] = (owner, now + 30_000)
+                remember(subject, as: owner, until: now + 30_000, now: now)
                 return owner
             }
         }
         // Not found: asked again in a few seconds (the owner series may still be on their way),
         // not at every evaluation, each of which reads the namespace's series.
-        lifted[subject] = (subject, now + 5_000)
+        remember(subject, as: subject, until: now + 5_000, now: now)
         return subject
     }
 

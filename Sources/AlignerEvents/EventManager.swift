@@ -68,6 +68,12 @@ public actor EventManager {
     public private(set) var silences: [String: Silence] = [:]
     /// Signals waiting because `events.max_open` events are open; admitted as events close.
     public private(set) var waiting: [SignalInput] = []
+    /// Signals that only join (`opens` false) seen firing while their subject had no open event,
+    /// by subject and signal key, with when they were last seen: an event that opens for the
+    /// subject within `joinerMemory` takes them (a CPU burst a scrape before the errors of the
+    /// same burst opened the event). Kept in memory only.
+    var recentJoiners: [Subject: [String: (input: SignalInput, seenAt: Int64)]] = [:]
+    static let joinerMemory: Int64 = 120_000
     /// The latest state of every event, including changes still being committed (what the manager
     /// works on).
     var events: [String: Event] = [:]
@@ -154,11 +160,18 @@ public actor EventManager {
         var recentByNamespace: [String: Int]?
         // Signals that may open events first, so one that only joins finds the event another
         // signal of the same evaluation opened.
+        let firingKeys = Set(firing.map(\.key))
+        forgetJoiners(before: now - EventManager.joinerMemory)
         for var input in firing.filter(\.opens) + firing.filter({ !$0.opens }) {
             defer { current.insert(input.key) }  // after any flood re-routing, which changes the key
             var target = eventFor(input.subject, now: now)
             if !input.opens {
-                guard let id = target, let e = events[id], e.state == .open || e.state == .acknowledged else { continue }
+                guard let id = target, let e = events[id], e.state == .open || e.state == .acknowledged else {
+                    if recentJoiners.count < 10_000 || recentJoiners[input.subject] != nil {
+                        recentJoiners[input.subject, default: [:]][input.key] = (input, now)
+                    }
+                    continue
+                }
             }
             if target == nil {
                 // Flood: many subjects of one namespace opening at once become one event listing them.
@@ -191,6 +204,17 @@ public actor EventManager {
                                         value: input.value, since: input.since, state: "firing", annotations: input.annotations,
                                         evidence: input.evidence))
                 e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "opened", detail: "\(input.rule) (\(input.anomalyClass))"))
+                // Signals that only join and fired for this subject shortly before (those firing
+                // now join below, as firing): resolved at the time they were last seen.
+                for (key, joiner) in (recentJoiners.removeValue(forKey: input.subject) ?? [:]).sorted(by: { $0.value.seenAt < $1.value.seenAt })
+                where !firingKeys.contains(key) {
+                    let j = joiner.input
+                    e.signals.append(Signal(rule: j.rule, anomalyClass: j.anomalyClass, severity: j.severity, labels: j.labels,
+                                            value: j.value, since: j.since, state: "resolved", resolvedAt: joiner.seenAt,
+                                            annotations: j.annotations, evidence: j.evidence))
+                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_joined",
+                                                    detail: "\(j.rule) (\(j.anomalyClass)) joined, seen firing before the event opened"))
+                }
                 e.refresh()
                 stage(e, type: "opened", at: now, into: &batch)
                 open += 1
@@ -274,6 +298,15 @@ public actor EventManager {
     }
 
     var openCount: Int { events.values.filter { $0.state == .open || $0.state == .acknowledged }.count }
+
+    /// Drops remembered joiners last seen before `cutoff`.
+    func forgetJoiners(before cutoff: Int64) {
+        guard !recentJoiners.isEmpty else { return }
+        for subject in Array(recentJoiners.keys) {
+            recentJoiners[subject] = recentJoiners[subject]!.filter { $0.value.seenAt >= cutoff }
+            if recentJoiners[subject]!.isEmpty { recentJoiners[subject] = nil }
+        }
+    }
 
     /// Marks signals matched by an active silence; an event whose firing signals are all silenced is silenced.
     func applySilences(_ e: inout Event, now: Int64) {

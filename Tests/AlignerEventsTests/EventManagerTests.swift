@@ -1,5 +1,5 @@
 import AlignerTesting
-import AlignerEvents
+@testable import AlignerEvents
 import Foundation
 import Logging
 import Testing
@@ -38,6 +38,32 @@ import Testing
         list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
         #expect(list.count == 1 && list[0].state == .open)
         #expect(list[0].timeline.map(\.action).contains("reopened"))
+    }
+
+    /// A signal that only joins, seen firing shortly before its subject's event opened (a CPU
+    /// burst a scrape before the errors of the same burst), is in that event, resolved when it was
+    /// last seen; one seen longer ago than the memory (2 minutes) is not, nor is one of another subject.
+    @Test func aJoinerSeenJustBeforeTheEventOpensIsInIt() async throws {
+        let (m, _) = try Self.manager()
+        var burst = Self.signal("CPU", "web", cls: "cpu_burst")
+        burst.opens = false
+        burst.since = 1000
+        var old = Self.signal("CPUOld", "web", cls: "cpu_burst")
+        old.opens = false
+        var other = Self.signal("CPU", "cart", cls: "cpu_burst")
+        other.opens = false
+        await m.sync(firing: [old], at: 1000)
+        await m.sync(firing: [burst, other], at: 130_000)
+        await m.sync(firing: [burst], at: 131_000)
+        await m.sync(firing: [Self.signal("Errors", "web", cls: "error_rate_spike")], at: 140_000)
+        let list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        #expect(list.count == 1)
+        let signals = Dictionary(uniqueKeysWithValues: (list.first?.signals ?? []).map { ($0.rule, $0) })
+        #expect(Set(signals.keys) == ["Errors", "CPU"])
+        #expect(signals["CPU"]?.state == "resolved" && signals["CPU"]?.resolvedAt == 131_000 && signals["CPU"]?.since == 1000)
+        #expect(list.first?.timeline.contains { $0.action == "signal_joined" && $0.detail.contains("before the event opened") } == true)
+        // Taken once: the same subject's next event does not take it again.
+        #expect(await m.recentJoiners[Self.signal("CPU", "web").subject] == nil)
     }
 
     /// `event.opens: false`: the signal joins its subject's open event (also one opened in the same

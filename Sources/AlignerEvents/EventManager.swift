@@ -74,6 +74,9 @@ public actor EventManager {
     /// same burst opened the event). Kept in memory only.
     var recentJoiners: [Subject: [String: (input: SignalInput, seenAt: Int64)]] = [:]
     static let joinerMemory: Int64 = 120_000
+    /// When `recentJoiners` was last pruned (every 10 s at most: a pass over it per round would
+    /// cost with thousands of subjects; an entry may outlive the memory by those 10 s).
+    var joinersPrunedAt: Int64?
     /// The latest state of every event, including changes still being committed (what the manager
     /// works on).
     var events: [String: Event] = [:]
@@ -301,7 +304,8 @@ public actor EventManager {
 
     /// Drops remembered joiners last seen before `cutoff`.
     func forgetJoiners(before cutoff: Int64) {
-        guard !recentJoiners.isEmpty else { return }
+        guard !recentJoiners.isEmpty, joinersPrunedAt.map({ cutoff - $0 >= 10_000 }) ?? true else { return }
+        joinersPrunedAt = cutoff
         for subject in Array(recentJoiners.keys) {
             recentJoiners[subject] = recentJoiners[subject]!.filter { $0.value.seenAt >= cutoff }
             if recentJoiners[subject]!.isEmpty { recentJoiners[subject] = nil }

@@ -161,10 +161,10 @@ public actor EventManager {
         // Counted once per evaluation (a pass over every event copies each), then kept up to date.
         var open = openCount
         var recentByNamespace: [String: Int]?
-        // Signals that may open events first, so one that only joins finds the event another
-        // signal of the same evaluation opened.
         let firingKeys = Set(firing.map(\.key))
         forgetJoiners(before: now - EventManager.joinerMemory)
+        // Signals that may open events first, so one that only joins finds the event another
+        // signal of the same evaluation opened.
         for var input in firing.filter(\.opens) + firing.filter({ !$0.opens }) {
             defer { current.insert(input.key) }  // after any flood re-routing, which changes the key
             var target = eventFor(input.subject, now: now)
@@ -210,7 +210,7 @@ public actor EventManager {
                 // Signals that only join and fired for this subject shortly before (those firing
                 // now join below, as firing): resolved at the time they were last seen.
                 for (key, joiner) in (recentJoiners.removeValue(forKey: input.subject) ?? [:]).sorted(by: { $0.value.seenAt < $1.value.seenAt })
-                where !firingKeys.contains(key) {
+                where !firingKeys.contains(key) && joiner.seenAt >= now - EventManager.joinerMemory {
                     let j = joiner.input
                     e.signals.append(Signal(rule: j.rule, anomalyClass: j.anomalyClass, severity: j.severity, labels: j.labels,
                                             value: j.value, since: j.since, state: "resolved", resolvedAt: joiner.seenAt,

@@ -10,6 +10,8 @@ import Testing
 
     static let stores: [(String, Opener)] = [("sqlite", { try SQLiteEventStore(directory: $0) })]
 
+    static func opener(_ name: String) -> Opener { stores.first { $0.0 == name }!.1 }
+
     static func event(_ id: String, _ name: String, state: EventState = .open, at: Int64) -> Event {
         Event(id: id, anomalyClass: "crash_loop", severity: "warning",
               subject: Subject(namespace: "shop", kind: "Deployment", name: name), state: state,
@@ -19,7 +21,7 @@ import Testing
 
     @Test(arguments: stores.map(\.0))
     func sequencesGrowInSaveOrderAcrossRestarts(_ name: String) async throws {
-        let open = Self.stores.first { $0.0 == name }!.1
+        let open = Self.opener(name)
         let dir = ScratchDirectory.path("aligner-store")
         var store = try open(dir)
         #expect(try store.loadSync().lastSequence == 0)
@@ -42,7 +44,7 @@ import Testing
 
     @Test(arguments: stores.map(\.0))
     func changesResumeAfterASequenceInPages(_ name: String) async throws {
-        let open = Self.stores.first { $0.0 == name }!.1
+        let open = Self.opener(name)
         let dir = ScratchDirectory.path("aligner-store")
         let store = try open(dir)
         var saved: [EventChange] = []
@@ -65,7 +67,7 @@ import Testing
 
     @Test(arguments: stores.map(\.0))
     func silencesAndStateAreReplacedInPlace(_ name: String) async throws {
-        let open = Self.stores.first { $0.0 == name }!.1
+        let open = Self.opener(name)
         let dir = ScratchDirectory.path("aligner-store")
         let store = try open(dir)
         #expect(try store.stateSync("alerts") == nil)

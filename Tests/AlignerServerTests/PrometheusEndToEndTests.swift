@@ -6,13 +6,10 @@ import Testing
 /// remote-writes everything to Aligner; every sample and metadata entry it sent must arrive.
 @Suite(.serialized) struct PrometheusEndToEndTests {
     @Test(.timeLimit(.minutes(2))) func prometheusRemoteWritesToAligner() async throws {
-        let binary = ProcessInfo.processInfo.environment["PROMETHEUS_BINARY"] ?? "/usr/bin/prometheus"
-        try #require(FileManager.default.isExecutableFile(atPath: binary),
-                     "Prometheus is not installed: run ./scripts/test.sh, which installs it (apt-get install prometheus)")
         let s = try await RunningServer.start()
         defer { Task { await s.stop() } }
         let promPort = try freeLoopbackPort()
-        let prometheus = try Self.startPrometheus(binary: binary, port: promPort, scrapeConfigs: """
+        let prometheus = try Self.startPrometheus(port: promPort, scrapeConfigs: """
               - job_name: prometheus
                 static_configs: [{targets: ['127.0.0.1:\(promPort)']}]
               - job_name: aligner
@@ -72,9 +69,13 @@ extension PrometheusEndToEndTests {
         }
     }
 
-    /// Starts Prometheus on `port`, scraping every second with `scrapeConfigs` (YAML list items,
-    /// indented by 2) and remote-writing to Aligner on `writeTo` in batches sent within a second.
-    static func startPrometheus(binary: String, port: Int, scrapeConfigs: String, writeTo alignerPort: Int) throws -> Prometheus {
+    /// Starts Debian's Prometheus (or `PROMETHEUS_BINARY`) on `port`, scraping every second with
+    /// `scrapeConfigs` (YAML list items, indented by 2) and remote-writing to Aligner on `writeTo`
+    /// in batches sent within a second.
+    static func startPrometheus(port: Int, scrapeConfigs: String, writeTo alignerPort: Int) throws -> Prometheus {
+        let binary = ProcessInfo.processInfo.environment["PROMETHEUS_BINARY"] ?? "/usr/bin/prometheus"
+        try #require(FileManager.default.isExecutableFile(atPath: binary),
+                     "Prometheus is not installed: run ./scripts/test.sh, which installs it (apt-get install prometheus)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let config = """

@@ -53,14 +53,11 @@ final class FakeExporter: Sendable {
 
 /// The reference incident through a real Prometheus: it scrapes a target exposing the
 /// crash-looping rollout of shop/darwin-store (kube-state-metrics' series with the pods' owners,
-/// and the service's request counters) beside a healthy shop/cart, every second, and
+/// the pod's CPU, the service's request counters) beside a healthy shop/cart, every second, and
 /// remote-writes to Aligner with the bundled pack. Aligner opens one event, for the Deployment,
 /// holding the crash loop and the CPU of its pod and the 5xx ratio of its service; none for cart.
 @Suite(.serialized) struct PrometheusIncidentTests {
     @Test(.timeLimit(.minutes(2))) func crashLoopingRolloutBecomesOneEvent() async throws {
-        let binary = ProcessInfo.processInfo.environment["PROMETHEUS_BINARY"] ?? "/usr/bin/prometheus"
-        try #require(FileManager.default.isExecutableFile(atPath: binary),
-                     "Prometheus is not installed: run ./scripts/test.sh, which installs it (apt-get install prometheus)")
         let s = try await StreamingRulesTests.startWithBundledPack()
         defer { Task { await s.stop() } }
         let exporter = try await FakeExporter.start()
@@ -96,7 +93,7 @@ final class FakeExporter: Sendable {
         }
         defer { feeder.cancel() }
         let promPort = try freeLoopbackPort()
-        let prometheus = try PrometheusEndToEndTests.startPrometheus(binary: binary, port: promPort, scrapeConfigs: """
+        let prometheus = try PrometheusEndToEndTests.startPrometheus(port: promPort, scrapeConfigs: """
               - job_name: cluster
                 honor_labels: true
                 static_configs: [{targets: ['127.0.0.1:\(exporter.port)']}]

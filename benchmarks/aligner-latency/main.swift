@@ -15,6 +15,7 @@ import Logging
 let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 200
 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-latency-\(UUID().uuidString)")
 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(at: dir) }
 try """
     groups:
       - name: latency

@@ -237,7 +237,11 @@ public actor EventManager {
                 if rank[kind, default: 0] >= rank[changed ?? "", default: -1] { changed = kind }
             }
             for input in inputs {
+                // A signal firing when a person resolved or closed the event reopens it too: the
+                // workload is still not healthy.
+                var why = "new signal \(input.rule)"
                 if let i = index[input.key] {
+                    if e.signals[i].state == "firing" { why = "\(input.rule) still firing" }
                     e.signals[i].value = input.value
                     if let evidence = input.evidence, evidence != e.signals[i].evidence {
                         // New peaks are worth recording; a moving value alone is not.
@@ -261,7 +265,7 @@ public actor EventManager {
                     note("signal")
                 }
                 if e.state == .resolved || e.state == .closed {
-                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "reopened", detail: "new signal \(input.rule)"))
+                    e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "reopened", detail: why))
                     let reopenings = e.timeline.filter { $0.action == "reopened" && now - $0.at <= limits.flapWindow }.count
                     if reopenings >= limits.flapReopenings { e.flapping = true }
                     e.state = .open

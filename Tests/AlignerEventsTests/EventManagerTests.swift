@@ -40,6 +40,21 @@ import Testing
         #expect(list[0].timeline.map(\.action).contains("reopened"))
     }
 
+    /// Closed by hand while a signal still fires: the next evaluation reopens it, saying so (the
+    /// workload is still broken; its journal has no entry until the event closes again).
+    @Test func closedWhileStillFiringReopens() async throws {
+        let (m, _) = try Self.manager()
+        await m.sync(firing: [Self.signal("A", "web")], at: 1000)
+        let id = try #require(await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).first?.id)
+        _ = try await m.act(id, action: "close", actor: "brain", text: "restarted it", now: 2000)
+        #expect(await m.journal(namespace: "shop", name: "web", limit: 10).count == 1)
+        await m.sync(firing: [Self.signal("A", "web")], at: 3000)
+        let e = try #require(await m.get(id))
+        #expect(e.state == .open)
+        #expect(e.timeline.last?.action == "reopened" && e.timeline.last?.detail == "A still firing", "\(e.timeline)")
+        #expect(await m.journal(namespace: "shop", name: "web", limit: 10).isEmpty)
+    }
+
     /// A signal that only joins, seen firing shortly before its subject's event opened (a CPU
     /// burst a scrape before the errors of the same burst), is in that event, resolved when it was
     /// last seen; one seen longer ago than the memory (2 minutes) is not, nor is one of another subject.

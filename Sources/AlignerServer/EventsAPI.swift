@@ -130,13 +130,18 @@ struct EventsAPI: Sendable {
                 return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds or RFC 3339")
             }
         }
-        if let state = q.get("state"), EventState(rawValue: state) == nil {
+        // `state` and `class` take several values, repeated or comma-separated (`state=open,acknowledged`).
+        func values(_ name: String) -> [String] {
+            q.getAll(name).flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+        }
+        let states = values("state"), classes = values("class")
+        if let state = states.first(where: { EventState(rawValue: $0) == nil }) {
             return error(.badRequest, "invalid state \"\(state)\": want open, acknowledged, resolved or closed")
         }
-        let state = q.get("state"), anomalyClass = q.get("class")
         let namespace = q.get("namespace"), subject = q.get("subject")
-        let list = await events.list(state: state, anomalyClass: anomalyClass, namespace: namespace, subject: subject, since: since)
-        return json(list)
+        let list = await events.list(state: states.count == 1 ? states[0] : nil, anomalyClass: classes.count == 1 ? classes[0] : nil,
+                                     namespace: namespace, subject: subject, since: since)
+        return json(list.filter { (states.count < 2 || states.contains($0.state.rawValue)) && (classes.count < 2 || classes.contains($0.anomalyClass)) })
     }
 
     func act(_ request: Request, id: String, action: String) async -> Response {

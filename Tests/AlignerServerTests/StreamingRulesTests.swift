@@ -140,6 +140,9 @@ import Testing
         #expect(series == #"{"status":"success","data":[{"__name__":"kube_deployment_spec_replicas","deployment":"darwin-store","namespace":"shop"}]}"#)
         let events = try await HTTPClient.request("GET", s.base + "/api/v1/events?since=1%2E5&state=open")
         #expect(events.status == 200)
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events?state=open,acknowledged&state=resolved").status == 200)
+        let bad = try await HTTPClient.request("GET", s.base + "/api/v1/events?state=open,gone")
+        #expect(bad.status == 400 && bad.text.contains(#"invalid state \"gone\""#), "\(bad.text)")
     }
 
     /// A server with the bundled pack (`rules/kubernetes.yml`) loaded.

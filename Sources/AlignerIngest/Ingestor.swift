@@ -13,6 +13,8 @@ public struct IngestLimits: Sendable {
     public var maxSeries = 2_000_000
     /// Series with no sample for this long are dropped (`ingest.series_idle_timeout`).
     public var seriesIdleTimeout: Duration = .seconds(30 * 60)
+    /// Which replica of a highly available Prometheus pair is taken (`ingest.ha_*`).
+    public var replicas = ReplicaDeduplication()
 
     public init() {}
 }
@@ -58,11 +60,14 @@ public final class Ingestor: Sendable {
     /// Whether every label of every series is read (the reference the skimming path is tested
     /// against); normally a known series is found from its raw label bytes alone.
     let readsEveryLabel: Bool
+    /// Nil when replicas are not deduplicated (`ingest.ha_replica_label` empty).
+    let replicas: ReplicaTracker?
 
     /// Creates an ingestor with a new series table. `readsEveryLabel` is for tests.
     public init(limits: IngestLimits, observer: (any SeriesObserver)? = nil, readsEveryLabel: Bool = false) {
         self.limits = limits
         self.readsEveryLabel = readsEveryLabel
+        replicas = ReplicaTracker(limits.replicas)
         table = SeriesTable(maxSeries: limits.maxSeries, observer: observer)
     }
 
@@ -136,7 +141,27 @@ public final class Ingestor: Sendable {
     func apply(
         _ body: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64, worker: Worker
     ) throws(IngestError) -> WriteOutcome {
-        var sink = IngestSink(table: table, worker: worker, now: now, readsLabels: readsEveryLabel)
+        var readsLabels = readsEveryLabel
+        var decisions = ReplicaDecisions()
+        // A replica's 1.0 request is decided on its first series (a Prometheus puts its external
+        // labels on every series): a standby's is dropped undecoded; the elected one's labels are
+        // read, to leave the replica label out. Without a replica label, nothing changes.
+        if let replicas, version == .v1, let first = worker.decoder.firstSeriesLabelsV1(body),
+           let admitted = decisions.admits(first, tracker: replicas, now: now)
+        {
+            guard admitted else {
+                var outcome = WriteOutcome()
+                outcome.decodedBytes = body.count
+                outcome.deduplicated = decisions.dropped
+                return outcome
+            }
+            readsLabels = true
+        }
+        var sink = IngestSink(table: table, worker: worker, now: now, readsLabels: readsLabels)
+        if let replicas {
+            sink.replicas = replicas
+            sink.decisions = decisions
+        }
         do {
             switch version {
             case .v1: try worker.decoder.decodeV1(body, into: &sink)
@@ -147,6 +172,10 @@ public final class Ingestor: Sendable {
         }
         sink.finish()
         sink.outcome.decodedBytes = body.count
+        sink.outcome.replicaElections = sink.decisions.elections
+        if sink.outcome.seriesDeduplicated > 0 && sink.outcome.seriesDeduplicated == sink.outcome.seriesTotal {
+            sink.outcome.deduplicated = sink.decisions.dropped
+        }
         return sink.outcome
     }
 }
@@ -178,6 +207,8 @@ final class Worker: @unchecked Sendable {
     let samples = Scratch<WireSample>(capacity: 1024)
     /// For raw label bytes that match no series (`SeriesTable.apply`).
     let rawLabels = Scratch<LabelRef>(capacity: 64)
+    /// A series' labels without the replica label (`ReplicaDeduplication`).
+    let withoutReplica = Scratch<LabelRef>(capacity: 64)
     let canonicalKey = ByteScratch(capacity: 4096)
     /// The request's series grouped by shard, and those to apply after canonicalizing.
     let shardOrder = Scratch<Int32>(capacity: 1024)
@@ -210,6 +241,9 @@ struct IngestSink: RemoteWriteSink {
     var outcome = WriteOutcome()
     /// Whether some series' key is its raw label bytes (`KeyForm.raw`).
     var hasRawKeys = false
+    /// Set when replicas are deduplicated (`ReplicaDeduplication`).
+    var replicas: ReplicaTracker?
+    var decisions = ReplicaDecisions()
 
     init(table: SeriesTable, worker: Worker, now: Int64, readsLabels: Bool) {
         self.table = table
@@ -230,18 +264,34 @@ struct IngestSink: RemoteWriteSink {
             reject(series, problem)
             return
         }
+        var labels = series.labels
+        var canonicalKey = series.canonicalKey
+        if let replicas, series.labelsRead, let admitted = decisions.admits(series.labels, tracker: replicas, now: now) {
+            guard admitted else {
+                outcome.seriesDeduplicated += 1
+                outcome.samplesDeduplicated += series.samples.count
+                return
+            }
+            worker.withoutReplica.removeAll()
+            for label in series.labels where !(label.name.count == replicas.replicaLabel.count
+                                                 && replicas.replicaLabel.withUnsafeBytes({ $0.elementsEqual(label.name) })) {
+                worker.withoutReplica.append(label)
+            }
+            labels = worker.withoutReplica.buffer
+            canonicalKey = nil
+        }
         var entry = PendingSeries(
             keyBase: nil, keyOffset: 0, keyCount: 0,
             form: series.labelsRead ? .sent : series.keyIsGuess ? .guessed : .raw, hash: 0,
             sampleStart: samples._withUnsafeGuaranteedRef { $0.count },
             sampleCount: series.samples.count, histograms: 0, exemplars: 0, metadata: series.metadata == nil ? 0 : 1)
         let key: UnsafeRawBufferPointer
-        if let canonical = series.canonicalKey {
+        if let canonical = canonicalKey {
             key = canonical
             entry.keyBase = canonical.baseAddress
         } else {
             let start = worker.keys.count
-            SeriesKey.build(series.labels, order: worker.order, appendingTo: worker.keys)
+            SeriesKey.build(labels, order: worker.order, appendingTo: worker.keys)
             entry.keyOffset = start
             entry.form = .rebuilt
             key = UnsafeRawBufferPointer(start: worker.keys.base + start, count: worker.keys.count - start)

@@ -57,6 +57,22 @@ public final class RemoteWriteDecoder {
         }
     }
 
+    /// The labels of a 1.0 body's first series, or nil when it has none or cannot be read (the
+    /// request's decoding then says why). For a decision about the whole request.
+    func firstSeriesLabelsV1(_ body: UnsafeRawBufferPointer) -> UnsafeBufferPointer<LabelRef>? {
+        var r = WireReader(body)
+        while !r.isAtEnd {
+            guard let (f, wireType) = try? r.tag() else { return nil }
+            if f == 1 && wireType == 2 {
+                guard let bytes = try? r.lengthDelimited() else { return nil }
+                let series = decodeSeriesV1(bytes)
+                return series.problem == nil ? series.labels : nil
+            }
+            guard (try? r.skip(wireType: wireType)) != nil else { return nil }
+        }
+        return nil
+    }
+
     /// The shape Prometheus sends, read without looking inside the labels: every label field first
     /// and contiguous (`0A len ...`), then samples only. The label fields are
     /// handed over raw and unchecked (`DecodedSeries.labelsRead` false). False, and nothing handed

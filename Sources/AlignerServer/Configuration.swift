@@ -1,5 +1,6 @@
 import AlignerEvents
 import AlignerIngest
+import AlignerRules
 import Foundation
 import Logging
 import Yams
@@ -41,6 +42,7 @@ public struct AlignerConfiguration: Sendable {
     public static let keys = [
         "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
+        "ingest.ha_replica_label", "ingest.ha_cluster_labels", "ingest.ha_failover_timeout",
         "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance", "rules.external_labels", "rules.external_url",
         "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
         "events.flood_window", "events.flap_reopenings", "events.flap_window",
@@ -137,6 +139,20 @@ extension AlignerConfiguration {
                     case "series_idle_timeout":
                         if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ingest.seriesIdleTimeout = d } else {
                             problems.append("\(at(v)): ingest.series_idle_timeout must be a duration such as 30m, got \"\(v.string ?? "?")\"")
+                        }
+                    case "ha_replica_label":
+                        if let s = v.string, s.isEmpty || isValidLabelName(s) { config.ingest.replicas.replicaLabel = s } else {
+                            problems.append("\(at(v)): ingest.ha_replica_label must be a label name, or \"\" to take every replica, got \"\(v.string ?? "?")\"")
+                        }
+                    case "ha_cluster_labels":
+                        if let names = v.sequence?.map({ $0.string ?? "" }), names.allSatisfy({ isValidLabelName($0) }) {
+                            config.ingest.replicas.clusterLabels = names
+                        } else {
+                            problems.append("\(at(v)): ingest.ha_cluster_labels must be a list of label names such as [cluster, prometheus]")
+                        }
+                    case "ha_failover_timeout":
+                        if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ingest.replicas.failoverTimeout = d } else {
+                            problems.append("\(at(v)): ingest.ha_failover_timeout must be a duration such as 30s, got \"\(v.string ?? "?")\"")
                         }
                     default:
                         problems.append("\(at(k)): unknown key \"ingest.\(name)\" (known: \(keys.filter { $0.hasPrefix("ingest.") }.joined(separator: ", ")))")

@@ -8,6 +8,8 @@ struct IngestMetrics: Sendable {
     let requestsOther: Counter
     let samples: Counter
     let samplesDuplicate: Counter
+    let requestsDeduplicated: Counter
+    let seriesDeduplicated: Counter
     let samplesRejected: [WriteOutcome.SampleRejection: Counter]
     let histograms: Counter
     let histogramsRejected: Counter
@@ -33,7 +35,7 @@ struct IngestMetrics: Sendable {
     let wholeEvaluationSeconds: Gauge
     let evidenceSeconds: Gauge
 
-    static let statuses = [204, 400, 413, 415, 429, 503]
+    static let statuses = [202, 204, 400, 413, 415, 429, 503]
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -52,6 +54,12 @@ struct IngestMetrics: Sendable {
         samplesDuplicate = registry.makeCounter(
             name: "aligner_ingest_samples_duplicate_total",
             help: "Accepted samples that repeated a series' last sample exactly (retries).")
+        requestsDeduplicated = registry.makeCounter(
+            name: "aligner_ingest_requests_deduplicated_total",
+            help: "Requests of a standby Prometheus replica dropped whole, undecoded (ingest.ha_replica_label).")
+        seriesDeduplicated = registry.makeCounter(
+            name: "aligner_ingest_series_deduplicated_total",
+            help: "Series of a standby Prometheus replica dropped from decoded requests (ingest.ha_replica_label).")
         var rejected: [WriteOutcome.SampleRejection: Counter] = [:]
         for reason in WriteOutcome.SampleRejection.allCases {
             rejected[reason] = registry.makeCounter(
@@ -131,5 +139,7 @@ struct IngestMetrics: Sendable {
         if o.startTimestamps > 0 { startTimestamps.increment(by: Int64(o.startTimestamps)) }
         if o.seriesCreated > 0 { seriesCreated.increment(by: Int64(o.seriesCreated)) }
         if o.seriesRejected > 0 { seriesRejected.increment(by: Int64(o.seriesRejected)) }
+        if o.seriesDeduplicated > 0 { seriesDeduplicated.increment(by: Int64(o.seriesDeduplicated)) }
+        if o.deduplicated != nil && o.seriesTotal == 0 { requestsDeduplicated.increment() }
     }
 }

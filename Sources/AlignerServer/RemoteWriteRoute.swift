@@ -109,10 +109,13 @@ struct RemoteWriteRoute: Sendable {
         switch result {
         case .success(let outcome):
             metrics.record(outcome)
+            for election in outcome.replicaElections { context.logger.info("\(election)") }
             if outcome.hasRejections {
                 context.logger.debug("remote write partly rejected", metadata: ["reason": "\(outcome.message)"])
                 return respond(.badRequest, outcome.message, version: version, outcome: outcome)
             }
+            // A standby replica's request: taken (a sender must not retry it), not written.
+            if let why = outcome.deduplicated { return respond(.accepted, why, version: version, outcome: outcome) }
             return respond(.noContent, nil, version: version, outcome: outcome)
         case .failure(let error):
             switch error.kind {

@@ -15,6 +15,9 @@ import Testing
             ingest:
               max_series: 5000
               series_idle_timeout: 1h30m
+              ha_replica_label: __replica__
+              ha_cluster_labels: [cluster]
+              ha_failover_timeout: 1m
             rules:
               external_labels: {cluster: prod-eu}
               external_url: https://prometheus.example
@@ -24,6 +27,10 @@ import Testing
         #expect(c.listen == ListenAddress(host: "0.0.0.0", port: 9200))
         #expect(c.ingest.maxSeries == 5000)
         #expect(c.ingest.seriesIdleTimeout == .seconds(5400))
+        #expect(c.ingest.replicas.replicaLabel == "__replica__" && c.ingest.replicas.clusterLabels == ["cluster"])
+        #expect(c.ingest.replicas.failoverTimeout == .seconds(60))
+        #expect(try AlignerConfiguration.parse(yaml: "ingest: {ha_replica_label: \"\"}").ingest.replicas.replicaLabel.isEmpty)
+        #expect(AlignerConfiguration().ingest.replicas.replicaLabel == "prometheus_replica")
     }
 
     @Test func noiseControlKeys() throws {
@@ -49,6 +56,7 @@ import Testing
                 ingest:
                   max_series: -3
                   colour: blue
+                  ha_cluster_labels: [cluster, 1-bad]
                 extra: 1
                 events:
                   flap_reopenings: 2
@@ -60,10 +68,11 @@ import Testing
             #expect(error.problems == [
                 "aligner.yml:1:9: listen must be host:port, got \"nowhere\"",
                 "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
-                "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout)",
-                "aligner.yml:5:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
-                "aligner.yml:8:16: events.flap_window must be a duration such as 1m",
-                "aligner.yml:9:3: unknown key \"events.flap\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
+                "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout)",
+                "aligner.yml:5:22: ingest.ha_cluster_labels must be a list of label names such as [cluster, prometheus]",
+                "aligner.yml:6:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
+                "aligner.yml:9:16: events.flap_window must be a duration such as 1m",
+                "aligner.yml:10:3: unknown key \"events.flap\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
             ])
         } catch {
             Issue.record("unexpected error \(error)")

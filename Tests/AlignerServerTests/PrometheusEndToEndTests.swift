@@ -54,6 +54,58 @@ import Testing
         #expect(try await s.metric("aligner_http_requests_total{handler=\"write\",code=\"400\"}") == 0)
         #expect(try await s.metric("aligner_ingest_series_active") ?? 0 > 100)
     }
+
+    /// A highly available pair (kube-prometheus' external labels) scraping the same target: the
+    /// series arrive once, without the replica label; the standby's requests are answered 202; when
+    /// the elected replica stops, the standby's samples are taken after the failover timeout.
+    @Test(.timeLimit(.minutes(2))) func highlyAvailablePairIsTakenOnce() async throws {
+        let s = try await RunningServer.start { $0.ingest.replicas.failoverTimeout = .seconds(2) }
+        defer { Task { await s.stop() } }
+        func start(_ replica: Int) throws -> Prometheus {
+            let port = try freeLoopbackPort()
+            return try Self.startPrometheus(port: port, scrapeConfigs: """
+                  - job_name: aligner
+                    static_configs: [{targets: ['127.0.0.1:\(s.port)']}]
+                """, writeTo: s.port, externalLabels: "{prometheus: monitoring/k8s, prometheus_replica: prometheus-k8s-\(replica)}")
+        }
+        func until(_ what: String, _ condition: () async throws -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(45)
+            while ContinuousClock.now < deadline {
+                if try await condition() { return }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            Issue.record("timed out waiting for \(what)")
+        }
+        let up = "\(s.base)/api/v1/series?match[]=up"
+        let first = try start(0)
+        var firstRunning = true
+        defer { if firstRunning { first.stop() } }
+        try await until("the first replica's samples") { try await HTTPClient.request("GET", up).text.contains(#""job":"aligner""#) }
+        let second = try start(1)
+        defer { second.stop() }
+        try await until("the standby's requests answered 202") {
+            try await s.metric(#"aligner_http_requests_total{handler="write",code="202"}"#) ?? 0 >= 3
+        }
+        // One `up` series, without the replica label.
+        let series = try await HTTPClient.request("GET", up).text
+        #expect(series == #"{"status":"success","data":[{"__name__":"up","instance":"127.0.0.1:\#(s.port)","job":"aligner","prometheus":"monitoring/k8s"}]}"#)
+        #expect(try await s.metric("aligner_ingest_requests_deduplicated_total") ?? 0 >= 3)
+        #expect(try await s.metric(#"aligner_http_requests_total{handler="write",code="400"}"#) == 0)
+        // The elected replica stops: the standby's samples are taken, into the same series.
+        let created = try await s.metric("aligner_ingest_series_created_total") ?? 0
+        first.stop()
+        firstRunning = false
+        try await Task.sleep(for: .seconds(1))
+        let before = try await s.metric("aligner_ingest_samples_total") ?? 0
+        try await until("the standby's samples taken") { try await s.metric("aligner_ingest_samples_total") ?? 0 > before + 50 }
+        // Taken, not a last flush of the stopped one: samples keep coming, none dropped any more.
+        try await Task.sleep(for: .seconds(2))
+        let (taken, dropped) = (try await s.metric("aligner_ingest_samples_total") ?? 0, try await s.metric("aligner_ingest_requests_deduplicated_total") ?? 0)
+        try await until("more of the standby's samples") { try await s.metric("aligner_ingest_samples_total") ?? 0 > taken + 50 }
+        #expect(try await s.metric("aligner_ingest_requests_deduplicated_total") == dropped)
+        #expect(try await HTTPClient.request("GET", up).text == series)
+        #expect(try await s.metric("aligner_ingest_series_created_total") ?? 0 < created + 10)
+    }
 }
 
 extension PrometheusEndToEndTests {
@@ -72,7 +124,8 @@ extension PrometheusEndToEndTests {
     /// Starts Debian's Prometheus (or `PROMETHEUS_BINARY`) on `port`, scraping every second with
     /// `scrapeConfigs` (YAML list items, indented by 2) and remote-writing to Aligner on `writeTo`
     /// in batches sent within a second.
-    static func startPrometheus(port: Int, scrapeConfigs: String, writeTo alignerPort: Int) throws -> Prometheus {
+    static func startPrometheus(port: Int, scrapeConfigs: String, writeTo alignerPort: Int,
+                                externalLabels: String = "{sender: e2e}") throws -> Prometheus {
         let binary = ProcessInfo.processInfo.environment["PROMETHEUS_BINARY"] ?? "/usr/bin/prometheus"
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "Prometheus is not installed: run ./scripts/test.sh, which installs it (apt-get install prometheus)")
@@ -81,7 +134,7 @@ extension PrometheusEndToEndTests {
         let config = """
             global:
               scrape_interval: 1s
-              external_labels: {sender: e2e}
+              external_labels: \(externalLabels)
             scrape_configs:
             \(scrapeConfigs)
             remote_write:

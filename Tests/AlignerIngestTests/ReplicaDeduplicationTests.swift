@@ -1,0 +1,74 @@
+@testable import AlignerIngest
+import AlignerCore
+import AlignerTesting
+import Testing
+
+/// A highly available Prometheus pair: one replica's samples are taken, the other's dropped, the
+/// replica label left out, and the standby takes over once the elected one falls silent.
+@Suite struct ReplicaDeduplicationTests {
+    func ingestor(failover: Duration = .seconds(30)) -> Ingestor {
+        var limits = IngestLimits()
+        limits.replicas.failoverTimeout = failover
+        return Ingestor(limits: limits)
+    }
+
+    /// What replica `replica` of the `monitoring/k8s` pair sends at `t`: two series, the external
+    /// labels last as Prometheus appends them (so the labels come sorted or not).
+    func request(_ replica: String, t: Int64, value: Double = 1) -> TestRequest {
+        TestRequest(series: ["a", "b"].map { pod in
+            TestSeries("kube_pod_info", [("namespace", "shop"), ("pod", pod), ("prometheus", "monitoring/k8s"), ("prometheus_replica", replica)],
+                       samples: [(t, value)])
+        })
+    }
+
+    func write(_ ingestor: Ingestor, _ request: TestRequest, version: RemoteWriteVersion, now: Int64) throws -> WriteOutcome {
+        let body = Snappy.compress(version == .v1 ? ProtobufC.encodeV1(request) : ProtobufC.encodeV2(request))
+        let result: Result<WriteOutcome, IngestError> = body.withUnsafeBytes { raw in
+            Result { () throws(IngestError) in try ingestor.write(compressed: raw, version: version, now: now) }
+        }
+        return try result.get()
+    }
+
+    @Test(arguments: [RemoteWriteVersion.v1, .v2])
+    func oneReplicaIsTakenUntilItFallsSilent(_ version: RemoteWriteVersion) throws {
+        let i = ingestor()
+        let first = try write(i, request("prometheus-k8s-0", t: 1000), version: version, now: 1000)
+        #expect(first.samplesWritten == 2 && first.deduplicated == nil)
+        #expect(first.replicaElections.first?.contains(#"replica "prometheus-k8s-0" of {cluster="",prometheus="monitoring/k8s"} elected"#) == true)
+        // The standby's copy is dropped: a 202 with the reason, nothing written.
+        let standby = try write(i, request("prometheus-k8s-1", t: 1100), version: version, now: 1100)
+        #expect(standby.samplesWritten == 0 && standby.deduplicated?.contains("standing by") == true, "\(standby)")
+        #expect(!standby.hasRejections)
+        // The series carry no replica label.
+        #expect(i.table.snapshot().map(\.labels).sorted { $0[2].value < $1[2].value } == ["a", "b"].map {
+            [Label("__name__", "kube_pod_info"), Label("namespace", "shop"), Label("pod", $0), Label("prometheus", "monitoring/k8s")]
+        })
+        #expect(try write(i, request("prometheus-k8s-0", t: 16_000), version: version, now: 16_000).samplesWritten == 2)
+        #expect(try write(i, request("prometheus-k8s-1", t: 45_000), version: version, now: 45_000).deduplicated != nil)
+        // Silent for 30 s: the standby takes over, and its samples continue the same series.
+        let takeover = try write(i, request("prometheus-k8s-1", t: 46_100, value: 2), version: version, now: 46_100)
+        #expect(takeover.samplesWritten == 2 && takeover.seriesCreated == 0, "\(takeover)")
+        #expect(takeover.replicaElections.first?.contains("\"prometheus-k8s-0\" sent nothing for 30 s") == true)
+        #expect(try write(i, request("prometheus-k8s-0", t: 47_000), version: version, now: 47_000).deduplicated != nil)
+        #expect(i.table.snapshot().map(\.lastValue) == [2, 2])
+    }
+
+    /// Senders without the replica label, and other groups, are not affected; off, the label stays.
+    @Test func otherSendersAndGroupsAndOff() throws {
+        let i = ingestor()
+        _ = try write(i, request("prometheus-k8s-0", t: 1000), version: .v1, now: 1000)
+        var other = request("prometheus-k8s-1", t: 1000)
+        for s in other.series.indices { other.series[s].labels.append(TestLabel("cluster", "eu-1")) }
+        #expect(try write(i, other, version: .v1, now: 1000).samplesWritten == 2)
+        let plain = TestRequest(series: [TestSeries("up", [("job", "api")], samples: [(1000, 1)])])
+        #expect(try write(i, plain, version: .v1, now: 1000).samplesWritten == 1)
+        #expect(i.table.activeSeries == 5)
+
+        var limits = IngestLimits()
+        limits.replicas.replicaLabel = ""
+        let off = Ingestor(limits: limits)
+        _ = try write(off, request("prometheus-k8s-0", t: 1000), version: .v1, now: 1000)
+        #expect(try write(off, request("prometheus-k8s-1", t: 1000), version: .v1, now: 1000).samplesWritten == 2)
+        #expect(off.table.activeSeries == 4)
+    }
+}

@@ -141,11 +141,11 @@ public final class Ingestor: Sendable {
     func apply(
         _ body: UnsafeRawBufferPointer, version: RemoteWriteVersion, now: Int64, worker: Worker
     ) throws(IngestError) -> WriteOutcome {
-        var readsLabels = readsEveryLabel
         var decisions = ReplicaDecisions()
+        var removesReplica = false
         // A replica's 1.0 request is decided on its first series (a Prometheus puts its external
-        // labels on every series): a standby's is dropped undecoded; the elected one's labels are
-        // read, to leave the replica label out. Without a replica label, nothing changes.
+        // labels on every series): a standby's is dropped undecoded; from the elected one's, the
+        // replica label is cut out of the raw label bytes. Without a replica label, nothing changes.
         if let replicas, version == .v1, let first = worker.decoder.firstSeriesLabelsV1(body),
            let admitted = decisions.admits(first, tracker: replicas, now: now)
         {
@@ -155,12 +155,14 @@ public final class Ingestor: Sendable {
                 outcome.deduplicated = decisions.dropped
                 return outcome
             }
-            readsLabels = true
+            removesReplica = true
         }
-        var sink = IngestSink(table: table, worker: worker, now: now, readsLabels: readsLabels)
+        var sink = IngestSink(table: table, worker: worker, now: now, readsLabels: readsEveryLabel)
         if let replicas {
             sink.replicas = replicas
             sink.decisions = decisions
+            sink.removesReplica = removesReplica
+            sink.replicaLabel = UnsafeRawBufferPointer(replicas.replicaLabelBytes)
         }
         do {
             switch version {
@@ -244,6 +246,11 @@ struct IngestSink: RemoteWriteSink {
     /// Set when replicas are deduplicated (`ReplicaDeduplication`).
     var replicas: ReplicaTracker?
     var decisions = ReplicaDecisions()
+    /// Whether the replica label is cut out of raw keys (a 1.0 request of the elected replica).
+    var removesReplica = false
+    /// The replica label's name, and the key arena, unretained (see `pending`).
+    var replicaLabel = UnsafeRawBufferPointer(start: nil, count: 0)
+    let keys: Unmanaged<ByteScratch>
 
     init(table: SeriesTable, worker: Worker, now: Int64, readsLabels: Bool) {
         self.table = table
@@ -251,6 +258,7 @@ struct IngestSink: RemoteWriteSink {
         self.worker = worker
         pending = .passUnretained(worker.pending)
         samples = .passUnretained(worker.samples)
+        keys = .passUnretained(worker.keys)
         self.now = now
         worker.keys.count = 0
         worker.pending.removeAll()
@@ -266,7 +274,18 @@ struct IngestSink: RemoteWriteSink {
         }
         var labels = series.labels
         var canonicalKey = series.canonicalKey
-        if let replicas, series.labelsRead, let admitted = decisions.admits(series.labels, tracker: replicas, now: now) {
+        var form: KeyForm = series.labelsRead ? .sent : series.keyIsGuess ? .guessed : .raw
+        var keyOffset: Int?
+        if removesReplica, !series.labelsRead, let raw = series.canonicalKey {
+            let (start, cut) = keys._withUnsafeGuaranteedRef { ($0.count, SeriesKey.appendRemoving(label: replicaLabel, from: raw, to: $0)) }
+            if cut == true {
+                keyOffset = start
+                canonicalKey = nil
+            }
+            // Walked whole: label fields, not a guess any more (a guess that is not is decoded
+            // again in full, and its labels are read below).
+            if cut != nil { form = .raw }
+        } else if let replicas, series.labelsRead, let admitted = decisions.admits(series.labels, tracker: replicas, now: now) {
             guard admitted else {
                 outcome.seriesDeduplicated += 1
                 outcome.samplesDeduplicated += series.samples.count
@@ -281,12 +300,14 @@ struct IngestSink: RemoteWriteSink {
             canonicalKey = nil
         }
         var entry = PendingSeries(
-            keyBase: nil, keyOffset: 0, keyCount: 0,
-            form: series.labelsRead ? .sent : series.keyIsGuess ? .guessed : .raw, hash: 0,
+            keyBase: nil, keyOffset: 0, keyCount: 0, form: form, hash: 0,
             sampleStart: samples._withUnsafeGuaranteedRef { $0.count },
             sampleCount: series.samples.count, histograms: 0, exemplars: 0, metadata: series.metadata == nil ? 0 : 1)
         let key: UnsafeRawBufferPointer
-        if let canonical = canonicalKey {
+        if let keyOffset {
+            entry.keyOffset = keyOffset
+            key = keys._withUnsafeGuaranteedRef { UnsafeRawBufferPointer(start: $0.base + keyOffset, count: $0.count - keyOffset) }
+        } else if let canonical = canonicalKey {
             key = canonical
             entry.keyBase = canonical.baseAddress
         } else {

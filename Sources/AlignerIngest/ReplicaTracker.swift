@@ -1,4 +1,7 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Deduplication of a highly available pair of Prometheus servers (`ingest.ha_*`): two servers
 /// that scrape the same targets and differ only by a replica label (kube-prometheus'
@@ -29,15 +32,21 @@ final class ReplicaTracker: Sendable {
     }
 
     let elected = Mutex<[String: Elected]>([:])
+    /// `replicaLabel`'s bytes where the hot path reads them without retaining an array.
+    nonisolated(unsafe) let replicaLabelBytes: UnsafeMutableRawBufferPointer
 
     /// Nil when deduplication is off.
     init?(_ settings: ReplicaDeduplication) {
         guard !settings.replicaLabel.isEmpty else { return nil }
         replicaLabel = Array(settings.replicaLabel.utf8)
+        replicaLabelBytes = .allocate(byteCount: replicaLabel.count, alignment: 1)
+        replicaLabelBytes.copyBytes(from: replicaLabel)
         clusterLabels = settings.clusterLabels.map { Array($0.utf8) }
         failoverMilliseconds = Int64(settings.failoverTimeout.components.seconds * 1000
             + settings.failoverTimeout.components.attoseconds / 1_000_000_000_000_000)
     }
+
+    deinit { replicaLabelBytes.deallocate() }
 
     /// What a request's replica may do.
     struct Verdict {
@@ -70,10 +79,17 @@ final class ReplicaTracker: Sendable {
 
     /// The value of `name` among `labels`, if present and not empty.
     static func value(_ name: [UInt8], in labels: UnsafeBufferPointer<LabelRef>) -> UnsafeRawBufferPointer? {
-        for label in labels where label.name.count == name.count && label.value.count > 0 {
-            if name.withUnsafeBytes({ $0.elementsEqual(label.name) }) { return label.value }
+        name.withUnsafeBytes { name in
+            for label in labels where label.name.count == name.count && label.value.count > 0 && same(label.name, name) {
+                return label.value
+            }
+            return nil
         }
-        return nil
+    }
+
+    @inline(__always)
+    static func same(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
     }
 
     /// The group a series belongs to, as `{cluster="...",prometheus="..."}`.
@@ -103,11 +119,13 @@ struct ReplicaDecisions {
     /// Whether a series with these labels is taken; nil when it carries no replica label.
     mutating func admits(_ labels: UnsafeBufferPointer<LabelRef>, tracker: ReplicaTracker, now: Int64) -> Bool? {
         guard let replica = ReplicaTracker.value(tracker.replicaLabel, in: labels) else { return nil }
-        let group = tracker.clusterLabels.map { ReplicaTracker.value($0, in: labels) }
-        for d in decisions where replica.elementsEqual(d.replica) && d.group.count == group.count {
-            if zip(d.group, group).allSatisfy({ stored, sent in stored.elementsEqual(sent ?? UnsafeRawBufferPointer(start: nil, count: 0)) }) {
-                return d.admitted
+        known: for d in decisions {
+            guard d.replica.withUnsafeBytes({ ReplicaTracker.same($0, replica) }) else { continue }
+            for (k, name) in tracker.clusterLabels.enumerated() {
+                let sent = ReplicaTracker.value(name, in: labels) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                guard d.group[k].withUnsafeBytes({ ReplicaTracker.same($0, sent) }) else { continue known }
             }
+            return d.admitted
         }
         let verdict = tracker.admit(group: tracker.group(of: labels), replica: String(decoding: replica, as: UTF8.self), now: now)
         if verdict.admitted {
@@ -115,7 +133,8 @@ struct ReplicaDecisions {
         } else {
             dropped = verdict.message
         }
-        decisions.append(Decision(replica: Array(replica), group: group.map { $0.map(Array.init) ?? [] }, admitted: verdict.admitted))
+        decisions.append(Decision(replica: Array(replica), group: tracker.clusterLabels.map { ReplicaTracker.value($0, in: labels).map(Array.init) ?? [] },
+                                  admitted: verdict.admitted))
         return verdict.admitted
     }
 }

@@ -172,6 +172,36 @@ enum SeriesKey {
         return length <= end - p ? length : nil
     }
 
+    /// Appends `key`, label fields as sent, without its field for the label `name` to `out`: true
+    /// when it had one (the rest appended), false when not, nil when the bytes are not all label
+    /// fields (nothing appended either way but true). For leaving a replica label out of raw keys
+    /// (`ReplicaDeduplication`) without reading the other labels.
+    static func appendRemoving(label name: UnsafeRawBufferPointer, from key: UnsafeRawBufferPointer, to out: ByteScratch) -> Bool? {
+        guard let base = key.baseAddress, name.count > 0 else { return false }
+        let end = base + key.count
+        var p = base
+        var found: (at: UnsafeRawPointer, length: Int)?
+        while p < end {
+            guard let length = labelFieldLength(at: p, end: end) else { return nil }
+            // `0A len 0A n name ...` with one-byte lengths: the name's length is a byte away.
+            if found == nil, length >= 4 + name.count, p.load(fromByteOffset: 1, as: UInt8.self) < 0x80,
+               p.load(fromByteOffset: 2, as: UInt8.self) == 0x0A, Int(p.load(fromByteOffset: 3, as: UInt8.self)) == name.count,
+               ReplicaTracker.same(UnsafeRawBufferPointer(start: p + 4, count: name.count), name)
+            {
+                found = (p, length)
+            }
+            p += length
+        }
+        guard let found else { return false }
+        let size = key.count - found.length
+        if out.count + size > out.capacity { out.growKeeping(out.count + size) }
+        let head = found.at - base
+        (out.base + out.count).copyMemory(from: base, byteCount: head)
+        (out.base + out.count + head).copyMemory(from: found.at + found.length, byteCount: end - found.at - found.length)
+        out.count += size
+        return true
+    }
+
     /// A label field's byte count when its length takes two bytes or more (out of line: rare).
     @inline(never)
     static func longLabelFieldLength(at p: UnsafeRawPointer, end: UnsafeRawPointer) -> Int {

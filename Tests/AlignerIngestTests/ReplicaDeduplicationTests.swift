@@ -12,12 +12,13 @@ import Testing
         return Ingestor(limits: limits)
     }
 
-    /// What replica `replica` of the `monitoring/k8s` pair sends at `t`: two series, the external
-    /// labels last as Prometheus appends them (so the labels come sorted or not).
+    /// What replica `replica` of the `monitoring/k8s` pair sends at `t` (milliseconds after a
+    /// 2026 time, so that each series ends in one sample as Prometheus encodes it, the shape whose
+    /// labels are not walked): two series, labels sorted.
     func request(_ replica: String, t: Int64, value: Double = 1) -> TestRequest {
         TestRequest(series: ["a", "b"].map { pod in
             TestSeries("kube_pod_info", [("namespace", "shop"), ("pod", pod), ("prometheus", "monitoring/k8s"), ("prometheus_replica", replica)],
-                       samples: [(t, value)])
+                       samples: [(1_795_664_769_000 + t, value)])
         })
     }
 

@@ -183,10 +183,8 @@ enum SeriesKey {
         var found: (at: UnsafeRawPointer, length: Int)?
         while p < end {
             guard let length = labelFieldLength(at: p, end: end) else { return nil }
-            // `0A len 0A n name ...` with one-byte lengths: the name's length is a byte away.
-            if found == nil, length >= 4 + name.count, p.load(fromByteOffset: 1, as: UInt8.self) < 0x80,
-               p.load(fromByteOffset: 2, as: UInt8.self) == 0x0A, Int(p.load(fromByteOffset: 3, as: UInt8.self)) == name.count,
-               ReplicaTracker.same(UnsafeRawBufferPointer(start: p + 4, count: name.count), name)
+            if found == nil, length >= 4 + name.count, let fieldName = labelName(ofField: p, length: length),
+               ReplicaTracker.same(fieldName, name)
             {
                 found = (p, length)
             }
@@ -200,6 +198,21 @@ enum SeriesKey {
         (out.base + out.count + head).copyMemory(from: found.at + found.length, byteCount: end - found.at - found.length)
         out.count += size
         return true
+    }
+
+    /// The name in the label field at `p` (`length` bytes, tag included), or nil when it has
+    /// none or is not a label message. `0A len 0A n name ...` with one-byte lengths is read in place.
+    @inline(__always)
+    static func labelName(ofField p: UnsafeRawPointer, length: Int) -> UnsafeRawBufferPointer? {
+        if p.load(fromByteOffset: 1, as: UInt8.self) < 0x80, p.load(fromByteOffset: 2, as: UInt8.self) == 0x0A {
+            let n = Int(p.load(fromByteOffset: 3, as: UInt8.self))
+            if n < 0x80 { return n + 4 <= length ? UnsafeRawBufferPointer(start: p + 4, count: n) : nil }
+        }
+        var field = WireReader(UnsafeRawBufferPointer(start: p, count: length))
+        guard (try? field.tag()) != nil, let message = try? field.lengthDelimited() else { return nil }
+        var r = WireReader(message)
+        guard let (f, wireType) = try? r.tag(), f == 1, wireType == 2 else { return nil }
+        return try? r.lengthDelimited()
     }
 
     /// A label field's byte count when its length takes two bytes or more (out of line: rare).

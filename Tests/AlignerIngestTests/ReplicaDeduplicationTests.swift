@@ -54,6 +54,38 @@ import Testing
         #expect(i.table.snapshot().map(\.lastValue) == [2, 2])
     }
 
+    /// The replica label's field cut out of label bytes as sent, wherever it is and however long
+    /// the fields around it (lengths of one byte or more); bytes that are not label fields are left.
+    @Test func theReplicaFieldIsCutFromRawLabelBytes() {
+        func varint(_ n: Int) -> [UInt8] { n < 0x80 ? [UInt8(n)] : [UInt8(n & 0x7F) | 0x80] + varint(n >> 7) }
+        func key(_ labels: [(String, String)]) -> [UInt8] {
+            labels.flatMap { name, value in
+                let pair = [0x0A] + varint(name.utf8.count) + Array(name.utf8) + [0x12] + varint(value.utf8.count) + Array(value.utf8)
+                return [0x0A] + varint(pair.count) + pair
+            }
+        }
+        let long = String(repeating: "x", count: 300)
+        let cases: [([(String, String)], [(String, String)])] = [
+            ([("__name__", "up"), ("prometheus_replica", "r-0")], [("__name__", "up")]),
+            ([("__name__", "up"), ("pod", long), ("prometheus_replica", "r-0"), ("zone", "a")], [("__name__", "up"), ("pod", long), ("zone", "a")]),
+            ([("__name__", "up"), ("prometheus_replica", long)], [("__name__", "up")]),
+            ([("__name__", "up"), ("prometheus_replica_set", "r"), ("prometheus_replicb", "r")], [("__name__", "up"), ("prometheus_replica_set", "r"), ("prometheus_replicb", "r")]),
+        ]
+        let name = Array("prometheus_replica".utf8)
+        for (labels, expected) in cases {
+            let out = ByteScratch(capacity: 16)
+            let raw = key(labels)
+            let cut = raw.withUnsafeBytes { r in name.withUnsafeBytes { SeriesKey.appendRemoving(label: $0, from: r, to: out) } }
+            if labels.count == expected.count {
+                #expect(cut == false && out.count == 0)
+            } else {
+                #expect(cut == true && Array(UnsafeRawBufferPointer(start: out.base, count: out.count)) == key(expected), "\(labels.map(\.0))")
+            }
+        }
+        let junk: [UInt8] = [0x0A, 0x05, 0x0A, 0x01, 0x61, 0x12, 0x00, 0x12, 0x07]
+        #expect(junk.withUnsafeBytes { r in name.withUnsafeBytes { SeriesKey.appendRemoving(label: $0, from: r, to: ByteScratch(capacity: 16)) } } == nil)
+    }
+
     /// Senders without the replica label, and other groups, are not affected; off, the label stays.
     @Test func otherSendersAndGroupsAndOff() throws {
         let i = ingestor()

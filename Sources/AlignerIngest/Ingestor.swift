@@ -285,17 +285,16 @@ struct IngestSink: RemoteWriteSink {
             // Walked whole: label fields, not a guess any more (a guess that is not is decoded
             // again in full, and its labels are read below).
             if cut != nil { form = .raw }
-        } else if let replicas, series.labelsRead, let admitted = decisions.admits(series.labels, tracker: replicas, now: now) {
+        } else if replicaLabel.count > 0, series.labelsRead, let at = ReplicaTracker.index(of: replicaLabel, in: series.labels),
+                  let replicas, let admitted = decisions.admits(series.labels, tracker: replicas, now: now)
+        {
             guard admitted else {
                 outcome.seriesDeduplicated += 1
                 outcome.samplesDeduplicated += series.samples.count
                 return
             }
             worker.withoutReplica.removeAll()
-            for label in series.labels where !(label.name.count == replicas.replicaLabel.count
-                                                 && replicas.replicaLabel.withUnsafeBytes({ $0.elementsEqual(label.name) })) {
-                worker.withoutReplica.append(label)
-            }
+            for i in series.labels.indices where i != at { worker.withoutReplica.append(series.labels[i]) }
             labels = worker.withoutReplica.buffer
             canonicalKey = nil
         }

@@ -87,6 +87,15 @@ final class ReplicaTracker: Sendable {
         }
     }
 
+    /// Where the label `name` is among `labels`, if present with a value.
+    @inline(__always)
+    static func index(of name: UnsafeRawBufferPointer, in labels: UnsafeBufferPointer<LabelRef>) -> Int? {
+        for i in labels.indices where labels[i].name.count == name.count && labels[i].value.count > 0 && same(labels[i].name, name) {
+            return i
+        }
+        return nil
+    }
+
     @inline(__always)
     static func same(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)

@@ -23,11 +23,7 @@ import Testing
     }
 
     func write(_ ingestor: Ingestor, _ request: TestRequest, version: RemoteWriteVersion, now: Int64) throws -> WriteOutcome {
-        let body = Snappy.compress(version == .v1 ? ProtobufC.encodeV1(request) : ProtobufC.encodeV2(request))
-        let result: Result<WriteOutcome, IngestError> = body.withUnsafeBytes { raw in
-            Result { () throws(IngestError) in try ingestor.write(compressed: raw, version: version, now: now) }
-        }
-        return try result.get()
+        try IngestorTests().write(ingestor, request, version: version, now: now)
     }
 
     @Test(arguments: [RemoteWriteVersion.v1, .v2])

@@ -128,9 +128,13 @@ public struct AlignerServer: Sendable {
             configuration: ApplicationConfiguration(
                 address: .hostname(listen.host, port: listen.port), serverName: "aligner", backlog: 256,
                 reuseAddress: true, availableConnectionsDelegate: nil),
-            onServerRunning: { channel in
+            onServerRunning: { [replicas = configuration.ingest.replicas] channel in
                 let port = channel.localAddress?.port ?? listen.port
-                logger.info("aligner listening", metadata: ["address": "\(listen.host):\(port)"])
+                logger.info("aligner listening", metadata: [
+                    "address": "\(listen.host):\(port)",
+                    "replicas": replicas.replicaLabel.isEmpty ? "every sender taken as it is"
+                        : "one per group of \(replicas.clusterLabels) by \(replicas.replicaLabel)",
+                ])
                 await onServerRunning(port)
             },
             logger: logger)

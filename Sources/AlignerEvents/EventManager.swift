@@ -389,9 +389,10 @@ public actor EventManager {
 
     // MARK: API
 
-    public func list(state: String?, anomalyClass: String?, namespace: String?, subject: String?, since: Int64?) -> [Event] {
+    /// Events, newest first; a nil filter takes all, a set any of its values.
+    public func list(states: Set<String>?, classes: Set<String>?, namespace: String?, subject: String?, since: Int64?) -> [Event] {
         committed.values.filter { e in
-            (state == nil || e.state.rawValue == state) && (anomalyClass == nil || e.anomalyClass == anomalyClass)
+            (states == nil || states!.contains(e.state.rawValue)) && (classes == nil || classes!.contains(e.anomalyClass))
                 && (namespace == nil || e.subject.namespace == namespace) && (subject == nil || e.subject.name == subject || e.subject.description == subject)
                 && (since == nil || e.updatedAt >= since!)
         }.sorted { $0.openedAt > $1.openedAt }

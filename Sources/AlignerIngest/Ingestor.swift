@@ -147,9 +147,9 @@ public final class Ingestor: Sendable {
         // labels on every series): a standby's is dropped undecoded; from the elected one's, the
         // replica label is cut out of the raw label bytes. Without a replica label, nothing changes.
         if let replicas, version == .v1, let first = worker.decoder.firstSeriesLabelsV1(body),
-           let admitted = decisions.admits(first, tracker: replicas, now: now)
+           let at = ReplicaTracker.index(of: replicas.replicaLabel, in: first)
         {
-            guard admitted else {
+            guard decisions.admits(first, replicaAt: at, tracker: replicas, now: now) else {
                 var outcome = WriteOutcome()
                 outcome.decodedBytes = body.count
                 outcome.deduplicated = decisions.dropped
@@ -162,7 +162,7 @@ public final class Ingestor: Sendable {
             sink.replicas = replicas
             sink.decisions = decisions
             sink.removesReplica = removesReplica
-            sink.replicaLabel = UnsafeRawBufferPointer(replicas.replicaLabelBytes)
+            sink.replicaLabel = replicas.replicaLabel
         }
         do {
             switch version {
@@ -286,11 +286,10 @@ struct IngestSink: RemoteWriteSink {
             // again in full, and its labels are read below).
             if cut != nil { form = .raw }
         } else if replicaLabel.count > 0, series.labelsRead, let at = ReplicaTracker.index(of: replicaLabel, in: series.labels),
-                  let replicas, let admitted = decisions.admits(series.labels, tracker: replicas, now: now)
+                  let replicas
         {
-            guard admitted else {
+            guard decisions.admits(series.labels, replicaAt: at, tracker: replicas, now: now) else {
                 outcome.seriesDeduplicated += 1
-                outcome.samplesDeduplicated += series.samples.count
                 return
             }
             worker.withoutReplica.removeAll()

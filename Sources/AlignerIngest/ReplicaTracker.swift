@@ -22,7 +22,8 @@ public struct ReplicaDeduplication: Sendable {
 
 /// Which replica of each group is taken (see `ReplicaDeduplication`).
 final class ReplicaTracker: Sendable {
-    let replicaLabel: [UInt8]
+    /// The replica label's name, held where the hot path reads it without retaining an array.
+    nonisolated(unsafe) let replicaLabel: UnsafeRawBufferPointer
     let clusterLabels: [[UInt8]]
     let failoverMilliseconds: Int64
 
@@ -32,21 +33,19 @@ final class ReplicaTracker: Sendable {
     }
 
     let elected = Mutex<[String: Elected]>([:])
-    /// `replicaLabel`'s bytes where the hot path reads them without retaining an array.
-    nonisolated(unsafe) let replicaLabelBytes: UnsafeMutableRawBufferPointer
 
     /// Nil when deduplication is off.
     init?(_ settings: ReplicaDeduplication) {
         guard !settings.replicaLabel.isEmpty else { return nil }
-        replicaLabel = Array(settings.replicaLabel.utf8)
-        replicaLabelBytes = .allocate(byteCount: replicaLabel.count, alignment: 1)
-        replicaLabelBytes.copyBytes(from: replicaLabel)
+        let name = UnsafeMutableRawBufferPointer.allocate(byteCount: settings.replicaLabel.utf8.count, alignment: 1)
+        name.copyBytes(from: settings.replicaLabel.utf8)
+        replicaLabel = UnsafeRawBufferPointer(name)
         clusterLabels = settings.clusterLabels.map { Array($0.utf8) }
         failoverMilliseconds = Int64(settings.failoverTimeout.components.seconds * 1000
             + settings.failoverTimeout.components.attoseconds / 1_000_000_000_000_000)
     }
 
-    deinit { replicaLabelBytes.deallocate() }
+    deinit { replicaLabel.deallocate() }
 
     /// What a request's replica may do.
     struct Verdict {
@@ -79,12 +78,7 @@ final class ReplicaTracker: Sendable {
 
     /// The value of `name` among `labels`, if present and not empty.
     static func value(_ name: [UInt8], in labels: UnsafeBufferPointer<LabelRef>) -> UnsafeRawBufferPointer? {
-        name.withUnsafeBytes { name in
-            for label in labels where label.name.count == name.count && label.value.count > 0 && same(label.name, name) {
-                return label.value
-            }
-            return nil
-        }
+        name.withUnsafeBytes { index(of: $0, in: labels) }.map { labels[$0].value }
     }
 
     /// Where the label `name` is among `labels`, if present with a value.
@@ -125,9 +119,9 @@ struct ReplicaDecisions {
     /// Why a series of this request was dropped (the last such reason).
     var dropped: String?
 
-    /// Whether a series with these labels is taken; nil when it carries no replica label.
-    mutating func admits(_ labels: UnsafeBufferPointer<LabelRef>, tracker: ReplicaTracker, now: Int64) -> Bool? {
-        guard let replica = ReplicaTracker.value(tracker.replicaLabel, in: labels) else { return nil }
+    /// Whether a series with these labels, its replica label at `replicaAt`, is taken.
+    mutating func admits(_ labels: UnsafeBufferPointer<LabelRef>, replicaAt: Int, tracker: ReplicaTracker, now: Int64) -> Bool {
+        let replica = labels[replicaAt].value
         known: for d in decisions {
             guard d.replica.withUnsafeBytes({ ReplicaTracker.same($0, replica) }) else { continue }
             for (k, name) in tracker.clusterLabels.enumerated() {

@@ -30,9 +30,8 @@ public struct WriteOutcome: Sendable {
     /// Start (created) timestamps received with accepted series: 2.0-rc.3's one per series,
     /// rc.4's one per sample or histogram. Decoded and counted; nothing uses them yet.
     public var startTimestamps = 0
-    /// Series of a standby replica, and their samples, dropped (`ReplicaDeduplication`).
+    /// Series of a standby replica dropped (`ReplicaDeduplication`).
     public var seriesDeduplicated = 0
-    public var samplesDeduplicated = 0
     /// Why the whole request was dropped as a standby replica's (answered 202), if it was.
     public var deduplicated: String?
     /// Replicas this request elected (`ReplicaDeduplication`), for the log.

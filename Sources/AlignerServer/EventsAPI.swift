@@ -139,9 +139,8 @@ struct EventsAPI: Sendable {
             return error(.badRequest, "invalid state \"\(state)\": want open, acknowledged, resolved or closed")
         }
         let namespace = q.get("namespace"), subject = q.get("subject")
-        let list = await events.list(state: states.count == 1 ? states[0] : nil, anomalyClass: classes.count == 1 ? classes[0] : nil,
-                                     namespace: namespace, subject: subject, since: since)
-        return json(list.filter { (states.count < 2 || states.contains($0.state.rawValue)) && (classes.count < 2 || classes.contains($0.anomalyClass)) })
+        return json(await events.list(states: states.isEmpty ? nil : Set(states), classes: classes.isEmpty ? nil : Set(classes),
+                                      namespace: namespace, subject: subject, since: since))
     }
 
     func act(_ request: Request, id: String, action: String) async -> Response {

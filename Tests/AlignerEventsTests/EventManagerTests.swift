@@ -22,7 +22,7 @@ import Testing
         let (m, _) = try Self.manager()
         await m.sync(firing: [Self.signal("A", "web")], at: 1000)
         await m.sync(firing: [Self.signal("A", "web"), Self.signal("B", "web", cls: "replica_mismatch", severity: "critical")], at: 2000)
-        var list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        var list = await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil)
         #expect(list.count == 1)
         #expect(list[0].signals.count == 2 && list[0].severity == "critical")
         // The more severe signal gives the event its class and leads the summary.
@@ -35,7 +35,7 @@ import Testing
         // Closed, then a new signal within the cooldown reopens the same event.
         _ = try await m.act(list[0].id, action: "close", actor: "brain", text: "fixed", now: 5000)
         await m.sync(firing: [Self.signal("A", "web")], at: 6000)
-        list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        list = await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil)
         #expect(list.count == 1 && list[0].state == .open)
         #expect(list[0].timeline.map(\.action).contains("reopened"))
     }
@@ -45,7 +45,7 @@ import Testing
     @Test func closedWhileStillFiringReopens() async throws {
         let (m, _) = try Self.manager()
         await m.sync(firing: [Self.signal("A", "web")], at: 1000)
-        let id = try #require(await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).first?.id)
+        let id = try #require(await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil).first?.id)
         _ = try await m.act(id, action: "close", actor: "brain", text: "restarted it", now: 2000)
         #expect(await m.journal(namespace: "shop", name: "web", limit: 10).count == 1)
         await m.sync(firing: [Self.signal("A", "web")], at: 3000)
@@ -71,7 +71,7 @@ import Testing
         await m.sync(firing: [burst, other], at: 130_000)
         await m.sync(firing: [burst], at: 131_000)
         await m.sync(firing: [Self.signal("Errors", "web", cls: "error_rate_spike")], at: 140_000)
-        let list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        let list = await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil)
         #expect(list.count == 1)
         let signals = Dictionary(uniqueKeysWithValues: (list.first?.signals ?? []).map { ($0.rule, $0) })
         #expect(Set(signals.keys) == ["Errors", "CPU"])
@@ -88,9 +88,9 @@ import Testing
         var burst = Self.signal("CPU", "web", cls: "cpu_burst")
         burst.opens = false
         await m.sync(firing: [burst], at: 1000)
-        #expect(await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).isEmpty)
+        #expect(await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil).isEmpty)
         await m.sync(firing: [burst, Self.signal("A", "web")], at: 2000)
-        let list = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        let list = await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil)
         #expect(list.count == 1 && list[0].anomalyClass == "crash_loop")
         #expect(Set(list[0].signals.map(\.rule)) == ["A", "CPU"])
         await m.sync(firing: [], at: 3000)
@@ -98,7 +98,7 @@ import Testing
         #expect(await m.get(list[0].id)?.state == .resolved)
         await m.sync(firing: [burst], at: 6000)
         #expect(await m.get(list[0].id)?.state == .resolved)
-        #expect(await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).count == 1)
+        #expect(await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil).count == 1)
     }
 
     @Test func floodBecomesOneEvent() async throws {
@@ -106,14 +106,14 @@ import Testing
         limits.floodThreshold = 2
         let (m, _) = try Self.manager(limits: limits)
         await m.sync(firing: (1...5).map { Self.signal("A", "svc\($0)") }, at: 1000)
-        let list = await m.list(state: "open", anomalyClass: nil, namespace: "shop", subject: nil, since: nil)
+        let list = await m.list(states: ["open"], classes: nil, namespace: "shop", subject: nil, since: nil)
         #expect(list.count == 3)
         let flood = try #require(list.first { $0.anomalyClass == "flood" })
         #expect(flood.subject == Subject(namespace: "shop", kind: "Namespace", name: "shop"))
         #expect(Set(flood.signals.compactMap { $0.labels["subject"] }) == ["shop/Deployment/svc3", "shop/Deployment/svc4", "shop/Deployment/svc5"])
         // Still firing at the next evaluation: nothing resolves, nothing new opens.
         await m.sync(firing: (1...5).map { Self.signal("A", "svc\($0)") }, at: 2000)
-        #expect(await m.list(state: "open", anomalyClass: nil, namespace: "shop", subject: nil, since: nil).count == 3)
+        #expect(await m.list(states: ["open"], classes: nil, namespace: "shop", subject: nil, since: nil).count == 3)
         #expect(await m.get(flood.id)?.signals.allSatisfy { $0.state == "firing" } == true)
     }
 
@@ -122,12 +122,12 @@ import Testing
         limits.maxOpen = 1
         let (m, _) = try Self.manager(limits: limits)
         await m.sync(firing: [Self.signal("A", "a"), Self.signal("A", "b")], at: 1000)
-        #expect(await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil).count == 1)
+        #expect(await m.list(states: ["open"], classes: nil, namespace: nil, subject: nil, since: nil).count == 1)
         #expect(await m.waiting.map(\.subject.name) == ["b"])
-        let first = await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil)[0]
+        let first = await m.list(states: ["open"], classes: nil, namespace: nil, subject: nil, since: nil)[0]
         _ = try await m.act(first.id, action: "close", actor: "brain", text: "", now: 1500)
         await m.sync(firing: [Self.signal("A", "b")], at: 2000)
-        #expect(await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil).map(\.subject.name) == ["b"])
+        #expect(await m.list(states: ["open"], classes: nil, namespace: nil, subject: nil, since: nil).map(\.subject.name) == ["b"])
         #expect(await m.waiting.isEmpty)
     }
 
@@ -140,7 +140,7 @@ import Testing
             await m.sync(firing: [], at: t + 100)
             await m.resolveQuiet(now: t + 5000)
         }
-        let e = await m.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil)[0]
+        let e = await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil)[0]
         #expect(e.flapping == true)
         await m.sync(firing: [Self.signal("A", "web")], at: t + 10_000)
         await m.sync(firing: [], at: t + 10_100)
@@ -156,13 +156,13 @@ import Testing
             id: "", matchers: [Silence.Matcher(name: "deployment", value: "we.*", isRegex: true, isEqual: nil)],
             startsAt: 0, endsAt: 100_000, createdBy: "t", comment: "maintenance"))
         await m.sync(firing: [Self.signal("A", "web"), Self.signal("A", "api")], at: 1000)
-        let list = await m.list(state: "open", anomalyClass: nil, namespace: nil, subject: nil, since: nil)
+        let list = await m.list(states: ["open"], classes: nil, namespace: nil, subject: nil, since: nil)
         #expect(list.first { $0.subject.name == "web" }?.silenced == true)
         #expect(list.first { $0.subject.name == "api" }?.silenced == nil)
         let last = await m.lastSequence
         // A new manager over the same store: events, silences and the stream's sequence come back.
         let (again, _) = try Self.manager(directory: dir)
-        #expect(await again.list(state: nil, anomalyClass: nil, namespace: nil, subject: nil, since: nil).count == 2)
+        #expect(await again.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil).count == 2)
         #expect(await again.silences[silence.id]?.comment == "maintenance")
         #expect(await again.lastSequence == last)
         _ = try await again.expireSilence(silence.id, now: 2000)

@@ -180,7 +180,9 @@ actor RuleEngine {
         let roundMilliseconds = round.seconds * 1000
         // From the round's end: the wait is twelve times the round (a thirteenth of the core if
         // the round had it alone; ingestion sharing the core stretches rounds).
-        notBefore = WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor)
+        // A cheap round (a pending alert's partition come due) does not cut short the wait an
+        // expensive one set.
+        notBefore = max(notBefore, WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor))
         await saveAlertStates()
         if let events { await events.sync(firing: firing, at: now) }
         return skipped

@@ -198,6 +198,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         }
     }
 
+    /// How many partitions a group has (ids `1..<count`; 0 when it is evaluated whole).
+    public func partitionCount(group: Int) -> Int {
+        state.withLock { s in
+            guard s.selection.groupPartitions.indices.contains(group), s.selection.groupPartitions[group] != nil else { return 0 }
+            return s.members[group].count
+        }
+    }
+
     /// The keys of some partitions of a group.
     public func partitionKeys(group: Int, _ partitions: Set<UInt32>) -> Set<String> {
         state.withLock { s in Set(partitions.compactMap { s.partitionKeys[group].indices.contains(Int($0)) ? s.partitionKeys[group][Int($0)] : nil }) }

@@ -53,6 +53,7 @@ actor RuleEngine {
         lastEvaluation = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
         generations = groups.map { _ in 0 }
+        partitionsEvaluated = groups.map { _ in [] }
         store.select(groups)
     }
 
@@ -80,6 +81,7 @@ actor RuleEngine {
         lastEvaluation = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
         generations = groups.map { _ in 0 }
+        partitionsEvaluated = groups.map { _ in [] }
         deferred.removeAll()
         savedAlertsDigest = nil
         store.select(groups)
@@ -116,8 +118,12 @@ actor RuleEngine {
     /// stretches them); what is touched meanwhile is kept and evaluated when due (`deferredDue`).
     ///
     /// `only`, when given, is evaluated at once instead, without the spacing (what `evaluateDue` found due).
+    ///
+    /// The time-driven evaluation (`groups` nil) covers, of a split group, the partitions not
+    /// evaluated in the last `freshFor` milliseconds: under a steady flow of writes each partition
+    /// is evaluated as its data comes, and evaluating it again whole would repeat that work.
     @discardableResult
-    func evaluate(groups: [Int: Touched]?, now: Int64, only: [Int: Touched]? = nil) async -> Set<Int> {
+    func evaluate(groups: [Int: Touched]?, now: Int64, only: [Int: Touched]? = nil, freshFor: Int64 = 0) async -> Set<Int> {
         var work: [Int: Touched] = [:]
         if let only {
             work = only
@@ -128,8 +134,14 @@ actor RuleEngine {
                 deferred.removeAll()
             }
         } else {
-            for gi in state.groups.indices { work[gi] = .all }
-            deferred.removeAll()
+            for gi in state.groups.indices {
+                guard let stale = stalePartitions(group: gi, now: now, freshFor: freshFor) else {
+                    work[gi] = .all
+                    deferred[gi] = nil
+                    continue
+                }
+                if !stale.isEmpty { work[gi] = .partitions(stale) }
+            }
         }
         // Evidence held back by its minimum interval is brought up to date when due.
         let evidenceIsDue = evidenceDue.map { $0 <= now } ?? false
@@ -169,6 +181,7 @@ actor RuleEngine {
             }
             evaluationSeconds[gi] = seconds
             lastEvaluation[gi] = now
+            markEvaluated(group: gi, partial ? work[gi]! : .all, at: now)
             generations[gi] += 1
             for e in errors { logger.warning("rule evaluation failed", metadata: ["error": "\(e)"]) }
         }
@@ -186,6 +199,32 @@ actor RuleEngine {
         await saveAlertStates()
         if let events { await events.sync(firing: firing, at: now) }
         return skipped
+    }
+
+    /// When each partition of each split group was last evaluated (milliseconds, by partition id).
+    var partitionsEvaluated: [[Int64]] = []
+
+    func markEvaluated(group gi: Int, _ touched: Touched, at now: Int64) {
+        let count = store.partitionCount(group: gi)
+        guard count > 0 else { return }
+        if partitionsEvaluated[gi].count < count { partitionsEvaluated[gi] += repeatElement(.min, count: count - partitionsEvaluated[gi].count) }
+        switch touched {
+        case .all:
+            for pid in 1..<count { partitionsEvaluated[gi][pid] = now }
+        case .partitions(let pids):
+            for pid in pids where Int(pid) < count { partitionsEvaluated[gi][Int(pid)] = now }
+        }
+    }
+
+    /// The partitions of a split group not evaluated within `freshFor` of `now`; nil when the group
+    /// is evaluated whole (not split, or none of its partitions is fresh).
+    func stalePartitions(group gi: Int, now: Int64, freshFor: Int64) -> Set<UInt32>? {
+        let count = store.partitionCount(group: gi)
+        guard count > 1, freshFor > 0 else { return nil }
+        let evaluated = partitionsEvaluated[gi]
+        var stale = Set<UInt32>()
+        for pid in 1..<count where pid >= evaluated.count || evaluated[pid] <= now - freshFor { stale.insert(UInt32(pid)) }
+        return stale.count == count - 1 ? nil : stale
     }
 
     /// A data-driven round waits this many times the last round's duration. Under a load that
@@ -590,6 +629,8 @@ actor RuleEngine {
 extension Duration {
     /// In seconds, fractions included.
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// In whole milliseconds.
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
 /// Evaluations since start, and the seconds they took (reported in `/metrics`).
@@ -638,7 +679,7 @@ struct RuleEvaluationService: Service {
                     await engine.events?.resolveQuiet(now: now)
                     if ContinuousClock.now >= nextFull {
                         nextFull = ContinuousClock.now + interval
-                        await engine.evaluate(groups: nil, now: now)
+                        await engine.evaluate(groups: nil, now: now, freshFor: interval.milliseconds)
                         store.sweep(now: now)
                     } else if let due = await engine.nextDue, due <= now {
                         await engine.evaluateDue(now: now)

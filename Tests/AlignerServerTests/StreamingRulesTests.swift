@@ -65,6 +65,46 @@ import Testing
         #expect(firing && elapsed >= .milliseconds(1900) && elapsed < .milliseconds(3500), "firing \(firing) after \(elapsed)")
     }
 
+    /// The time-driven evaluation of a split group covers the partitions no write evaluated in
+    /// the last interval, not the whole group: a deployment whose data stopped is seen going
+    /// stale (its age rule fires), while one written all along is not evaluated again by time.
+    @Test func timeDrivenEvaluationCoversStalePartitionsOnly() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: freshness
+                rules:
+                  - alert: ReadyCountStale
+                    expr: max by (namespace, deployment) (timestamp(kube_deployment_status_replicas_ready)) < time() - 1.5
+            """)
+        let s = try await RunningServer.start {
+            $0.rulePaths = [path]
+            $0.rulePathsAreDefault = false
+            $0.ruleEvaluationInterval = .milliseconds(500)
+        }
+        defer { Task { await s.stop() } }
+        func write(_ names: [String]) async throws {
+            let t = WallClock.nowMilliseconds()
+            let request = TestRequest(series: names.map {
+                TestSeries("kube_deployment_status_replicas_ready", [("namespace", "shop"), ("deployment", $0)], samples: [(t, 5)])
+            })
+            #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        }
+        try await write(["quiet", "busy"])
+        // busy is written every 100 ms for 3 s; quiet never again.
+        var stale = ""
+        for _ in 0..<30 {
+            try await Task.sleep(for: .milliseconds(100))
+            try await write(["busy"])
+            stale = try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text
+        }
+        #expect(stale.contains(#""deployment":"quiet""#), "\(stale)")
+        #expect(!stale.contains(#""deployment":"busy""#), "\(stale)")
+        // Every evaluation covered some partitions: none went over the whole group again.
+        let whole = try await s.metric(#"aligner_rules_group_evaluations{scope="whole"}"#), parts = try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#)
+        #expect(whole == 0, "whole \(String(describing: whole)) partitions \(String(describing: parts))")
+        #expect(try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#) ?? 0 >= 3)
+    }
+
     @Test func alertFiresAfterTheWriteAndResolves() async throws {
         let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
         let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }

@@ -84,7 +84,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`).
         var groupPartitions: [[String]?] = []
         /// Kept whatever the rules read: the owner series that lift a pod to its workload.
-        var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner"]
+        var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner"]
         var retention: Int64 = 300_000
     }
 

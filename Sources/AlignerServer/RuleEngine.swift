@@ -510,7 +510,8 @@ actor RuleEngine {
         return String(format: "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
     }
 
-    /// Pod → its owner (ReplicaSet → its Deployment), from kube_pod_owner and kube_replicaset_owner;
+    /// Pod → its owner (ReplicaSet → its Deployment, Job → its CronJob), from kube_pod_owner,
+    /// kube_replicaset_owner and kube_job_owner;
     /// without them, from the pod's name (`<deployment>-<template hash>-<suffix>`,
     /// `<statefulset>-<ordinal>`) when kube-state-metrics knows a workload of that name.
     func lift(_ subject: Subject) -> Subject {
@@ -593,6 +594,10 @@ actor RuleEngine {
         if let podOwner = owner("kube_pod_owner", "pod", subject.name) {
             if podOwner.kind == "ReplicaSet", let rsOwner = owner("kube_replicaset_owner", "replicaset", podOwner.name) {
                 return Subject(namespace: subject.namespace, kind: rsOwner.kind, name: rsOwner.name)
+            }
+            // A CronJob's runs are Jobs of a new name each time: the CronJob is the workload.
+            if podOwner.kind == "Job", let jobOwner = owner("kube_job_owner", "job_name", podOwner.name), jobOwner.kind == "CronJob" {
+                return Subject(namespace: subject.namespace, kind: jobOwner.kind, name: jobOwner.name)
             }
             return Subject(namespace: subject.namespace, kind: podOwner.kind, name: podOwner.name)
         }

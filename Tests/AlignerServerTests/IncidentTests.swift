@@ -185,6 +185,7 @@ import Testing
         let bursts: Set<Int64> = [3, 8]
         let standard = exporters != .sparse
         let (crashing, busy) = standard ? ("darwin-store-7d9f-x1", "darwin-store-5c6b-a1") : ("darwin-store-7d9f8c6b5d-x2k4p", "darwin-store-5c6b9f7d4-a1b2c")
+        let start = WallClock.nowMilliseconds() / 1000 * 1000
         /// Every series of one scrape k seconds after the start (negative: history).
         func scrape(_ k: Int64) -> [(name: String, labels: [(String, String)], value: Double)] {
             let ns = ("namespace", "shop")
@@ -205,6 +206,12 @@ import Testing
                 ("container_cpu_usage_seconds_total", [ns, ("pod", busy), ("container", "app")],
                  0.1 * Double(k + 40) + 0.525 * burstsSoFar),
                 ("kube_pod_container_resource_limits", [ns, ("pod", busy), ("container", "app"), ("resource", "cpu")], 1),
+                // The new pod, started with the rollout 35 s before the start: running, never
+                // ready, restarting (not a slow start: the replica rule must not wait for it).
+                ("kube_pod_start_time", [ns, ("pod", crashing)], Double(start / 1000 - 35)),
+                ("kube_pod_status_phase", [ns, ("pod", crashing), ("phase", "Running")], 1),
+                ("kube_pod_status_ready", [ns, ("pod", crashing), ("condition", "false")], 1),
+                ("kube_pod_container_status_restarts_total", [ns, ("pod", crashing), ("container", "app")], Double(max(0, k + 35) / 10)),
                 // cart rolls out healthily: one pod at a time, ready dipping while each starts.
                 ("kube_deployment_spec_replicas", [ns, ("deployment", "cart")], 3),
                 (ready, [ns, ("deployment", "cart")], [1, 2, 5, 6].contains(k) ? 2 : 3),
@@ -225,7 +232,6 @@ import Testing
             }
             return out
         }
-        let start = WallClock.nowMilliseconds() / 1000 * 1000
         // The history in one request, each series with its 40 samples.
         let history = (-40 ..< 0).map { k in scrape(k).map { ($0, k) } }
         var series: [TestSeries] = []

@@ -102,6 +102,15 @@ public enum RuleFileLoader {
         var groups: [RuleGroup] = []
         var problems: [String] = []
         for file in files {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+                problems.append("\(file): no such rule file")
+                continue
+            }
+            if isDirectory.boolValue {
+                problems.append("\(file): a folder, not a rule file (name its files)")
+                continue
+            }
             do {
                 let text = try String(contentsOfFile: file, encoding: .utf8)
                 let (g, p) = parse(yaml: text, file: file)

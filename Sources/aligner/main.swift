@@ -77,12 +77,21 @@ struct Rules: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate rule files without running them; every problem is reported as file:line:col.")
 
-        @Argument(help: "Rule files (Prometheus format with Aligner's extensions).")
+        @Argument(help: "Rule files (Prometheus format with Aligner's extensions), or folders of them (their *.yml and *.yaml, as rules.paths reads them).")
         var files: [String]
 
         func run() throws {
             var failed = false
-            for file in files {
+            var expanded: [String] = []
+            for path in files {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                    expanded += (try? RuleFileLoader.files(in: path)) ?? []
+                } else {
+                    expanded.append(path)
+                }
+            }
+            for file in expanded {
                 print("Checking \(file)")
                 do {
                     let groups = try RuleFileLoader.load(files: [file])

@@ -77,6 +77,19 @@ import Testing
     }
 
     /// `event.subject.name` is a label, or labels of which the first one set names the workload.
+    /// A path that is missing, or a folder, is named as such (with every other problem).
+    @Test func missingFilesAndFoldersAreNamed() {
+        let folder = FileManager.default.temporaryDirectory.path
+        #expect(throws: RuleFileError.self) { try RuleFileLoader.load(files: ["/nonexistent/rules.yml", folder]) }
+        do {
+            _ = try RuleFileLoader.load(files: ["/nonexistent/rules.yml", folder])
+        } catch let error as RuleFileError {
+            #expect(error.problems == ["/nonexistent/rules.yml: no such rule file", "\(folder): a folder, not a rule file (name its files)"])
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
     @Test func subjectNameMayListLabels() {
         let (groups, problems) = RuleFileLoader.parse(yaml: """
             groups:

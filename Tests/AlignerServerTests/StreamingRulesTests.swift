@@ -99,10 +99,13 @@ import Testing
         }
         #expect(stale.contains(#""deployment":"quiet""#), "\(stale)")
         #expect(!stale.contains(#""deployment":"busy""#), "\(stale)")
-        // Every evaluation covered some partitions: none went over the whole group again.
+        // The time-driven passes (six in these 3 s) covered quiet's partition, not the whole
+        // group: a whole evaluation happens only when every partition is stale at a pass (the
+        // first one may come before any write was evaluated, or a loaded machine may delay busy's
+        // rounds past the interval), where going over the whole group each time made six.
         let whole = try await s.metric(#"aligner_rules_group_evaluations{scope="whole"}"#), parts = try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#)
-        #expect(whole == 0, "whole \(String(describing: whole)) partitions \(String(describing: parts))")
-        #expect(try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#) ?? 0 >= 3)
+        #expect((whole ?? 99) < 3, "whole \(String(describing: whole)) partitions \(String(describing: parts))")
+        #expect(parts ?? 0 >= 3)
     }
 
     @Test func alertFiresAfterTheWriteAndResolves() async throws {

@@ -1,3 +1,4 @@
+import AlignerCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -41,8 +42,7 @@ final class ReplicaTracker: Sendable {
         name.copyBytes(from: settings.replicaLabel.utf8)
         replicaLabel = UnsafeRawBufferPointer(name)
         clusterLabels = settings.clusterLabels.map { Array($0.utf8) }
-        failoverMilliseconds = Int64(settings.failoverTimeout.components.seconds * 1000
-            + settings.failoverTimeout.components.attoseconds / 1_000_000_000_000_000)
+        failoverMilliseconds = settings.failoverTimeout.milliseconds
     }
 
     deinit { replicaLabel.deallocate() }

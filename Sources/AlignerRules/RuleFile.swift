@@ -124,6 +124,15 @@ public enum RuleFileLoader {
         return groups
     }
 
+    /// The paths with each folder replaced by its rule files (`files(in:)`), in order.
+    public static func expandingFolders(_ paths: [String]) -> [String] {
+        paths.flatMap { path -> [String] in
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return [path] }
+            return (try? files(in: path)) ?? [path]
+        }
+    }
+
     /// The rule files of a folder (`*.yml`, `*.yaml`, not `*_test.yml`), sorted.
     public static func files(in directory: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory)

@@ -59,13 +59,12 @@ public struct AlignerServer: Sendable {
         }
         ingestor = Ingestor(limits: configuration.ingest, observer: windows)
         let table = ingestor.table
-        func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
         events = try EventManager(
-            store: SQLiteEventStore(directory: configuration.dataDirectory), resolveAfter: ms(configuration.eventResolveAfter),
-            cooldown: ms(configuration.eventCooldown), limits: configuration.eventLimits, logger: logger)
+            store: SQLiteEventStore(directory: configuration.dataDirectory), resolveAfter: configuration.eventResolveAfter.milliseconds,
+            cooldown: configuration.eventCooldown.milliseconds, limits: configuration.eventLimits, logger: logger)
         rules = try RuleEngine(
-            store: windows, paths: paths, logger: logger, gapTolerance: ms(configuration.ruleGapTolerance), events: events,
-            subqueryStep: ms(configuration.ruleEvaluationInterval), external: (configuration.ruleExternalLabels, configuration.ruleExternalURL),
+            store: windows, paths: paths, logger: logger, gapTolerance: configuration.ruleGapTolerance.milliseconds, events: events,
+            subqueryStep: configuration.ruleEvaluationInterval.milliseconds, external: (configuration.ruleExternalLabels, configuration.ruleExternalURL),
             onReload: { table.reselect() })
         registry = PrometheusCollectorRegistry()
         metrics = IngestMetrics(registry: registry)
@@ -208,8 +207,7 @@ struct SeriesSweeper: Service {
         try? await cancelWhenGracefulShutdown {
             while true {
                 try await Task.sleep(for: period)
-                let cutoff = WallClock.nowMilliseconds() - Int64(idle.components.seconds * 1000)
-                    - Int64(idle.components.attoseconds / 1_000_000_000_000_000)
+                let cutoff = WallClock.nowMilliseconds() - idle.milliseconds
                 let evicted = server.ingestor.table.evictIdle(before: cutoff)
                 if evicted > 0 {
                     server.metrics.seriesEvicted.increment(by: Int64(evicted))

@@ -179,8 +179,7 @@ extension AlignerConfiguration {
                         integer(v, "events.flood_threshold") { config.eventLimits.floodThreshold = $0 }
                     case "flood_window", "flap_window":
                         if let s = v.string, let d = parsePrometheusDuration(s) {
-                            let milliseconds = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-                            if k.string == "flood_window" { config.eventLimits.floodWindow = milliseconds } else { config.eventLimits.flapWindow = milliseconds }
+                            if k.string == "flood_window" { config.eventLimits.floodWindow = d.milliseconds } else { config.eventLimits.flapWindow = d.milliseconds }
                         } else {
                             problems.append("\(at(v)): events.\(k.string ?? "") must be a duration such as 1m")
                         }

@@ -59,15 +59,10 @@ actor RuleEngine {
 
     /// Rule files of the configured paths (files, or folders of `*.yml`/`*.yaml`).
     static func load(_ paths: [String]) throws -> [RuleGroup] {
-        var files: [String] = []
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw RuleFileError(problems: ["\(path): no such rule file or folder (rules.paths)"])
-            }
-            files += isDirectory.boolValue ? try RuleFileLoader.files(in: path) : [path]
+        for path in paths where !FileManager.default.fileExists(atPath: path) {
+            throw RuleFileError(problems: ["\(path): no such rule file or folder (rules.paths)"])
         }
-        return try RuleFileLoader.load(files: files)
+        return try RuleFileLoader.load(files: RuleFileLoader.expandingFolders(paths))
     }
 
     /// Reloads every rule file, all or nothing; unchanged rules keep their alert states.
@@ -634,8 +629,6 @@ actor RuleEngine {
 extension Duration {
     /// In seconds, fractions included.
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    /// In whole milliseconds.
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
 /// Evaluations since start, and the seconds they took (reported in `/metrics`).

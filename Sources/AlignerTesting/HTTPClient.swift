@@ -1,3 +1,4 @@
+import AlignerCore
 import CAlignerCurl
 import Foundation
 
@@ -29,7 +30,7 @@ public enum HTTPClient {
         let context = Unmanaged.passUnretained(box).toOpaque()
         aligner_curl_setopt_string(curl, CURLOPT_URL, url)
         aligner_curl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, method)
-        aligner_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        aligner_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(timeout.milliseconds))
         aligner_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
         aligner_curl_setopt_string(curl, CURLOPT_NOPROXY, "*")
         aligner_curl_setopt_write_function(curl) { data, size, count, context in

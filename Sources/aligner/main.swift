@@ -82,16 +82,7 @@ struct Rules: ParsableCommand {
 
         func run() throws {
             var failed = false
-            var expanded: [String] = []
-            for path in files {
-                var isDirectory: ObjCBool = false
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-                    expanded += (try? RuleFileLoader.files(in: path)) ?? []
-                } else {
-                    expanded.append(path)
-                }
-            }
-            for file in expanded {
+            for file in RuleFileLoader.expandingFolders(files) {
                 print("Checking \(file)")
                 do {
                     let groups = try RuleFileLoader.load(files: [file])

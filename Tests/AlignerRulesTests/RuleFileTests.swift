@@ -80,9 +80,9 @@ import Testing
     /// A path that is missing, or a folder, is named as such (with every other problem).
     @Test func missingFilesAndFoldersAreNamed() {
         let folder = FileManager.default.temporaryDirectory.path
-        #expect(throws: RuleFileError.self) { try RuleFileLoader.load(files: ["/nonexistent/rules.yml", folder]) }
         do {
             _ = try RuleFileLoader.load(files: ["/nonexistent/rules.yml", folder])
+            Issue.record("loaded a missing file and a folder")
         } catch let error as RuleFileError {
             #expect(error.problems == ["/nonexistent/rules.yml: no such rule file", "\(folder): a folder, not a rule file (name its files)"])
         } catch {

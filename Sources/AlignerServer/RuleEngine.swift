@@ -508,9 +508,10 @@ actor RuleEngine {
     /// Pod → its owner (ReplicaSet → its Deployment, Job → its CronJob), from kube_pod_owner,
     /// kube_replicaset_owner and kube_job_owner;
     /// without them, from the pod's name (`<deployment>-<template hash>-<suffix>`,
-    /// `<statefulset>-<ordinal>`) when kube-state-metrics knows a workload of that name.
+    /// `<statefulset>-<ordinal>`, `<daemonset>-<suffix>`) when kube-state-metrics knows a
+    /// workload of that name. A Job → its CronJob.
     func lift(_ subject: Subject) -> Subject {
-        guard subject.kind == "Pod" else { return subject }
+        guard subject.kind == "Pod" || subject.kind == "Job" else { return subject }
         let now = WallClock.nowMilliseconds()
         // Owners found stay known a while: every round lifts every firing pod signal, and each
         // lookup reads all owner series of the metric.
@@ -586,6 +587,10 @@ actor RuleEngine {
             }
             return nil
         }
+        if subject.kind == "Job" {
+            guard let jobOwner = owner("kube_job_owner", "job_name", subject.name), jobOwner.kind == "CronJob" else { return subject }
+            return Subject(namespace: subject.namespace, kind: jobOwner.kind, name: jobOwner.name)
+        }
         if let podOwner = owner("kube_pod_owner", "pod", subject.name) {
             if podOwner.kind == "ReplicaSet", let rsOwner = owner("kube_replicaset_owner", "replicaset", podOwner.name) {
                 return Subject(namespace: subject.namespace, kind: rsOwner.kind, name: rsOwner.name)
@@ -607,6 +612,12 @@ actor RuleEngine {
             let name = parts.dropLast().joined(separator: "-")
             if !seen("kube_statefulset_replicas", "statefulset", name).isEmpty {
                 return Subject(namespace: subject.namespace, kind: "StatefulSet", name: name)
+            }
+        }
+        if parts.count > 1, parts.last!.count == 5 {
+            let name = parts.dropLast().joined(separator: "-")
+            if !seen("kube_daemonset_status_desired_number_scheduled", "daemonset", name).isEmpty {
+                return Subject(namespace: subject.namespace, kind: "DaemonSet", name: name)
             }
         }
         return subject

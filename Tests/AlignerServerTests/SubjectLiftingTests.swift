@@ -39,4 +39,39 @@ import Testing
         let subjects = Set(await engine.signals().map { "\($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
         #expect(subjects == ["ops/CronJob/backup", "ops/DaemonSet/fluent-bit", "ops/Deployment/web", "ops/Pod/lone"])
     }
+
+    /// A Job's signal joins its CronJob's event; a DaemonSet's pod without owner series is known
+    /// by its name (`<daemonset>-<5 characters>`) when kube-state-metrics knows that DaemonSet.
+    @Test func jobsAndDaemonSetPodsByName() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: workloads
+                rules:
+                  - alert: JobFailed
+                    expr: max by (namespace, job_name) (job_failed) > 0
+                    event: {class: job_failed, severity: warning, subject: {namespace: namespace, kind: Job, name: job_name}}
+                  - alert: OOMKilled
+                    expr: max by (namespace, pod) (oom_killed) > 0
+                    event: {class: oom_killed, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+                  - alert: DaemonSetShort
+                    expr: kube_daemonset_status_desired_number_scheduled < 0
+            """)
+        let store = WindowStore()
+        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
+        let now = WallClock.nowMilliseconds()
+        func series(_ labels: [(String, String)]) {
+            let id = store.admit(labels: labels.map { Label($0.0, $0.1) }.sorted { $0.name < $1.name })
+            store.append(window: id, timestamp: now - 1000, valueBits: (1.0).bitPattern)
+        }
+        let ns = ("namespace", "ops")
+        for job in ["backup-29012345", "migrate-7"] { series([("__name__", "job_failed"), ns, ("job_name", job)]) }
+        series([("__name__", "kube_job_owner"), ns, ("job_name", "backup-29012345"), ("owner_kind", "CronJob"), ("owner_name", "backup"), ("owner_is_controller", "true")])
+        series([("__name__", "kube_job_owner"), ns, ("job_name", "migrate-7"), ("owner_kind", "<none>"), ("owner_name", "<none>"), ("owner_is_controller", "<none>")])
+        // fluent-bit-q8x2z: its DaemonSet is known; cache-q8x2z: no workload of that name.
+        for pod in ["fluent-bit-q8x2z", "cache-q8x2z"] { series([("__name__", "oom_killed"), ns, ("pod", pod)]) }
+        series([("__name__", "kube_daemonset_status_desired_number_scheduled"), ns, ("daemonset", "fluent-bit")])
+        await engine.evaluate(groups: nil, now: now)
+        let subjects = Set(await engine.signals().map { "\($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
+        #expect(subjects == ["ops/CronJob/backup", "ops/Job/migrate-7", "ops/DaemonSet/fluent-bit", "ops/Pod/cache-q8x2z"])
+    }
 }

@@ -12,6 +12,9 @@ public struct AlignerConfiguration: Sendable {
     public var listen = ListenAddress(host: "127.0.0.1", port: 9095)
     /// Log level (`log_level`, `ALIGNER_LOG_LEVEL`, `--log-level`).
     public var logLevel: Logger.Level = .info
+    /// The process' threads under Linux' SCHED_BATCH policy (`cpu_scheduling: batch`, the
+    /// default) or left as started (`normal`); see `AlignerServer.useBatchScheduling`.
+    public var batchScheduling = true
     /// Ingest limits (`ingest.*`).
     public var ingest = IngestLimits()
     /// Rule files or folders (`rules.paths`); the bundled `rules/` folder by default, skipped if absent.
@@ -40,7 +43,7 @@ public struct AlignerConfiguration: Sendable {
 
     /// Every key a configuration file may hold, for error messages and the README.
     public static let keys = [
-        "listen", "log_level", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
+        "listen", "log_level", "cpu_scheduling", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
         "ingest.ha_replica_label", "ingest.ha_cluster_labels", "ingest.ha_failover_timeout",
         "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance", "rules.external_labels", "rules.external_url",
@@ -123,6 +126,12 @@ extension AlignerConfiguration {
             case "log_level":
                 if let s = value.string, let level = Logger.Level(rawValue: s.lowercased()) { config.logLevel = level } else {
                     problems.append("\(at(value)): log_level must be one of trace, debug, info, notice, warning, error, critical")
+                }
+            case "cpu_scheduling":
+                switch value.string?.lowercased() {
+                case "batch": config.batchScheduling = true
+                case "normal": config.batchScheduling = false
+                default: problems.append("\(at(value)): cpu_scheduling must be batch or normal, got \"\(value.string ?? "?")\"")
                 }
             case "ingest":
                 guard let ingest = value.mapping else {
@@ -242,6 +251,13 @@ extension AlignerConfiguration {
         if let v = env["ALIGNER_DATA_DIR"], !v.isEmpty { dataDirectory = v }
         if let v = env["ALIGNER_LOG_LEVEL"] {
             if let l = Logger.Level(rawValue: v.lowercased()) { logLevel = l } else { problems.append("ALIGNER_LOG_LEVEL: unknown level \"\(v)\"") }
+        }
+        if let v = env["ALIGNER_CPU_SCHEDULING"] {
+            switch v.lowercased() {
+            case "batch": batchScheduling = true
+            case "normal": batchScheduling = false
+            default: problems.append("ALIGNER_CPU_SCHEDULING must be batch or normal, got \"\(v)\"")
+            }
         }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }

@@ -36,6 +36,13 @@ static inline int aligner_affinity_cpu_count(void) {
     for (int i = 0; i < 16; i++) n += __builtin_popcountl(mask[i]);
     return n;
 }
+
+/* Puts one thread (a tid from /proc/self/task) under SCHED_BATCH (3 in Linux' uapi/sched.h),
+   priority 0; returns 0, or -1 with errno set. The raw system call, as above. */
+static inline int aligner_set_batch_scheduling(int tid) {
+    int priority = 0; /* struct sched_param is one int */
+    return (int)syscall(SYS_sched_setscheduler, tid, 3, &priority);
+}
 #endif
 
 #endif

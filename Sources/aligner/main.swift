@@ -58,6 +58,12 @@ struct Serve: AsyncParsableCommand {
         if let eventLoops {
             logger.info("event loops sized to the CPUs this process may run on", metadata: ["loops": "\(eventLoops)"])
         }
+        if configuration.batchScheduling {
+            switch AlignerServer.useBatchScheduling() {
+            case .success(let threads): logger.debug("threads under SCHED_BATCH", metadata: ["threads": "\(threads)"])
+            case .failure(let error): logger.warning("cannot use SCHED_BATCH (cpu_scheduling); running as started", metadata: ["error": "\(error)"])
+            }
+        }
         let server: AlignerServer
         do {
             server = try AlignerServer(configuration: configuration, logger: logger)

@@ -33,6 +33,17 @@ import Testing
         #expect(AlignerConfiguration().ingest.replicas.replicaLabel == "prometheus_replica")
     }
 
+    @Test func cpuScheduling() throws {
+        #expect(AlignerConfiguration().batchScheduling)
+        #expect(try !AlignerConfiguration.parse(yaml: "cpu_scheduling: normal").batchScheduling)
+        #expect(try AlignerConfiguration.parse(yaml: "cpu_scheduling: Batch").batchScheduling)
+        #expect(throws: ConfigurationError.self) { try AlignerConfiguration.parse(yaml: "cpu_scheduling: fifo") }
+        var c = AlignerConfiguration()
+        try c.applyEnvironment(["ALIGNER_CPU_SCHEDULING": "normal"])
+        #expect(!c.batchScheduling)
+        #expect(throws: ConfigurationError.self) { try c.applyEnvironment(["ALIGNER_CPU_SCHEDULING": "idle"]) }
+    }
+
     @Test func noiseControlKeys() throws {
         let c = try AlignerConfiguration.parse(yaml: """
             events:
@@ -70,7 +81,7 @@ import Testing
                 "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
                 "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout)",
                 "aligner.yml:5:22: ingest.ha_cluster_labels must be a list of label names such as [cluster, prometheus]",
-                "aligner.yml:6:1: unknown key \"extra\" (known: listen, log_level, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
+                "aligner.yml:6:1: unknown key \"extra\" (known: listen, log_level, cpu_scheduling, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout, rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
                 "aligner.yml:9:16: events.flap_window must be a duration such as 1m",
                 "aligner.yml:10:3: unknown key \"events.flap\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
             ])

@@ -11,8 +11,13 @@ import Logging
 /// listed, over a real server on loopback with the bundled Kubernetes pack loaded too; then the
 /// event manager's throughput with its SQLite store.
 ///
-///     swift run -c release aligner-latency [iterations]
-let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 200
+///     swift run -c release aligner-latency [iterations] [--normal-scheduling]
+///
+/// Threads run under SCHED_BATCH, as `aligner serve` runs them by default (`cpu_scheduling`);
+/// `--normal-scheduling` leaves them as started.
+let arguments = CommandLine.arguments.dropFirst().filter { $0 != "--normal-scheduling" }
+let iterations = arguments.first.map { Int($0)! } ?? 200
+if !CommandLine.arguments.contains("--normal-scheduling") { _ = AlignerServer.useBatchScheduling() }
 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aligner-latency-\(UUID().uuidString)")
 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: dir) }

@@ -8,6 +8,28 @@ import Testing
 /// A signal about a pod joins the event of the workload that owns it, through kube-state-metrics'
 /// owner series.
 @Suite struct SubjectLiftingTests {
+    /// A rule engine over a window store, with series written one sample each, a second ago.
+    struct Lifting {
+        let store = WindowStore()
+        let engine: RuleEngine
+        let now = WallClock.nowMilliseconds()
+
+        init(rules path: String) throws {
+            engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
+        }
+
+        func series(_ labels: [(String, String)]) {
+            let id = store.admit(labels: labels.map { Label($0.0, $0.1) }.sorted { $0.name < $1.name })
+            store.append(window: id, timestamp: now - 1000, valueBits: (1.0).bitPattern)
+        }
+
+        /// The subjects of the signals firing after one evaluation, as namespace/kind/name.
+        func subjects() async -> Set<String> {
+            await engine.evaluate(groups: nil, now: now)
+            return Set(await engine.signals().map { "\($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
+        }
+    }
+
     @Test func podsAreLiftedThroughTheirOwnerSeries() async throws {
         let path = try StreamingRulesTests.ruleFile("""
             groups:
@@ -17,13 +39,8 @@ import Testing
                     expr: max by (namespace, pod) (oom_killed) > 0
                     event: {class: oom_killed, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
             """)
-        let store = WindowStore()
-        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
-        let now = WallClock.nowMilliseconds()
-        func series(_ labels: [(String, String)]) {
-            let id = store.admit(labels: labels.map { Label($0.0, $0.1) }.sorted { $0.name < $1.name })
-            store.append(window: id, timestamp: now - 1000, valueBits: (1.0).bitPattern)
-        }
+        let lifting = try Lifting(rules: path)
+        let series = lifting.series
         let ns = ("namespace", "ops")
         // backup-29012345-x7k2p: a run (Job) of the CronJob backup. fluent-bit-q8x2z: a DaemonSet's.
         // web-7d9f-a1: a ReplicaSet's of the Deployment web. lone: no owner series, no workload.
@@ -35,8 +52,7 @@ import Testing
         series([("__name__", "kube_pod_owner"), ns, ("pod", "fluent-bit-q8x2z"), ("owner_kind", "DaemonSet"), ("owner_name", "fluent-bit"), ("owner_is_controller", "true")])
         series([("__name__", "kube_pod_owner"), ns, ("pod", "web-7d9f-a1"), ("owner_kind", "ReplicaSet"), ("owner_name", "web-7d9f"), ("owner_is_controller", "true")])
         series([("__name__", "kube_replicaset_owner"), ns, ("replicaset", "web-7d9f"), ("owner_kind", "Deployment"), ("owner_name", "web"), ("owner_is_controller", "true")])
-        await engine.evaluate(groups: nil, now: now)
-        let subjects = Set(await engine.signals().map { "\($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
+        let subjects = await lifting.subjects()
         #expect(subjects == ["ops/CronJob/backup", "ops/DaemonSet/fluent-bit", "ops/Deployment/web", "ops/Pod/lone"])
     }
 
@@ -56,13 +72,8 @@ import Testing
                   - alert: DaemonSetShort
                     expr: kube_daemonset_status_desired_number_scheduled < 0
             """)
-        let store = WindowStore()
-        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
-        let now = WallClock.nowMilliseconds()
-        func series(_ labels: [(String, String)]) {
-            let id = store.admit(labels: labels.map { Label($0.0, $0.1) }.sorted { $0.name < $1.name })
-            store.append(window: id, timestamp: now - 1000, valueBits: (1.0).bitPattern)
-        }
+        let lifting = try Lifting(rules: path)
+        let series = lifting.series
         let ns = ("namespace", "ops")
         for job in ["backup-29012345", "migrate-7"] { series([("__name__", "job_failed"), ns, ("job_name", job)]) }
         series([("__name__", "kube_job_owner"), ns, ("job_name", "backup-29012345"), ("owner_kind", "CronJob"), ("owner_name", "backup"), ("owner_is_controller", "true")])
@@ -70,8 +81,7 @@ import Testing
         // fluent-bit-q8x2z: its DaemonSet is known; cache-q8x2z: no workload of that name.
         for pod in ["fluent-bit-q8x2z", "cache-q8x2z"] { series([("__name__", "oom_killed"), ns, ("pod", pod)]) }
         series([("__name__", "kube_daemonset_status_desired_number_scheduled"), ns, ("daemonset", "fluent-bit")])
-        await engine.evaluate(groups: nil, now: now)
-        let subjects = Set(await engine.signals().map { "\($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
+        let subjects = await lifting.subjects()
         #expect(subjects == ["ops/CronJob/backup", "ops/Job/migrate-7", "ops/DaemonSet/fluent-bit", "ops/Pod/cache-q8x2z"])
     }
 }

@@ -47,8 +47,8 @@ public struct AlignerServer: Sendable {
     /// for the running one's time slice instead of switching to it at once: an event loop woken
     /// by the next bytes of a request no longer interrupts the decoding of the last one on the
     /// same core. Pinned to one core under the shared load, that took the process from about
-    /// 5,800 to 900 context switches a second and gave 9-16% more samples per CPU-second in four
-    /// of five alternated pairs of runs (README, "End to end through HTTP"). Its cost is a few
+    /// 5,800 to 900 context switches a second, and from 3.02-3.26 M to 3.33-3.58 M samples per
+    /// CPU-second in alternated runs (README, "Benchmarks"). Its cost is a few
     /// milliseconds' wait for a woken thread while the core is busy with another of the process'
     /// threads. Call before anything serves. Returns how many threads were set, or the error
     /// where the system refused.

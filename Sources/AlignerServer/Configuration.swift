@@ -128,10 +128,8 @@ extension AlignerConfiguration {
                     problems.append("\(at(value)): log_level must be one of trace, debug, info, notice, warning, error, critical")
                 }
             case "cpu_scheduling":
-                switch value.string?.lowercased() {
-                case "batch": config.batchScheduling = true
-                case "normal": config.batchScheduling = false
-                default: problems.append("\(at(value)): cpu_scheduling must be batch or normal, got \"\(value.string ?? "?")\"")
+                if let batch = value.string.flatMap(AlignerConfiguration.isBatchScheduling) { config.batchScheduling = batch } else {
+                    problems.append("\(at(value)): cpu_scheduling must be batch or normal, got \"\(value.string ?? "?")\"")
                 }
             case "ingest":
                 guard let ingest = value.mapping else {
@@ -242,6 +240,15 @@ extension AlignerConfiguration {
         return config
     }
 
+    /// `cpu_scheduling`'s value: true for `batch`, false for `normal`, nil for anything else.
+    static func isBatchScheduling(_ value: String) -> Bool? {
+        switch value.lowercased() {
+        case "batch": true
+        case "normal": false
+        default: nil
+        }
+    }
+
     /// Applies `ALIGNER_*` environment variables.
     public mutating func applyEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws {
         var problems: [String] = []
@@ -253,10 +260,8 @@ extension AlignerConfiguration {
             if let l = Logger.Level(rawValue: v.lowercased()) { logLevel = l } else { problems.append("ALIGNER_LOG_LEVEL: unknown level \"\(v)\"") }
         }
         if let v = env["ALIGNER_CPU_SCHEDULING"] {
-            switch v.lowercased() {
-            case "batch": batchScheduling = true
-            case "normal": batchScheduling = false
-            default: problems.append("ALIGNER_CPU_SCHEDULING must be batch or normal, got \"\(v)\"")
+            if let batch = AlignerConfiguration.isBatchScheduling(v) { batchScheduling = batch } else {
+                problems.append("ALIGNER_CPU_SCHEDULING must be batch or normal, got \"\(v)\"")
             }
         }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }

@@ -263,6 +263,77 @@ import Testing
         #expect(summary.contains("5xx ratio 100% at \(burstTimes[0]) and \(burstTimes[1])"), "\(summary)")
         #expect(summary.contains("CPU 62.5% of limit at \(burstTimes[0]) and \(burstTimes[1])"), "\(summary)")
     }
+
+    /// Two other incidents from raw series against the bundled pack, in real time: a pod whose
+    /// memory climbs to 95% of its limit and is OOM killed (one event for its Deployment, with
+    /// the kill and the climb before it, which alone opens nothing), and a CronJob's run that fails
+    /// (one event for the CronJob); a Deployment whose pods sit at 60% of their memory limit
+    /// opens nothing.
+    @Test func oomKillAfterMemoryClimbAndFailedCronJobRun() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let s = try await startProcess(rules: root.appendingPathComponent("rules").path)
+        defer { s.stop() }
+        let start = WallClock.nowMilliseconds() / 1000 * 1000
+        let limit = 512.0 * 1024 * 1024
+        /// Every series of one scrape k seconds after the start (negative: history); the kill at 0.
+        func scrape(_ k: Int64) -> [(name: String, labels: [(String, String)], value: Double)] {
+            let shop = ("namespace", "shop"), ops = ("namespace", "ops")
+            let (api, web) = ("api-6f8d-q1", "web-5c6b-a1")
+            let climbing = k < -20 ? 0.6 : k < 0 ? 0.95 : 0.1  // restarted at 0
+            var out: [(String, [(String, String)], Double)] = [
+                ("container_memory_working_set_bytes", [shop, ("pod", api), ("container", "app")], climbing * limit),
+                ("container_memory_working_set_bytes", [shop, ("pod", web), ("container", "app")], 0.6 * limit),
+                ("kube_pod_container_status_restarts_total", [shop, ("pod", api), ("container", "app")], k < 0 ? 0 : 1),
+                ("kube_pod_container_status_restarts_total", [shop, ("pod", web), ("container", "app")], 0),
+                ("kube_pod_container_status_last_terminated_reason", [shop, ("pod", api), ("container", "app"), ("reason", "OOMKilled")], k < 0 ? 0 : 1),
+                ("kube_job_status_failed", [ops, ("job_name", "backup-29012345")], k < 2 ? 0 : 1),
+                ("kube_job_status_start_time", [ops, ("job_name", "backup-29012345")], Double(start / 1000 - 3600)),
+                ("kube_job_owner", [ops, ("job_name", "backup-29012345"), ("owner_kind", "CronJob"), ("owner_name", "backup"),
+                                    ("owner_is_controller", "true")], 1),
+            ]
+            for (pod, rs, deployment) in [(api, "api-6f8d", "api"), (web, "web-5c6b", "web")] {
+                out.append(("kube_pod_container_resource_limits", [shop, ("pod", pod), ("container", "app"), ("resource", "memory")], limit))
+                out.append(("kube_pod_owner", [shop, ("pod", pod), ("owner_kind", "ReplicaSet"), ("owner_name", rs)], 1))
+                out.append(("kube_replicaset_owner", [shop, ("replicaset", rs), ("owner_kind", "Deployment"), ("owner_name", deployment)], 1))
+            }
+            // The Failed condition appears with the last failed pod.
+            if k >= 2 { out.append(("kube_job_failed", [ops, ("job_name", "backup-29012345"), ("condition", "true")], 1)) }
+            return out
+        }
+        let history = (-30 ..< 0).map { k in scrape(k).map { ($0, k) } }
+        var series: [TestSeries] = []
+        for (i, first) in history[0].enumerated() {
+            series.append(TestSeries(first.0.name, first.0.labels, samples: history.map { (start + $0[i].1 * 1000, $0[i].0.value) }))
+        }
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(TestRequest(series: series))), headers: v1Headers).status == 204)
+        // Nothing opens while only the memory climbs.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events").text == #"{"data":[],"status":"success"}"#)
+        for k in Int64(0)...4 {
+            let wait = start + k * 1000 + 500 - WallClock.nowMilliseconds()
+            if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) }
+            let request = TestRequest(series: scrape(k).map { TestSeries($0.name, $0.labels, samples: [(start + k * 1000, $0.value)]) })
+            #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        }
+        let listed = try await poll(s.base, "/api/v1/events", within: .seconds(15)) { $0.contains("oom_killed") && $0.contains("job_failed") }
+        let data = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])
+        let events = try #require(data["data"] as? [[String: Any]])
+        var byClass: [String: (subject: [String: String], signals: Set<String>, summary: String)] = [:]
+        for event in events {
+            byClass[event["class"] as? String ?? ""] = (
+                event["subject"] as? [String: String] ?? [:],
+                Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["anomalyClass"] as? String }),
+                event["summary"] as? String ?? "")
+        }
+        #expect(events.count == 2, "\(listed)")
+        let oom = try #require(byClass["oom_killed"], "\(listed)")
+        #expect(oom.subject == ["namespace": "shop", "kind": "Deployment", "name": "api"])
+        #expect(oom.signals == ["oom_killed", "memory_pressure"], "\(oom)")
+        #expect(oom.summary.contains("OOM killed") && oom.summary.contains("memory 95% of limit"), "\(oom.summary)")
+        let job = try #require(byClass["job_failed"], "\(listed)")
+        #expect(job.subject == ["namespace": "ops", "kind": "CronJob", "name": "backup"])
+        #expect(job.signals == ["job_failed"])
+    }
 }
 
 /// The one event an `/api/v1/events` answer lists (recorded as an issue when it lists another

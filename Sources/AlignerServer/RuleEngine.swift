@@ -509,7 +509,7 @@ actor RuleEngine {
     /// kube_replicaset_owner and kube_job_owner;
     /// without them, from the pod's name (`<deployment>-<template hash>-<suffix>`,
     /// `<statefulset>-<ordinal>`, `<daemonset>-<suffix>`) when kube-state-metrics knows a
-    /// workload of that name. A Job → its CronJob.
+    /// workload of that name. A Job's own signal (JobFailed) → its CronJob.
     func lift(_ subject: Subject) -> Subject {
         guard subject.kind == "Pod" || subject.kind == "Job" else { return subject }
         let now = WallClock.nowMilliseconds()
@@ -587,18 +587,17 @@ actor RuleEngine {
             }
             return nil
         }
-        if subject.kind == "Job" {
-            guard let jobOwner = owner("kube_job_owner", "job_name", subject.name), jobOwner.kind == "CronJob" else { return subject }
+        // A CronJob's runs are Jobs of a new name each time: the CronJob is the workload.
+        func cronJob(of job: String) -> Subject? {
+            guard let jobOwner = owner("kube_job_owner", "job_name", job), jobOwner.kind == "CronJob" else { return nil }
             return Subject(namespace: subject.namespace, kind: jobOwner.kind, name: jobOwner.name)
         }
+        if subject.kind == "Job" { return cronJob(of: subject.name) ?? subject }
         if let podOwner = owner("kube_pod_owner", "pod", subject.name) {
             if podOwner.kind == "ReplicaSet", let rsOwner = owner("kube_replicaset_owner", "replicaset", podOwner.name) {
                 return Subject(namespace: subject.namespace, kind: rsOwner.kind, name: rsOwner.name)
             }
-            // A CronJob's runs are Jobs of a new name each time: the CronJob is the workload.
-            if podOwner.kind == "Job", let jobOwner = owner("kube_job_owner", "job_name", podOwner.name), jobOwner.kind == "CronJob" {
-                return Subject(namespace: subject.namespace, kind: jobOwner.kind, name: jobOwner.name)
-            }
+            if podOwner.kind == "Job", let owner = cronJob(of: podOwner.name) { return owner }
             return Subject(namespace: subject.namespace, kind: podOwner.kind, name: podOwner.name)
         }
         let parts = subject.name.split(separator: "-", omittingEmptySubsequences: false)

@@ -43,6 +43,62 @@ public struct EventSpec: Sendable, Equatable {
         self.nameLabels = nameLabels
         self.severity = severity
     }
+
+    /// The routing of an alerting rule that has no `event` (an upstream rule, or one written for
+    /// Prometheus), read from the firing alert's own labels: the workload its usual labels name
+    /// (`deployment`, `statefulset`, `daemonset`, `cronjob`, `job_name`, `pod`, `service`, ...,
+    /// with `namespace`; a namespace alone; a `node`), the class from the alert's name
+    /// (`KubePodCrashLooping` is `kube_pod_crash_looping`) and the severity from its `severity`
+    /// label. An `info` alert joins its subject's open event and opens none; an alert with
+    /// severity `none` (kube-prometheus' Watchdog, always firing) or without any such label is no
+    /// signal (it is still listed by `GET /api/v1/alerts`).
+    public static func inferred(alertName: String, labels: [String: String]) -> EventSpec? {
+        let severity: String
+        switch (labels["severity"] ?? "warning").lowercased() {
+        case "critical", "page", "error", "high": severity = "critical"
+        case "info", "low", "informational": severity = "info"
+        case "none": return nil
+        default: severity = "warning"
+        }
+        func set(_ label: String) -> Bool { !(labels[label] ?? "").isEmpty }
+        var spec: EventSpec
+        if set("namespace") {
+            let (label, kind) = EventSpec.workloadLabels.first { set($0.label) } ?? ("namespace", "Namespace")
+            spec = EventSpec(anomalyClass: "", namespaceLabel: "namespace", kind: kind, kindLabel: nil, nameLabels: [label], severity: severity)
+        } else if set("node") {
+            spec = EventSpec(anomalyClass: "", namespaceLabel: "", kind: "Node", kindLabel: nil, nameLabels: ["node"], severity: severity)
+        } else {
+            return nil
+        }
+        spec.anomalyClass = snakeCase(alertName)
+        spec.opens = severity != "info"
+        return spec
+    }
+
+    /// The labels that name a workload, most specific first, and the kind each names. A pod is
+    /// lifted to its owner; a `service` names the Deployment of that name, or the owner of the
+    /// pods behind the service's series (as the bundled pack's error-ratio rule does).
+    static let workloadLabels: [(label: String, kind: String)] = [
+        ("deployment", "Deployment"), ("statefulset", "StatefulSet"), ("daemonset", "DaemonSet"),
+        ("cronjob", "CronJob"), ("job_name", "Job"), ("pod", "Pod"),
+        ("horizontalpodautoscaler", "HorizontalPodAutoscaler"), ("persistentvolumeclaim", "PersistentVolumeClaim"),
+        ("service", "Deployment"),
+    ]
+
+    /// `KubePodCrashLooping` → `kube_pod_crash_looping`, `HTTPErrors5xx` → `http_errors5xx`.
+    public static func snakeCase(_ name: String) -> String {
+        let chars = Array(name)
+        var out = ""
+        for (i, c) in chars.enumerated() {
+            if c.isUppercase, i > 0, !out.hasSuffix("_"),
+               !chars[i - 1].isUppercase || (i + 1 < chars.count && chars[i + 1].isLowercase) {
+                out.append("_")
+            }
+            if c.isLetter || c.isNumber { out.append(contentsOf: c.lowercased()) } else if !out.hasSuffix("_") && !out.isEmpty { out.append("_") }
+        }
+        while out.hasSuffix("_") { out.removeLast() }
+        return out.isEmpty ? "alert" : out
+    }
 }
 
 /// One rule: an alerting or recording rule with Aligner's extensions.
@@ -62,6 +118,9 @@ public struct Rule: Sendable {
     public var labels: [String: String] = [:]
     public var annotations: [String: String] = [:]
     public var event: EventSpec?
+    /// `event: false`: the rule's alerts are never signals (without `event`, they are routed by
+    /// their labels, `EventSpec.inferred`).
+    public var eventOff = false
     /// A separate condition that must hold for the alert to resolve (hysteresis).
     public var resolve: Expr?
     public var hooks: [String] = []
@@ -296,7 +355,7 @@ struct Context {
                 rule.annotations = stringMap(v, "annotations", prefix: label, &p)
                 problems += p
             case "event":
-                rule.event = eventSpec(v, fail: fail)
+                if v.bool == false { rule.eventOff = true } else { rule.event = eventSpec(v, fail: fail) }
             case "resolve":
                 if let e = parseExpression(v, label: label) {
                     if e.type != .instantVector && e.type != .scalar {
@@ -322,7 +381,7 @@ struct Context {
 
     func eventSpec(_ node: Node, fail: (Node, String) -> Void) -> EventSpec? {
         guard let m = node.mapping else {
-            fail(node, "event must be a mapping with class, subject and severity")
+            fail(node, "event must be a mapping with class, subject and severity, or false")
             return nil
         }
         var spec = EventSpec(anomalyClass: "", namespaceLabel: "namespace", kind: nil, kindLabel: nil, nameLabels: [], severity: "warning")

@@ -274,9 +274,10 @@ actor RuleEngine {
         var out: [SignalInput] = []
         for (gi, g) in state.groups.enumerated() {
             for (ri, r) in g.rules.enumerated() {
-                guard let spec = r.event, let alerting = state.alerting[gi][ri] else { continue }
+                guard !r.eventOff, case .alert(let alertName) = r.kind, let alerting = state.alerting[gi][ri] else { continue }
                 for a in alerting.firing {
                     let labels = Dictionary(a.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+                    guard let spec = r.event ?? EventSpec.inferred(alertName: alertName, labels: labels) else { continue }
                     let nameLabel = spec.nameLabels.first { !(labels[$0] ?? "").isEmpty }
                     var subject = Subject(namespace: labels[spec.namespaceLabel] ?? "", kind: spec.kind ?? labels[spec.kindLabel ?? ""] ?? "",
                                           name: nameLabel.flatMap { labels[$0] } ?? "")

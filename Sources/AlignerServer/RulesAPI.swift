@@ -65,6 +65,8 @@ struct RulesAPI: Sendable {
                     if let e = r.event {
                         o["event"] = ["class": e.anomalyClass, "severity": e.severity, "subject": [
                             "namespace": e.namespaceLabel, "kind": e.kind ?? "", "kind_label": e.kindLabel ?? "", "name": e.nameLabels.count == 1 ? e.nameLabels[0] as Any : e.nameLabels]]
+                    } else if r.eventOff {
+                        o["event"] = false
                     }
                 case .record:
                     o["type"] = "recording"

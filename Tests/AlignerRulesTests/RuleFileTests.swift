@@ -131,4 +131,33 @@ import Testing
         #expect(groups.count == 13)
         #expect(groups.reduce(0) { $0 + $1.rules.count } == 100)
     }
+
+    @Test func alertNamesBecomeClassesInSnakeCase() {
+        let names = ["KubePodCrashLooping", "CPUThrottlingHigh", "KubeAPIErrorBudgetBurn", "etcdHighNumberOfFailedGRPCRequests",
+                     "HTTPErrors5xx", "TargetDown", "high-latency p99", "Up"]
+        #expect(names.map(EventSpec.snakeCase) == ["kube_pod_crash_looping", "cpu_throttling_high", "kube_api_error_budget_burn",
+                                                   "etcd_high_number_of_failed_grpc_requests", "http_errors5xx", "target_down",
+                                                   "high_latency_p99", "up"])
+    }
+
+    @Test func eventFalseTurnsRoutingOffAndOtherScalarsAreErrors() {
+        let muted = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: Muted
+                    expr: up == 0
+                    event: false
+            """, file: "r.yml")
+        #expect(muted.1.isEmpty && muted.0.first?.rules.first?.eventOff == true, "\(muted.1)")
+        let bad = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: Bad
+                    expr: up == 0
+                    event: true
+            """, file: "r.yml")
+        #expect(bad.1.count == 1 && bad.1[0].hasPrefix("r.yml:6:16: ") && bad.1[0].contains("or false"), "\(bad.1)")
+    }
 }

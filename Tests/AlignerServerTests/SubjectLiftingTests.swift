@@ -84,4 +84,53 @@ import Testing
         let subjects = await lifting.subjects()
         #expect(subjects == ["ops/CronJob/backup", "ops/Job/migrate-7", "ops/DaemonSet/fluent-bit", "ops/Pod/cache-q8x2z"])
     }
+
+    /// A rule written for Prometheus, without `event`, is routed by its alert's labels: the
+    /// workload they name (a pod lifted to its owner), a namespace alone, a node; the class from
+    /// the alert's name, the severity from its label. Watchdog (severity `none`), an alert that
+    /// names nothing, and `event: false` are no signal; an `info` alert opens no event.
+    @Test func rulesWithoutEventAreRoutedByTheirLabels() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: upstream
+                rules:
+                  - alert: KubePodCrashLooping
+                    expr: max by (namespace, pod, container) (restarts) > 0
+                    labels: {severity: warning}
+                  - alert: KubeNodeNotReady
+                    expr: node_ready > 0
+                    labels: {severity: critical}
+                  - alert: KubeQuotaAlmostFull
+                    expr: max by (namespace) (quota_used) > 0
+                    labels: {severity: info}
+                  - alert: Watchdog
+                    expr: vector(1)
+                    labels: {severity: none}
+                  - alert: ManyRestartsClusterWide
+                    expr: sum(restarts) > 0
+                  - alert: HTTPErrors5xx
+                    expr: max by (namespace, service, pod) (errors) > 0
+                  - alert: Muted
+                    expr: restarts > 0
+                    event: false
+            """)
+        let lifting = try Lifting(rules: path)
+        let series = lifting.series
+        let ns = ("namespace", "ops")
+        series([("__name__", "restarts"), ns, ("pod", "web-7d9f-a1"), ("container", "app")])
+        series([("__name__", "kube_pod_owner"), ns, ("pod", "web-7d9f-a1"), ("owner_kind", "ReplicaSet"), ("owner_name", "web-7d9f"), ("owner_is_controller", "true")])
+        series([("__name__", "kube_replicaset_owner"), ns, ("replicaset", "web-7d9f"), ("owner_kind", "Deployment"), ("owner_name", "web"), ("owner_is_controller", "true")])
+        series([("__name__", "node_ready"), ("node", "n1")])
+        series([("__name__", "quota_used"), ns, ("resourcequota", "compute")])
+        series([("__name__", "errors"), ns, ("service", "cart")])
+        await lifting.engine.evaluate(groups: nil, now: lifting.now)
+        let signals = await lifting.engine.signals()
+        let routed = Set(signals.map { "\($0.rule) \($0.anomalyClass) \($0.severity) opens=\($0.opens) \($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
+        #expect(routed == [
+            "KubePodCrashLooping kube_pod_crash_looping warning opens=true ops/Deployment/web",
+            "KubeNodeNotReady kube_node_not_ready critical opens=true /Node/n1",
+            "KubeQuotaAlmostFull kube_quota_almost_full info opens=false ops/Namespace/ops",
+            "HTTPErrors5xx http_errors5xx warning opens=true ops/Deployment/cart",
+        ])
+    }
 }

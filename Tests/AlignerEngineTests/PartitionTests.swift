@@ -26,12 +26,13 @@ import Testing
         #expect(try PromQLParser.parse(expr).partitionConstraint.labels == labels, "\(expr)")
     }
 
+    /// By cluster too: the pack names `cluster` wherever it names the namespace.
     @Test func theBundledPackSplitsByNamespaceOrPod() throws {
         let groups = try RuleFileLoader.load(files: [packPath])
         let byName = Dictionary(uniqueKeysWithValues: groups.map { ($0.name, $0.partitionLabels) })
-        #expect(byName["kubernetes-pods"] == ["namespace", "pod"])
-        #expect(byName["kubernetes-workloads"] == ["namespace"])
-        #expect(byName["kubernetes-services"] == ["namespace"])
+        #expect(byName["kubernetes-pods"] == ["cluster", "namespace", "pod"])
+        #expect(byName["kubernetes-workloads"] == ["cluster", "namespace"])
+        #expect(byName["kubernetes-services"] == ["cluster", "namespace"])
     }
 
     var packPath: String {

@@ -5,7 +5,9 @@ import CAlignerIntrinsics
 import Synchronization
 
 /// The samples the rules need: one window per series that some rule selects, holding the samples
-/// of the longest range plus the lookback any rule reads, and the series recording rules write.
+/// of the longest range (with its offset) that the rules reading that series use, plus 5 minutes
+/// (the lookback, and the 5 minutes back that events' evidence evaluates the rules over), and the
+/// series recording rules write.
 /// Everything else is never kept. Writes mark the rule groups the series feeds as dirty.
 public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unchecked Sendable {
     struct Window {
@@ -16,6 +18,9 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// For each of `groups`: the part of that group this series belongs to (0: the group is
         /// evaluated whole).
         var partitions: [UInt32] = []
+        /// How far back from its newest sample the window keeps samples: the longest range and
+        /// offset of the selectors that read the series, plus 5 minutes.
+        var retention: Int64 = WindowStore.lookback
 
         /// The first sample at or after `t` (strictly after, when `after`), by binary search.
         func firstIndex(from t: Int64, after: Bool = false) -> Int {
@@ -38,7 +43,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// nil when the window already has a sample at that time.
         @inline(__always)
         mutating func add(
-            _ timestamp: Int64, _ valueBits: UInt64, retention: Int64, except writer: Int?,
+            _ timestamp: Int64, _ valueBits: UInt64, except writer: Int?,
             dirtyWhole: inout [Bool], dirtyParts: inout [PartitionSet], anyDirty: inout Bool
         ) -> Int? {
             if timestamp > timestamps.last ?? .min {
@@ -81,12 +86,17 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     struct Selection {
         /// Per group: the selectors its rules read.
         var groupSelectors: [[[LabelMatcher]]] = []
+        /// Per group, for each of its selectors: how far back it reads (range and offset, and the
+        /// ranges of the subqueries around it).
+        var groupReaches: [[Int64]] = []
         /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`).
         var groupPartitions: [[String]?] = []
         /// Kept whatever the rules read: the owner series that lift a pod to its workload.
         var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner"]
-        var retention: Int64 = 300_000
     }
+
+    /// The lookback of an instant selector, and the margin every window keeps beyond its reach.
+    static let lookback: Int64 = 300_000
 
     struct State {
         var windows: [Window?] = [nil]  // id 0 is "none"
@@ -132,19 +142,21 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// What the rules of `groups` select; windows of series no rule selects any more are dropped.
     public func select(_ groups: [RuleGroup]) {
         var selection = Selection()
-        var longest: Int64 = 0
         for g in groups {
             var selectors: [[LabelMatcher]] = []
+            var reaches: [Int64] = []
             for r in g.rules {
                 for e in [r.expr] + (r.resolve.map { [$0] } ?? []) {
-                    selectors += e.selectors.map(\.matchers)
-                    longest = max(longest, WindowStore.longestRange(e))
+                    for (matchers, reach) in WindowStore.reaches(e) {
+                        selectors.append(matchers)
+                        reaches.append(reach)
+                    }
                 }
             }
             selection.groupSelectors.append(selectors)
+            selection.groupReaches.append(reaches)
             selection.groupPartitions.append(g.partitionLabels)
         }
-        selection.retention = longest + 300_000
         state.withLock { s in
             s.selection = selection
             s.partitionIDs = groups.map { _ in [:] }
@@ -187,6 +199,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         }
         s.windows[Int(id)]!.groups = groups
         s.windows[Int(id)]!.partitions = partitions
+        s.windows[Int(id)]!.retention = WindowStore.retention(for: labels, s.selection)
     }
 
     /// The partition of a group that a label set belongs to, if the group is split and the
@@ -211,17 +224,31 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         state.withLock { s in Set(partitions.compactMap { s.partitionKeys[group].indices.contains(Int($0)) ? s.partitionKeys[group][Int($0)] : nil }) }
     }
 
-    static func longestRange(_ e: Expr) -> Int64 {
+    /// Each selector of an expression with how far back before the evaluation time it reads:
+    /// its range and offset, and the range and offset of every subquery around it.
+    static func reaches(_ e: Expr, outer: Int64 = 0) -> [(matchers: [LabelMatcher], reach: Int64)] {
         switch e {
-        case .matrix(let s, let range): range + max(0, s.offset)
-        case .selector(let s): max(0, s.offset)
-        case .call(_, let args): args.map(longestRange).max() ?? 0
-        case .aggregate(_, let e, let p, _, _): max(longestRange(e), p.map(longestRange) ?? 0)
-        case .binary(_, let l, let r, _, _): max(longestRange(l), longestRange(r))
-        case .negate(let e), .paren(let e): longestRange(e)
-        case .subquery(let q): q.range + max(0, q.offset) + longestRange(q.expr)
-        case .number, .string: 0
+        case .matrix(let s, let range): [(s.matchers, outer + range + max(0, s.offset))]
+        case .selector(let s): [(s.matchers, outer + max(0, s.offset))]
+        case .call(_, let args): args.flatMap { reaches($0, outer: outer) }
+        case .aggregate(_, let e, let p, _, _): reaches(e, outer: outer) + (p.map { reaches($0, outer: outer) } ?? [])
+        case .binary(_, let l, let r, _, _): reaches(l, outer: outer) + reaches(r, outer: outer)
+        case .negate(let e), .paren(let e): reaches(e, outer: outer)
+        case .subquery(let q): reaches(q.expr, outer: outer + q.range + max(0, q.offset))
+        case .number, .string: []
         }
+    }
+
+    /// How long a window of this series keeps samples: the longest reach of the selectors that
+    /// read it, plus 5 minutes.
+    static func retention(for labels: Labels, _ selection: Selection) -> Int64 {
+        var longest: Int64 = 0
+        for (selectors, reaches) in zip(selection.groupSelectors, selection.groupReaches) {
+            for (matchers, reach) in zip(selectors, reaches) where reach > longest {
+                if matchers.allSatisfy({ (try? $0.matches(labels.value($0.name))) == true }) { longest = reach }
+            }
+        }
+        return longest + lookback
     }
 
     static func groups(for labels: Labels, _ selection: Selection) -> [Int] {
@@ -331,9 +358,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// Runs for every sample a rule selects.
     @inline(__always)
     static func append(_ s: inout State, _ window: UInt32, _ timestamp: Int64, _ valueBits: UInt64, except writer: Int?) {
-        let retention = s.selection.retention
         guard let added = s.windows[Int(window)]?.add(
-            timestamp, valueBits, retention: retention, except: writer,
+            timestamp, valueBits, except: writer,
             dirtyWhole: &s.dirtyWhole, dirtyParts: &s.dirtyParts, anyDirty: &s.anyDirty)
         else { return }
         s.samples += added
@@ -384,7 +410,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     public func sweep(now: Int64) {
         state.withLock { s in
             for id in s.windows.indices.dropFirst() {
-                guard let last = s.windows[id]?.timestamps.last, last < now - s.selection.retention else { continue }
+                guard let last = s.windows[id]?.timestamps.last, let retention = s.windows[id]?.retention, last < now - retention else { continue }
                 s.samples -= s.windows[id]!.timestamps.count
                 s.windows[id]!.timestamps.removeAll()
                 s.windows[id]!.values.removeAll()

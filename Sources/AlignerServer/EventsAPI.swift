@@ -68,8 +68,13 @@ struct EventsAPI: Sendable {
             struct View: Encodable { var rule: String; var subject: Subject; var since: Int64 }
             return json(await events.waiting.map { View(rule: $0.rule, subject: $0.subject, since: $0.since) })
         }
+        // A subject outside any namespace (a Node) is `_` in place of the namespace.
+        @Sendable func namespace(_ context: BasicRequestContext) -> String {
+            let given = context.parameters.get("namespace") ?? ""
+            return given == "_" ? "" : given
+        }
         router.get("/api/v1/subjects/:namespace/:name") { _, context in
-            await subject(namespace: context.parameters.get("namespace") ?? "", name: context.parameters.get("name") ?? "")
+            await subject(namespace: namespace(context), name: context.parameters.get("name") ?? "")
         }
         router.get("/api/v1/subjects/:namespace/:name/journal") { request, context in
             var limit = 50
@@ -77,7 +82,7 @@ struct EventsAPI: Sendable {
                 guard let n = Int(text), n > 0 else { return error(.badRequest, "limit=\(text): want a whole number of entries, 1 or more (at most 500 are returned)") }
                 limit = n
             }
-            let entries = await events.journal(namespace: context.parameters.get("namespace") ?? "",
+            let entries = await events.journal(namespace: namespace(context),
                                                name: context.parameters.get("name") ?? "", limit: min(limit, 500))
             return json(entries)
         }

@@ -36,6 +36,29 @@ import Testing
         #expect(r.status == 204)
     }
 
+    /// A rule written for Prometheus (no `event`) about a node opens an event for the Node, and the
+    /// live check reaches that cluster-scoped subject with `_` in place of a namespace.
+    @Test func anUpstreamNodeAlertOpensAnEventReachableThroughItsSubject() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: nodes
+                rules:
+                  - alert: KubeNodeNotReady
+                    expr: node_ready{condition="true"} == 0
+                    labels: {severity: critical}
+            """)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let request = TestRequest(series: [
+            TestSeries("node_ready", [("node", "n1"), ("condition", "true")], samples: [(WallClock.nowMilliseconds(), 0)]),
+        ])
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        let listed = try await poll(s.base, "/api/v1/events") { $0.contains("kube_node_not_ready") }
+        #expect(listed.contains(#""subject":{"kind":"Node","name":"n1","namespace":""}"#), "\(listed)")
+        let subject = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/_/n1").text
+        #expect(subject.contains(#""healthy":false"#) && subject.contains(#""rule":"KubeNodeNotReady""#), "\(subject)")
+    }
+
     /// `for` ends on time with no write after the one that started it: the engine wakes for it
     /// and evaluates the alert's part of the group (not every group).
     @Test func forEndsOnTimeWithoutAnotherWrite() async throws {
@@ -75,6 +98,7 @@ import Testing
                 rules:
                   - alert: ReadyCountStale
                     expr: max by (namespace, deployment) (timestamp(kube_deployment_status_replicas_ready)) < time() - 1.5
+                    event: false
             """)
         let s = try await RunningServer.start {
             $0.rulePaths = [path]

@@ -128,7 +128,9 @@ public struct Event: Codable, Sendable, Equatable {
         }
         var parts: [String] = []
         for s in signals.indices.sorted(by: { order($0) < order($1) }).map({ signals[$0] }) {
-            var text = s.evidence?.text ?? s.annotations["summary"] ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
+            // An upstream rule may have only a description (or the older kubernetes-mixin's message).
+            var text = s.evidence?.text ?? s.annotations["summary"] ?? s.annotations["description"] ?? s.annotations["message"]
+                ?? "\(s.rule) (\(s.anomalyClass)) value \(formatNumber(s.value))"
             // The summary starts with the subject's name once, not once per signal.
             for prefix in ["\(subject.namespace)/\(subject.name): ", "\(subject.name): "] where text.hasPrefix(prefix) {
                 text.removeFirst(prefix.count)

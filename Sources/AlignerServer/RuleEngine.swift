@@ -438,7 +438,8 @@ actor RuleEngine {
 
     /// The rule's summary for an alert at the evidence's top value, or its name and that value.
     func summary(rule: Rule, alert: Alert, top: Double, now: Int64) -> String {
-        guard let template = rule.annotations["summary"], let t = try? AlertTemplate(template) else { return "\(rule.name) at \(top)" }
+        guard let template = rule.annotations["summary"] ?? rule.annotations["description"] ?? rule.annotations["message"],
+              let t = try? AlertTemplate(template) else { return "\(rule.name) at \(top)" }
         let labels = Dictionary(alert.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
         return (try? t.render(labels: labels, value: top, query: templateQuery(at: now))) ?? "\(rule.name) \(top)"
     }

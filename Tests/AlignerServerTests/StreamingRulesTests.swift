@@ -46,6 +46,7 @@ import Testing
                   - alert: KubeNodeNotReady
                     expr: node_ready{condition="true"} == 0
                     labels: {severity: critical}
+                    annotations: {description: "{{ $labels.node }} has been unready for more than 15 minutes."}
             """)
         let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
         defer { Task { await s.stop() } }
@@ -55,6 +56,8 @@ import Testing
         #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
         let listed = try await poll(s.base, "/api/v1/events") { $0.contains("kube_node_not_ready") }
         #expect(listed.contains(#""subject":{"kind":"Node","name":"n1","namespace":""}"#), "\(listed)")
+        // Without a summary annotation, the description tells what happened.
+        #expect(listed.contains(#""summary":"n1: n1 has been unready for more than 15 minutes."#), "\(listed)")
         let subject = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/_/n1").text
         #expect(subject.contains(#""healthy":false"#) && subject.contains(#""rule":"KubeNodeNotReady""#), "\(subject)")
     }

@@ -72,7 +72,7 @@ extension Evaluator {
         let rangeEnd: Int64, range: Int64
         switch unparen(rangeArg) {
         case .matrix(let selector, let r): (rangeEnd, range) = (end(selector), r)
-        case .subquery(let q): (rangeEnd, range) = ((q.at?.milliseconds(queryTime: queryTime) ?? time) - q.offset, q.range)
+        case .subquery(let q): (rangeEnd, range) = ((q.at?.milliseconds(start: queryStart, end: queryEnd) ?? time) - q.offset, q.range)
         default: throw EvaluationError(message: "function \(name) needs a range selector or a subquery")
         }
         var smoothing = 0.0, trend = 0.0

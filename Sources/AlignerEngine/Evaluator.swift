@@ -12,13 +12,16 @@ public struct Evaluator {
     public var lookback: Int64 = 300_000
     /// The step of a subquery that names none (`[5m:]`): the evaluation interval, as Prometheus uses.
     public var defaultSubqueryStep: Int64 = 60_000
-    /// The time `@ start()` and `@ end()` name: the query's own time, also inside subqueries.
-    public var queryTime: Int64
+    /// The times `@ start()` and `@ end()` name: an instant query's (or a rule evaluation's) own
+    /// time, a range query's first and last steps; the same inside subqueries.
+    public var queryStart: Int64
+    public var queryEnd: Int64
 
     public init(source: any SampleSource, time: Int64) {
         self.source = source
         self.time = time
-        self.queryTime = time
+        self.queryStart = time
+        self.queryEnd = time
     }
 
     public func evaluate(_ expr: Expr) throws(EvaluationError) -> Value {
@@ -60,7 +63,7 @@ public struct Evaluator {
 
     /// The end of a selector's window: the evaluation time, or the time `@` names, less the offset.
     func end(_ s: VectorSelector) -> Int64 {
-        (s.at?.milliseconds(queryTime: queryTime) ?? time) - s.offset
+        (s.at?.milliseconds(start: queryStart, end: queryEnd) ?? time) - s.offset
     }
 
     func instant(_ s: VectorSelector) -> [VectorSample] {
@@ -104,7 +107,7 @@ public struct Evaluator {
         guard q.range / step <= 1_000_000 else {
             throw EvaluationError(message: "subquery \(formatDuration(q.range)):\(formatDuration(step)) has more than 1000000 steps")
         }
-        let end = (q.at?.milliseconds(queryTime: queryTime) ?? time) - q.offset
+        let end = (q.at?.milliseconds(start: queryStart, end: queryEnd) ?? time) - q.offset
         let from = end - q.range
         var t = step * (from / step)
         if t < from { t += step }

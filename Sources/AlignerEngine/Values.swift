@@ -124,6 +124,12 @@ public struct RangeSeries: Sendable {
     public var labels: Labels
     public var timestamps: [Int64]
     public var values: [Double]
+
+    public init(labels: Labels, timestamps: [Int64], values: [Double]) {
+        self.labels = labels
+        self.timestamps = timestamps
+        self.values = values
+    }
 }
 
 /// The value of an expression at one evaluation time.

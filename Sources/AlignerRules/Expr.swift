@@ -133,11 +133,13 @@ public struct Subquery: Sendable, Equatable {
 }
 
 extension AtModifier {
-    /// The time `@` names, in milliseconds; `start()` and `end()` are the query's time.
-    public func milliseconds(queryTime: Int64) -> Int64 {
+    /// The time `@` names, in milliseconds; `start()` and `end()` are the query's first and last
+    /// steps (an instant query's time, or a rule evaluation's).
+    public func milliseconds(start: Int64, end: Int64) -> Int64 {
         switch self {
         case .timestamp(let seconds): Int64((seconds * 1000).rounded())
-        case .start, .end: queryTime
+        case .start: start
+        case .end: end
         }
     }
 }

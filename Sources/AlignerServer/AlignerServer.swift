@@ -141,6 +141,8 @@ public struct AlignerServer: Sendable {
         router.get("/api/v1/alerts") { _, _ in await api.alerts() }
         router.get("/api/v1/query") { request, _ in await api.query(request) }
         router.post("/api/v1/query") { request, _ in await api.query(request) }
+        router.get("/api/v1/query_range") { request, _ in await api.queryRange(request) }
+        router.post("/api/v1/query_range") { request, _ in await api.queryRange(request) }
         router.post("/-/reload") { _, _ in await api.reload() }
         EventsAPI(events: events, rules: rules, windows: windows).register(on: router)
         router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))

@@ -636,6 +636,36 @@ actor RuleEngine {
         evaluator.defaultSubqueryStep = subqueryStep
         return try evaluator.evaluate(expr)
     }
+
+    /// Evaluates an instant-vector or scalar expression at every step from `start` through `end`
+    /// (the range query API): each series with its values at the steps where it has one (a
+    /// scalar as a series without labels), sorted by labels, as Prometheus answers.
+    func queryRange(_ expr: Expr, start: Int64, end: Int64, step: Int64) throws -> [RangeSeries] {
+        var evaluator = Evaluator(source: store, time: start)
+        evaluator.defaultSubqueryStep = subqueryStep
+        evaluator.queryStart = start
+        evaluator.queryEnd = end
+        var series: [Labels: Int] = [:]
+        var out: [RangeSeries] = []
+        func add(_ labels: Labels, _ t: Int64, _ v: Double) {
+            let i = series[labels] ?? {
+                out.append(RangeSeries(labels: labels, timestamps: [], values: []))
+                series[labels] = out.count - 1
+                return out.count - 1
+            }()
+            out[i].timestamps.append(t)
+            out[i].values.append(v)
+        }
+        for t in stride(from: start, through: end, by: Int(step)) {
+            evaluator.time = t
+            switch try evaluator.evaluate(expr) {
+            case .scalar(let v): add([], t, v)
+            case .vector(let samples): for sample in samples { add(sample.labels, t, sample.value) }
+            case .string, .matrix: throw EvaluationError(message: "invalid expression type for range query, must be Scalar or instant Vector")
+            }
+        }
+        return out.sorted { $0.labels.lexicographicallyPrecedes($1.labels) }
+    }
 }
 
 extension Duration {

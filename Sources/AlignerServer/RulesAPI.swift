@@ -85,14 +85,68 @@ struct RulesAPI: Sendable {
         return json(["status": "success", "data": ["alerts": alerts.map(RulesAPI.alertObject)]])
     }
 
-    func query(_ request: Request) async -> Response {
+    /// The parameters of a query: the URL's, and for a POST the form body's before them (Go's
+    /// Request.ParseForm).
+    func form(_ request: Request) async -> FormValues {
         var form = FormValues(query: request)
-        if request.method == .post {
-            if let body = try? await request.body.collect(upTo: 1 << 20) {
-                // Go's Request.ParseForm: the body's values come before the query's.
-                form.pairs = FormValues(String(buffer: body)).pairs + form.pairs
-            }
+        if request.method == .post, let body = try? await request.body.collect(upTo: 1 << 20) {
+            form.pairs = FormValues(String(buffer: body)).pairs + form.pairs
         }
+        return form
+    }
+
+    /// A warning for each metric the expression names that no rule reads (not kept, so not seen).
+    func unkeptWarnings(_ expr: Expr) -> [String] {
+        Set(expr.selectors.compactMap(\.name).filter { windows.unkept(metric: $0) }).sorted().map {
+            "no rule reads \($0): Aligner keeps only the series its rules read, so this query cannot see it"
+        }
+    }
+
+    /// `GET|POST /api/v1/query_range?query=&start=&end=&step=`: the expression at every step, as
+    /// Prometheus answers it (a matrix), over the rules' windows.
+    func queryRange(_ request: Request) async -> Response {
+        let form = await form(request)
+        guard let text = form.get("query"), !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
+        var bounds: [Int64] = []
+        for name in ["start", "end"] {
+            let given = form.get(name) ?? ""
+            guard let t = parseAPITime(given) else { return error("bad_data", "invalid parameter \"\(name)\": cannot parse \"\(given)\" to a valid timestamp") }
+            bounds.append(t)
+        }
+        let (start, end) = (bounds[0], bounds[1])
+        if end < start { return error("bad_data", "invalid parameter \"end\": end timestamp must not be before start time") }
+        let stepText = form.get("step") ?? ""
+        guard let step = Double(stepText).flatMap({ Int64(exactly: ($0 * 1000).rounded(.towardZero)) }) ?? parseDurationMilliseconds(stepText) else {
+            return error("bad_data", "invalid parameter \"step\": cannot parse \"\(stepText)\" to a valid duration")
+        }
+        if step <= 0 {
+            return error("bad_data", "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer")
+        }
+        if (end - start) / step > 11_000 {
+            return error("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+        }
+        let expr: Expr
+        do { expr = try PromQLParser.parse(text) } catch {
+            return self.error("bad_data", "invalid parameter \"query\": 1:\(error.offset + 1): parse error: \(error.message)")
+        }
+        guard expr.type == .instantVector || expr.type == .scalar else {
+            return error("bad_data", "invalid parameter \"query\": invalid expression type \"\(expr.type.rawValue)\" for range query, must be Scalar or instant Vector")
+        }
+        do {
+            let series = try await engine.queryRange(expr, start: start, end: end, step: step)
+            let data: [String: Any] = ["resultType": "matrix", "result": series.map { s in
+                ["metric": RulesAPI.labelsObject(s.labels),
+                 "values": zip(s.timestamps, s.values).map { [Double($0.0) / 1000, formatSampleValue($0.1)] }]
+            }]
+            let warnings = unkeptWarnings(expr)
+            return json(warnings.isEmpty ? ["status": "success", "data": data] : ["status": "success", "data": data, "warnings": warnings])
+        } catch {
+            return self.error("execution", "\(error)", status: .unprocessableContent)
+        }
+    }
+
+    func query(_ request: Request) async -> Response {
+        let form = await form(request)
         guard let text = form.get("query"), !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
         var time = WallClock.nowMilliseconds()
         // An empty time is the default, as in Prometheus.
@@ -121,13 +175,8 @@ struct RulesAPI: Sendable {
                 }]
             }
             // Prometheus' `warnings`: a selector of series no rule reads finds nothing here.
-            let unkept = Set(expr.selectors.compactMap(\.name).filter { windows.unkept(metric: $0) }).sorted()
-            if !unkept.isEmpty {
-                return json(["status": "success", "data": data, "warnings": unkept.map {
-                    "no rule reads \($0): Aligner keeps only the series its rules read, so this query cannot see it"
-                }])
-            }
-            return json(["status": "success", "data": data])
+            let warnings = unkeptWarnings(expr)
+            return json(warnings.isEmpty ? ["status": "success", "data": data] : ["status": "success", "data": data, "warnings": warnings])
         } catch {
             return self.error("execution", "\(error)", status: .unprocessableContent)
         }

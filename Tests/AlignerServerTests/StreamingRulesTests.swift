@@ -135,6 +135,40 @@ import Testing
         #expect(parts ?? 0 >= 3)
     }
 
+    /// `query_range` answers a matrix, series sorted by labels, values at the steps (a scalar as a
+    /// series without labels); bad parameters are 400 with Prometheus' messages.
+    @Test func rangeQueryAnswersAMatrix() async throws {
+        let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let t0 = WallClock.nowMilliseconds() / 1000 * 1000
+        for (k, ready) in [(-20, 5.0), (-10, 4), (0, 4)] { try await write(s, ready: ready, at: t0 + Int64(k) * 1000) }
+        func get(_ query: String) async throws -> HTTPClient.Response {
+            try await HTTPClient.request("GET", s.base + "/api/v1/query_range?" + query)
+        }
+        let start = Double(t0 - 20_000) / 1000, end = Double(t0) / 1000
+        let ready = try await get("query=kube_deployment_status_replicas_ready&start=\(start)&end=\(end)&step=10s").text
+        let expected = #"{"data":{"result":[{"metric":{"__name__":"kube_deployment_status_replicas_ready","deployment":"darwin-store","namespace":"shop"},"values":[["#
+            + "\(Int(start)),\"5\"],[\(Int(start) + 10),\"4\"],[\(Int(end)),\"4\"]]}],\"resultType\":\"matrix\"},\"status\":\"success\"}"
+        #expect(ready == expected)
+        // Two series, evaluated ready first, answered sorted by labels; a scalar.
+        let both = try await get("query=kube_deployment_status_replicas_ready+or+on(__name__)+kube_deployment_spec_replicas&start=\(end)&end=\(end)&step=1").text
+        let spec = try #require(both.range(of: "kube_deployment_spec_replicas"), "\(both)")
+        let status = try #require(both.range(of: "kube_deployment_status_replicas_ready"), "\(both)")
+        #expect(spec.lowerBound < status.lowerBound, "\(both)")
+        #expect(try await get("query=1%2B1&start=\(start)&end=\(end)&step=20").text.contains(#"[{"metric":{},"values":[["#))
+        for (query, message) in [
+            ("query=up&start=\(start)&end=\(end)&step=0", "zero or negative query resolution step widths are not accepted"),
+            ("query=up&start=\(end)&end=\(start)&step=1", "end timestamp must not be before start time"),
+            ("query=up&start=x&end=\(end)&step=1", #"invalid parameter \"start\": cannot parse \"x\" to a valid timestamp"#),
+            ("query=up%5B5m%5D&start=\(start)&end=\(end)&step=1", #"invalid expression type \"range vector\" for range query"#),
+            ("query=up&start=0&end=\(end)&step=1", "exceeded maximum resolution of 11,000 points"),
+        ] {
+            let r = try await get(query)
+            #expect(r.status == 400 && r.text.contains(#""errorType":"bad_data""#) && r.text.contains(message), "\(query): \(r.text)")
+        }
+    }
+
     @Test func alertFiresAfterTheWriteAndResolves() async throws {
         let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
         let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }

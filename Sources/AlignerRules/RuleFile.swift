@@ -76,9 +76,9 @@ public struct EventSpec: Sendable, Equatable {
     }
 
     /// The labels that name a workload, most specific first, and the kind each names. A pod is
-    /// lifted to its owner; a `service` (or an `app`) names the Deployment of that name, or the
-    /// owner of the pods behind the series that carry it (as the bundled pack's error-ratio rule
-    /// does).
+    /// lifted to its owner; a `service` names the Deployment of that name, or else the Service; an
+    /// `app` the Deployment of that name, or the owner of the pods behind the series that carry it
+    /// (as the bundled pack's error-ratio rule does).
     static let workloadLabels: [(label: String, kind: String)] = [
         ("deployment", "Deployment"), ("statefulset", "StatefulSet"), ("daemonset", "DaemonSet"),
         ("cronjob", "CronJob"), ("job_name", "Job"), ("pod", "Pod"),

@@ -282,7 +282,11 @@ actor RuleEngine {
                     var subject = Subject(namespace: labels[spec.namespaceLabel] ?? "", kind: spec.kind ?? labels[spec.kindLabel ?? ""] ?? "",
                                           name: nameLabel.flatMap { labels[$0] } ?? "")
                     subject = lift(subject)
-                    if let nameLabel { subject = liftThroughPods(subject, label: nameLabel) }
+                    if r.event == nil && nameLabel == "service" {
+                        subject = deploymentOrService(subject)
+                    } else if let nameLabel {
+                        subject = liftThroughPods(subject, label: nameLabel)
+                    }
                     out.append(SignalInput(rule: r.name, anomalyClass: spec.anomalyClass, severity: spec.severity, subject: subject,
                                            labels: labels, annotations: a.annotations, value: a.value, since: a.activeAt,
                                            evidence: evidence(rule: r, alert: a, group: gi), opens: spec.opens))
@@ -544,6 +548,20 @@ actor RuleEngine {
     /// The kube-state-metrics series that say a workload exists, and its name label, by kind.
     static let workloadSeries = ["Deployment": ("kube_deployment_spec_replicas", "deployment"),
                                  "StatefulSet": ("kube_statefulset_replicas", "statefulset")]
+
+    /// The subject of an upstream alert that names a `service` (no `event` routing): the
+    /// Deployment of that name when kube-state-metrics knows one, else the Service itself; not the
+    /// owner of the pods behind the service's series, as the pack's error ratio is lifted: the
+    /// kubelet's TargetDown names service `kubelet`, whose cAdvisor series carry every pod.
+    func deploymentOrService(_ subject: Subject) -> Subject {
+        let now = WallClock.nowMilliseconds()
+        if let known = lifted[subject], known.until > now { return known.owner }
+        let known = !seen("kube_deployment_spec_replicas", namespace: subject.namespace, "deployment", subject.name, now: now).isEmpty
+        let named = known ? subject : Subject(namespace: subject.namespace, kind: "Service", name: subject.name)
+        // Asked again in a few seconds while not found (kube-state-metrics' series may be on their way).
+        remember(subject, as: named, until: now + (known ? 30_000 : 5_000), now: now)
+        return named
+    }
 
     /// A Deployment or StatefulSet subject named by a label that is not a workload's name (a
     /// Service `darwin-store-web` in front of the Deployment `darwin-store`, a job named otherwise):

@@ -86,7 +86,8 @@ import Testing
     }
 
     /// A rule written for Prometheus, without `event`, is routed by its alert's labels: the
-    /// workload they name (a pod lifted to its owner), a namespace alone, a node; the class from
+    /// workload they name (a pod lifted to its owner; a service the Deployment of that name, else
+    /// the Service), a namespace alone, a node; the class from
     /// the alert's name, the severity from its label. Watchdog (severity `none`), an alert that
     /// names nothing, and `event: false` are no signal; an `info` alert opens no event.
     @Test func rulesWithoutEventAreRoutedByTheirLabels() async throws {
@@ -109,7 +110,11 @@ import Testing
                   - alert: ManyRestartsClusterWide
                     expr: sum(restarts) > 0
                   - alert: HTTPErrors5xx
-                    expr: max by (namespace, service, pod) (errors) > 0
+                    expr: max by (namespace, service) (errors) > 0
+                  - alert: TargetDown
+                    expr: max by (namespace, service, job) (target_down) > 0
+                  - record: pod:cpu
+                    expr: container_cpu
                   - alert: Muted
                     expr: restarts > 0
                     event: false
@@ -122,7 +127,14 @@ import Testing
         series([("__name__", "kube_replicaset_owner"), ns, ("replicaset", "web-7d9f"), ("owner_kind", "Deployment"), ("owner_name", "web"), ("owner_is_controller", "true")])
         series([("__name__", "node_ready"), ("node", "n1")])
         series([("__name__", "quota_used"), ns, ("resourcequota", "compute")])
+        // cart's errors: no Deployment cart, so the Service. web's: the Deployment web.
         series([("__name__", "errors"), ns, ("service", "cart")])
+        series([("__name__", "errors"), ns, ("service", "web")])
+        series([("__name__", "kube_deployment_spec_replicas"), ns, ("deployment", "web")])
+        // The kubelet's target down: its service's cAdvisor series carry web's pod, which does
+        // not make it web's problem.
+        series([("__name__", "target_down"), ns, ("service", "kubelet"), ("job", "kubelet")])
+        series([("__name__", "container_cpu"), ns, ("service", "kubelet"), ("pod", "web-7d9f-a1")])
         await lifting.engine.evaluate(groups: nil, now: lifting.now)
         let signals = await lifting.engine.signals()
         let routed = Set(signals.map { "\($0.rule) \($0.anomalyClass) \($0.severity) opens=\($0.opens) \($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
@@ -130,7 +142,9 @@ import Testing
             "KubePodCrashLooping kube_pod_crash_looping warning opens=true ops/Deployment/web",
             "KubeNodeNotReady kube_node_not_ready critical opens=true /Node/n1",
             "KubeQuotaAlmostFull kube_quota_almost_full info opens=false ops/Namespace/ops",
-            "HTTPErrors5xx http_errors5xx warning opens=true ops/Deployment/cart",
+            "HTTPErrors5xx http_errors5xx warning opens=true ops/Service/cart",
+            "HTTPErrors5xx http_errors5xx warning opens=true ops/Deployment/web",
+            "TargetDown target_down warning opens=true ops/Service/kubelet",
         ])
     }
 }

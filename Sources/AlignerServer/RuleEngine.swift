@@ -555,11 +555,13 @@ actor RuleEngine {
     /// kubelet's TargetDown names service `kubelet`, whose cAdvisor series carry every pod.
     func deploymentOrService(_ subject: Subject) -> Subject {
         let now = WallClock.nowMilliseconds()
-        if let known = lifted[subject], known.until > now { return known.owner }
+        // Remembered apart from `liftThroughPods`' answers for the same name, which differ.
+        let key = Subject(namespace: subject.namespace, kind: "service name", name: subject.name)
+        if let known = lifted[key], known.until > now { return known.owner }
         let known = !seen("kube_deployment_spec_replicas", namespace: subject.namespace, "deployment", subject.name, now: now).isEmpty
         let named = known ? subject : Subject(namespace: subject.namespace, kind: "Service", name: subject.name)
         // Asked again in a few seconds while not found (kube-state-metrics' series may be on their way).
-        remember(subject, as: named, until: now + (known ? 30_000 : 5_000), now: now)
+        remember(key, as: named, until: now + (known ? 30_000 : 5_000), now: now)
         return named
     }
 

@@ -115,6 +115,13 @@ import Testing
                     expr: max by (namespace, service, job) (target_down) > 0
                   - record: pod:cpu
                     expr: container_cpu
+                  # The same service name, upstream (the Service) and routed by the pack's way
+                  # (the owner of the pods behind it): neither answer is taken for the other.
+                  - alert: UpstreamErrors
+                    expr: max by (namespace, service) (requests_failed) > 0
+                  - alert: ErrorRatio
+                    expr: max by (namespace, service) (requests_failed) > 0
+                    event: {class: error_rate_spike, severity: critical, subject: {namespace: namespace, kind: Deployment, name: service}}
                   - alert: Muted
                     expr: restarts > 0
                     event: false
@@ -135,6 +142,7 @@ import Testing
         // not make it web's problem.
         series([("__name__", "target_down"), ns, ("service", "kubelet"), ("job", "kubelet")])
         series([("__name__", "container_cpu"), ns, ("service", "kubelet"), ("pod", "web-7d9f-a1")])
+        series([("__name__", "requests_failed"), ns, ("service", "cart-web"), ("pod", "web-7d9f-a1")])
         await lifting.engine.evaluate(groups: nil, now: lifting.now)
         let signals = await lifting.engine.signals()
         let routed = Set(signals.map { "\($0.rule) \($0.anomalyClass) \($0.severity) opens=\($0.opens) \($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
@@ -145,6 +153,8 @@ import Testing
             "HTTPErrors5xx http_errors5xx warning opens=true ops/Service/cart",
             "HTTPErrors5xx http_errors5xx warning opens=true ops/Deployment/web",
             "TargetDown target_down warning opens=true ops/Service/kubelet",
+            "UpstreamErrors upstream_errors warning opens=true ops/Service/cart-web",
+            "ErrorRatio error_rate_spike critical opens=true ops/Deployment/web",
         ])
     }
 }

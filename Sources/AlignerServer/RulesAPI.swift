@@ -134,14 +134,19 @@ struct RulesAPI: Sendable {
         }
         do {
             let series = try await engine.queryRange(expr, start: start, end: end, step: step)
-            let data: [String: Any] = ["resultType": "matrix", "result": series.map { s in
-                ["metric": RulesAPI.labelsObject(s.labels),
-                 "values": zip(s.timestamps, s.values).map { [Double($0.0) / 1000, formatSampleValue($0.1)] }]
-            }]
+            let data: [String: Any] = ["resultType": "matrix", "result": RulesAPI.matrixObject(series)]
             let warnings = unkeptWarnings(expr)
             return json(warnings.isEmpty ? ["status": "success", "data": data] : ["status": "success", "data": data, "warnings": warnings])
         } catch {
             return self.error("execution", "\(error)", status: .unprocessableContent)
+        }
+    }
+
+    /// A matrix as Prometheus' API prints it: each series' labels and its `[seconds, "value"]` pairs.
+    static func matrixObject(_ series: [RangeSeries]) -> [[String: Any]] {
+        series.map { s in
+            ["metric": labelsObject(s.labels),
+             "values": zip(s.timestamps, s.values).map { [Double($0.0) / 1000, formatSampleValue($0.1)] }]
         }
     }
 
@@ -168,11 +173,7 @@ struct RulesAPI: Sendable {
             case .string(let s): data = ["resultType": "string", "result": [t, s]]
             case .vector(let v):
                 data = ["resultType": "vector", "result": v.map { ["metric": RulesAPI.labelsObject($0.labels), "value": [t, formatSampleValue($0.value)]] }]
-            case .matrix(let m):
-                data = ["resultType": "matrix", "result": m.map { s in
-                    ["metric": RulesAPI.labelsObject(s.labels),
-                     "values": zip(s.timestamps, s.values).map { [Double($0.0) / 1000, formatSampleValue($0.1)] }]
-                }]
+            case .matrix(let m): data = ["resultType": "matrix", "result": RulesAPI.matrixObject(m)]
             }
             // Prometheus' `warnings`: a selector of series no rule reads finds nothing here.
             let warnings = unkeptWarnings(expr)

@@ -18,6 +18,14 @@ import Testing
             engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
         }
 
+        /// kube-state-metrics' owner series of a Deployment's pod: pod → ReplicaSet → Deployment.
+        func deploymentPod(_ pod: String, replicaSet: String, deployment: String, namespace: String) {
+            series([("__name__", "kube_pod_owner"), ("namespace", namespace), ("pod", pod), ("owner_kind", "ReplicaSet"),
+                    ("owner_name", replicaSet), ("owner_is_controller", "true")])
+            series([("__name__", "kube_replicaset_owner"), ("namespace", namespace), ("replicaset", replicaSet), ("owner_kind", "Deployment"),
+                    ("owner_name", deployment), ("owner_is_controller", "true")])
+        }
+
         func series(_ labels: [(String, String)]) {
             let id = store.admit(labels: labels.map { Label($0.0, $0.1) }.sorted { $0.name < $1.name })
             store.append(window: id, timestamp: now - 1000, valueBits: (1.0).bitPattern)
@@ -50,8 +58,7 @@ import Testing
         series([("__name__", "kube_pod_owner"), ns, ("pod", "backup-29012345-x7k2p"), ("owner_kind", "Job"), ("owner_name", "backup-29012345"), ("owner_is_controller", "true")])
         series([("__name__", "kube_job_owner"), ns, ("job_name", "backup-29012345"), ("owner_kind", "CronJob"), ("owner_name", "backup"), ("owner_is_controller", "true")])
         series([("__name__", "kube_pod_owner"), ns, ("pod", "fluent-bit-q8x2z"), ("owner_kind", "DaemonSet"), ("owner_name", "fluent-bit"), ("owner_is_controller", "true")])
-        series([("__name__", "kube_pod_owner"), ns, ("pod", "web-7d9f-a1"), ("owner_kind", "ReplicaSet"), ("owner_name", "web-7d9f"), ("owner_is_controller", "true")])
-        series([("__name__", "kube_replicaset_owner"), ns, ("replicaset", "web-7d9f"), ("owner_kind", "Deployment"), ("owner_name", "web"), ("owner_is_controller", "true")])
+        lifting.deploymentPod("web-7d9f-a1", replicaSet: "web-7d9f", deployment: "web", namespace: "ops")
         let subjects = await lifting.subjects()
         #expect(subjects == ["ops/CronJob/backup", "ops/DaemonSet/fluent-bit", "ops/Deployment/web", "ops/Pod/lone"])
     }
@@ -130,8 +137,7 @@ import Testing
         let series = lifting.series
         let ns = ("namespace", "ops")
         series([("__name__", "restarts"), ns, ("pod", "web-7d9f-a1"), ("container", "app")])
-        series([("__name__", "kube_pod_owner"), ns, ("pod", "web-7d9f-a1"), ("owner_kind", "ReplicaSet"), ("owner_name", "web-7d9f"), ("owner_is_controller", "true")])
-        series([("__name__", "kube_replicaset_owner"), ns, ("replicaset", "web-7d9f"), ("owner_kind", "Deployment"), ("owner_name", "web"), ("owner_is_controller", "true")])
+        lifting.deploymentPod("web-7d9f-a1", replicaSet: "web-7d9f", deployment: "web", namespace: "ops")
         series([("__name__", "node_ready"), ("node", "n1")])
         series([("__name__", "quota_used"), ns, ("resourcequota", "compute")])
         // cart's errors: no Deployment cart, so the Service. web's: the Deployment web.

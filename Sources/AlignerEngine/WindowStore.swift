@@ -14,13 +14,20 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var labels: Labels
         var timestamps: [Int64] = []
         var values: [Double] = []
-        var groups: [Int]
-        /// For each of `groups`: the part of that group this series belongs to (0: the group is
-        /// evaluated whole).
-        var partitions: [UInt32] = []
+        /// The groups the series feeds, each with the part of that group it belongs to (0: the
+        /// group is evaluated whole). One array, so an append reads one header for both.
+        var feeds: [Feed] = []
         /// How far back from its newest sample the window keeps samples: the longest range and
         /// offset of the selectors that read the series, plus 5 minutes.
-        var retention: Int64 = WindowStore.lookback
+        var retention: Int64 = WindowStore.lookback {
+            didSet { trimAt = .min }
+        }
+        /// No sample falls out of the retention before a sample newer than this arrives, so an
+        /// append need not read the oldest samples (a cache miss per sample, a third of the
+        /// append's time in a profile) before then.
+        var trimAt: Int64 = .min
+
+        var groups: [Int] { feeds.map { Int($0.group) } }
 
         /// The first sample at or after `t` (strictly after, when `after`), by binary search.
         func firstIndex(from t: Int64, after: Bool = false) -> Int {
@@ -35,6 +42,12 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// The samples in `[from, through]`: `timestamps[lo..<hi]`.
         func indices(from: Int64, through: Int64) -> (lo: Int, hi: Int) {
             (firstIndex(from: from), firstIndex(from: through, after: true))
+        }
+
+        mutating func removeAll() {
+            timestamps.removeAll()
+            values.removeAll()
+            trimAt = .min
         }
 
         /// Adds a sample in time order (two requests' samples of one series may come crossed),
@@ -54,22 +67,12 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 if lo < timestamps.count && timestamps[lo] == timestamp { return nil }
                 timestamps.insert(timestamp, at: lo)
                 values.insert(Double(bitPattern: valueBits), at: lo)
+                trimAt = .min  // the samples moved
             }
             var added = 1
-            // What fell out of the retention goes in batches (an eighth of the window, 16 samples
-            // at least): each drop moves the whole window down, so dropping one sample per append
-            // cost the window's length for every sample once a dense series filled its retention.
-            // Readers select by time, so samples kept a little longer change no answer.
-            let cutoff = timestamps[timestamps.count - 1] - retention
-            let batch = max(16, timestamps.count >> 3)
-            if timestamps.count > batch && timestamps[batch - 1] < cutoff {
-                let drop = firstIndex(from: cutoff)
-                timestamps.removeFirst(drop)
-                values.removeFirst(drop)
-                added -= drop
-            }
-            for i in groups.indices {
-                let g = groups[i], pid = partitions[i]
+            if timestamp > trimAt { added -= trim() }
+            for feed in feeds {
+                let g = Int(feed.group), pid = feed.partition
                 if g == writer || dirtyWhole[g] { continue }
                 anyDirty = true
                 if pid == 0 || dirtyParts[g].count >= WindowStore.wholeGroupAbove {
@@ -81,6 +84,34 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             }
             return added
         }
+
+        /// Drops what fell out of the retention, in batches (an eighth of the window, 16 samples
+        /// at least): each drop moves the whole window down, so dropping one sample per append
+        /// cost the window's length for every sample once a dense series filled its retention.
+        /// Readers select by time, so samples kept a little longer change no answer. Returns how
+        /// many samples were dropped, and sets `trimAt`: while the newest sample is at most
+        /// `timestamps[batch - 1] + retention` there is no batch to drop, and appends only raise
+        /// the batch's index (a window not yet that long: its newest sample stands for it).
+        mutating func trim() -> Int {
+            var dropped = 0
+            let cutoff = timestamps[timestamps.count - 1] - retention
+            var batch = max(16, timestamps.count >> 3)
+            if timestamps.count > batch && timestamps[batch - 1] < cutoff {
+                dropped = firstIndex(from: cutoff)
+                timestamps.removeFirst(dropped)
+                values.removeFirst(dropped)
+                batch = max(16, timestamps.count >> 3)
+            }
+            let (sum, overflow) = timestamps[min(batch, timestamps.count) - 1].addingReportingOverflow(retention)
+            trimAt = overflow ? .max : sum
+            return dropped
+        }
+    }
+
+    /// A group a series feeds, and its partition there.
+    struct Feed: Equatable {
+        var group: Int32
+        var partition: UInt32
     }
 
     struct Selection {
@@ -170,8 +201,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             s.dirtyParts = groups.map { _ in PartitionSet() }
             s.anyDirty = false
             for id in s.windows.indices.dropFirst() where s.windows[id] != nil {
-                s.windows[id]!.groups = []
-                s.windows[id]!.partitions = []
+                s.windows[id]!.feeds = []
                 WindowStore.assign(&s, UInt32(id))
             }
         }
@@ -196,13 +226,12 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             }
             partitions.append(pid)
         }
-        let old = s.windows[Int(id)]!
-        for (g, pid) in zip(groups, partitions) where pid != 0 {
-            if let i = old.groups.firstIndex(of: g), old.partitions.indices.contains(i), old.partitions[i] == pid { continue }
-            s.members[g][Int(pid)][labels.value(metricNameLabel), default: []].append(id)
+        let old = s.windows[Int(id)]!.feeds
+        let feeds = zip(groups, partitions).map { Feed(group: Int32($0), partition: $1) }
+        for feed in feeds where feed.partition != 0 && !old.contains(feed) {
+            s.members[Int(feed.group)][Int(feed.partition)][labels.value(metricNameLabel), default: []].append(id)
         }
-        s.windows[Int(id)]!.groups = groups
-        s.windows[Int(id)]!.partitions = partitions
+        s.windows[Int(id)]!.feeds = feeds
         s.windows[Int(id)]!.retention = WindowStore.retention(for: labels, s.selection)
     }
 
@@ -282,24 +311,34 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
     static func add(_ s: inout State, labels: Labels, groups: [Int]) -> UInt32 {
         let id = UInt32(s.windows.count)
-        s.windows.append(Window(labels: labels, groups: []))
+        s.windows.append(Window(labels: labels))
         s.ids[labels.key] = id
         s.byName[labels.value(metricNameLabel), default: []].append(id)
         if !groups.isEmpty { assign(&s, id) }
         return id
     }
 
-    /// Appends a request's samples of selected series. Their windows are spread over the heap and
-    /// each append reads its arrays' headers and last lines, two cache misses per sample in a
-    /// profile under load: the headers are fetched `ahead` samples before their turn, the last
-    /// lines (found from the counts then in cache) half as many before.
+    /// Appends a request's samples of selected series. Their windows are spread over the heap,
+    /// and each append reads the window's entry, its arrays' headers and their last lines: cache
+    /// misses, in a profile under load, unless fetched ahead. So the entries are fetched
+    /// `ahead` samples before their turn, the headers (found from the entries then in cache)
+    /// half as many before, the last lines (from the counts then in cache) a quarter.
     public func append(_ samples: UnsafeBufferPointer<ObservedSample>) {
-        let ahead = 8
+        let ahead = 16
         appending { s in
-            for k in 0..<min(ahead, samples.count) { WindowStore.prefetchHeaders(s, samples[k].window) }
+            s.windows.withUnsafeBytes { raw in
+                let base = raw.baseAddress!
+                for k in 0..<min(ahead, samples.count) { aligner_prefetch(base + Int(samples[k].window) * WindowStore.windowStride) }
+                for k in 0..<min(ahead / 2, samples.count) { WindowStore.prefetchHeaders(base, samples[k].window) }
+                for k in 0..<min(ahead / 4, samples.count) { WindowStore.prefetchTails(base, samples[k].window) }
+            }
             for k in samples.indices {
-                if k + ahead < samples.count { WindowStore.prefetchHeaders(s, samples[k + ahead].window) }
-                if k + ahead / 2 < samples.count { WindowStore.prefetchTails(s, samples[k + ahead / 2].window) }
+                s.windows.withUnsafeBytes { raw in
+                    let base = raw.baseAddress!
+                    if k + ahead < samples.count { aligner_prefetch(base + Int(samples[k + ahead].window) * WindowStore.windowStride) }
+                    if k + ahead / 2 < samples.count { WindowStore.prefetchHeaders(base, samples[k + ahead / 2].window) }
+                    if k + ahead / 4 < samples.count { WindowStore.prefetchTails(base, samples[k + ahead / 4].window) }
+                }
                 let sample = samples[k]
                 WindowStore.append(&s, sample.window, sample.timestamp, sample.valueBits, except: nil)
             }
@@ -313,30 +352,30 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     static let windowStride = MemoryLayout<Window?>.stride
     static let timestampsOffset = MemoryLayout<Window>.offset(of: \Window.timestamps)!
     static let valuesOffset = MemoryLayout<Window>.offset(of: \Window.values)!
+    static let feedsOffset = MemoryLayout<Window>.offset(of: \Window.feeds)!
 
     @inline(__always)
-    static func storage(_ s: borrowing State, _ window: UInt32) -> (timestamps: UnsafeRawPointer, values: UnsafeRawPointer) {
-        assert(window != 0 && Int(window) < s.windows.count)
-        return s.windows.withUnsafeBytes { raw in
-            let w = raw.baseAddress! + Int(window) * windowStride
-            return (w.load(fromByteOffset: timestampsOffset, as: UnsafeRawPointer.self),
-                    w.load(fromByteOffset: valuesOffset, as: UnsafeRawPointer.self))
-        }
+    static func storage(_ windows: UnsafeRawPointer, _ window: UInt32) -> (timestamps: UnsafeRawPointer, values: UnsafeRawPointer, feeds: UnsafeRawPointer) {
+        let w = windows + Int(window) * windowStride
+        return (w.load(fromByteOffset: timestampsOffset, as: UnsafeRawPointer.self),
+                w.load(fromByteOffset: valuesOffset, as: UnsafeRawPointer.self),
+                w.load(fromByteOffset: feedsOffset, as: UnsafeRawPointer.self))
     }
 
     @inline(__always)
-    static func prefetchHeaders(_ s: borrowing State, _ window: UInt32) {
-        let (timestamps, values) = storage(s, window)
+    static func prefetchHeaders(_ windows: UnsafeRawPointer, _ window: UInt32) {
+        let (timestamps, values, feeds) = storage(windows, window)
         aligner_prefetch(timestamps)
         aligner_prefetch(values)
+        aligner_prefetch(feeds)
     }
 
     @inline(__always)
-    static func prefetchTails(_ s: borrowing State, _ window: UInt32) {
-        let (timestamps, values) = storage(s, window)
+    static func prefetchTails(_ windows: UnsafeRawPointer, _ window: UInt32) {
+        let (timestamps, values, _) = storage(windows, window)
         let count = timestamps.load(fromByteOffset: 16, as: Int.self)
         aligner_prefetch(timestamps + 24 + 8 * count)
-        aligner_prefetch(values + 32 + 8 * count)
+        aligner_prefetch(values + 24 + 8 * count)
     }
 
     /// Appends one sample to a window (tests and tools; ingestion hands samples over in batches).
@@ -416,8 +455,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             for id in s.windows.indices.dropFirst() {
                 guard let last = s.windows[id]?.timestamps.last, let retention = s.windows[id]?.retention, last < now - retention else { continue }
                 s.samples -= s.windows[id]!.timestamps.count
-                s.windows[id]!.timestamps.removeAll()
-                s.windows[id]!.values.removeAll()
+                s.windows[id]!.removeAll()
             }
         }
     }

@@ -183,7 +183,8 @@ import Testing
     }
 
     /// `append` prefetches a window's arrays through their storage, read in place: an array is
-    /// one reference to its storage, the count 16 bytes in, the elements 32 bytes in. If a Swift
+    /// one reference to its storage, the count 16 bytes in, the elements 32 bytes in, and a window's
+    /// entry is read in place from the windows array. If a Swift
     /// release changed that layout the prefetches would only miss, but reading the count would
     /// read the wrong word: this checks the layout on the compiler in use.
     @Test func windowArraysAreReadWhereAppendPrefetchesThem() {
@@ -200,7 +201,9 @@ import Testing
             for (k, id) in ids.enumerated() {
                 let window = s.windows[Int(id)]!
                 #expect(window.timestamps.count == k + 1)
-                let (timestamps, values) = WindowStore.storage(s, id)
+                let (timestamps, values, feeds) = s.windows.withUnsafeBytes { WindowStore.storage($0.baseAddress!, id) }
+                #expect(feeds.load(fromByteOffset: 16, as: Int.self) == window.feeds.count)
+                #expect(feeds.load(fromByteOffset: 32, as: WindowStore.Feed.self) == window.feeds[0])
                 #expect(timestamps.load(fromByteOffset: 16, as: Int.self) == window.timestamps.count)
                 #expect(values.load(fromByteOffset: 16, as: Int.self) == window.values.count)
                 #expect(timestamps.load(fromByteOffset: 32, as: Int64.self) == window.timestamps[0])

@@ -12,8 +12,9 @@ import Synchronization
 public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unchecked Sendable {
     struct Window {
         var labels: Labels
-        var timestamps: [Int64] = []
-        var values: [Double] = []
+        /// The samples, oldest first, each timestamp beside its value: an append writes one
+        /// array's last line and reads one header (two arrays were twice the cache misses).
+        var points: [Point] = []
         /// The groups the series feeds, each with the part of that group it belongs to (0: the
         /// group is evaluated whole). One array, so an append reads one header for both.
         var feeds: [Feed] = []
@@ -31,22 +32,21 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
         /// The first sample at or after `t` (strictly after, when `after`), by binary search.
         func firstIndex(from t: Int64, after: Bool = false) -> Int {
-            var lo = 0, hi = timestamps.count
+            var lo = 0, hi = points.count
             while lo < hi {
                 let mid = (lo + hi) / 2
-                if timestamps[mid] < t || (after && timestamps[mid] == t) { lo = mid + 1 } else { hi = mid }
+                if points[mid].t < t || (after && points[mid].t == t) { lo = mid + 1 } else { hi = mid }
             }
             return lo
         }
 
-        /// The samples in `[from, through]`: `timestamps[lo..<hi]`.
+        /// The samples in `[from, through]`: `points[lo..<hi]`.
         func indices(from: Int64, through: Int64) -> (lo: Int, hi: Int) {
             (firstIndex(from: from), firstIndex(from: through, after: true))
         }
 
         mutating func removeAll() {
-            timestamps.removeAll()
-            values.removeAll()
+            points.removeAll()
             trimAt = .min
         }
 
@@ -59,14 +59,12 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             _ timestamp: Int64, _ valueBits: UInt64, except writer: Int?,
             dirtyWhole: inout [Bool], dirtyParts: inout [PartitionSet], anyDirty: inout Bool
         ) -> Int? {
-            if timestamp > timestamps.last ?? .min {
-                timestamps.append(timestamp)
-                values.append(Double(bitPattern: valueBits))
+            if timestamp > points.last?.t ?? .min {
+                points.append(Point(t: timestamp, v: Double(bitPattern: valueBits)))
             } else {
                 let lo = firstIndex(from: timestamp)
-                if lo < timestamps.count && timestamps[lo] == timestamp { return nil }
-                timestamps.insert(timestamp, at: lo)
-                values.insert(Double(bitPattern: valueBits), at: lo)
+                if lo < points.count && points[lo].t == timestamp { return nil }
+                points.insert(Point(t: timestamp, v: Double(bitPattern: valueBits)), at: lo)
                 trimAt = .min  // the samples moved
             }
             var added = 1
@@ -94,18 +92,23 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// the batch's index (a window not yet that long: its newest sample stands for it).
         mutating func trim() -> Int {
             var dropped = 0
-            let cutoff = timestamps[timestamps.count - 1] - retention
-            var batch = max(16, timestamps.count >> 3)
-            if timestamps.count > batch && timestamps[batch - 1] < cutoff {
+            let cutoff = points[points.count - 1].t - retention
+            var batch = max(16, points.count >> 3)
+            if points.count > batch && points[batch - 1].t < cutoff {
                 dropped = firstIndex(from: cutoff)
-                timestamps.removeFirst(dropped)
-                values.removeFirst(dropped)
-                batch = max(16, timestamps.count >> 3)
+                points.removeFirst(dropped)
+                batch = max(16, points.count >> 3)
             }
-            let (sum, overflow) = timestamps[min(batch, timestamps.count) - 1].addingReportingOverflow(retention)
+            let (sum, overflow) = points[min(batch, points.count) - 1].t.addingReportingOverflow(retention)
             trimAt = overflow ? .max : sum
             return dropped
         }
+    }
+
+    /// A sample in a window.
+    struct Point: Equatable {
+        var t: Int64
+        var v: Double
     }
 
     /// A group a series feeds, and its partition there.
@@ -350,32 +353,30 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// header, count, capacity) takes 32 bytes before the elements. Window 0 (none) is never
     /// passed; every other id has a window.
     static let windowStride = MemoryLayout<Window?>.stride
-    static let timestampsOffset = MemoryLayout<Window>.offset(of: \Window.timestamps)!
-    static let valuesOffset = MemoryLayout<Window>.offset(of: \Window.values)!
+    static let pointsOffset = MemoryLayout<Window>.offset(of: \Window.points)!
     static let feedsOffset = MemoryLayout<Window>.offset(of: \Window.feeds)!
 
     @inline(__always)
-    static func storage(_ windows: UnsafeRawPointer, _ window: UInt32) -> (timestamps: UnsafeRawPointer, values: UnsafeRawPointer, feeds: UnsafeRawPointer) {
+    static func storage(_ windows: UnsafeRawPointer, _ window: UInt32) -> (points: UnsafeRawPointer, feeds: UnsafeRawPointer) {
         let w = windows + Int(window) * windowStride
-        return (w.load(fromByteOffset: timestampsOffset, as: UnsafeRawPointer.self),
-                w.load(fromByteOffset: valuesOffset, as: UnsafeRawPointer.self),
+        return (w.load(fromByteOffset: pointsOffset, as: UnsafeRawPointer.self),
                 w.load(fromByteOffset: feedsOffset, as: UnsafeRawPointer.self))
     }
 
     @inline(__always)
     static func prefetchHeaders(_ windows: UnsafeRawPointer, _ window: UInt32) {
-        let (timestamps, values, feeds) = storage(windows, window)
-        aligner_prefetch(timestamps)
-        aligner_prefetch(values)
+        let (points, feeds) = storage(windows, window)
+        aligner_prefetch(points)
         aligner_prefetch(feeds)
     }
 
+    /// The last point (read) and the next (written): one line, or two when the next starts one.
     @inline(__always)
     static func prefetchTails(_ windows: UnsafeRawPointer, _ window: UInt32) {
-        let (timestamps, values, _) = storage(windows, window)
-        let count = timestamps.load(fromByteOffset: 16, as: Int.self)
-        aligner_prefetch(timestamps + 24 + 8 * count)
-        aligner_prefetch(values + 24 + 8 * count)
+        let (points, _) = storage(windows, window)
+        let count = points.load(fromByteOffset: 16, as: Int.self)
+        aligner_prefetch(points + 16 + 16 * count)
+        aligner_prefetch(points + 32 + 16 * count)
     }
 
     /// Appends one sample to a window (tests and tools; ingestion hands samples over in batches).
@@ -444,7 +445,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         let sorted = labels.sorted()
         let (id, isNewer) = state.withLock { s -> (UInt32, Bool) in
             let id = s.ids[sorted.key] ?? WindowStore.add(&s, labels: sorted, groups: WindowStore.groups(for: sorted, s.selection))
-            return (id, (s.windows[Int(id)]?.timestamps.last ?? .min) < timestamp)
+            return (id, (s.windows[Int(id)]?.points.last?.t ?? .min) < timestamp)
         }
         if isNewer { append(window: id, timestamp: timestamp, valueBits: value.bitPattern, except: group) }
     }
@@ -453,8 +454,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     public func sweep(now: Int64) {
         state.withLock { s in
             for id in s.windows.indices.dropFirst() {
-                guard let last = s.windows[id]?.timestamps.last, let retention = s.windows[id]?.retention, last < now - retention else { continue }
-                s.samples -= s.windows[id]!.timestamps.count
+                guard let last = s.windows[id]?.points.last?.t, let retention = s.windows[id]?.retention, last < now - retention else { continue }
+                s.samples -= s.windows[id]!.points.count
                 s.windows[id]!.removeAll()
             }
         }
@@ -471,10 +472,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         eachMatching(matchers, part) { w in
             let (lo, hi) = w.indices(from: from, through: through)
             guard lo < hi else { return nil }
-            if lo == 0 && hi == w.timestamps.count {
-                return StoredSeries(labels: w.labels, timestamps: w.timestamps, values: w.values)  // shared, not copied
-            }
-            return StoredSeries(labels: w.labels, timestamps: Array(w.timestamps[lo..<hi]), values: Array(w.values[lo..<hi]))
+            let points = w.points[lo..<hi]
+            return StoredSeries(labels: w.labels, timestamps: points.map(\.t), values: points.map(\.v))
         }
     }
 
@@ -493,7 +492,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             // Where the last `count` samples that are not stale markers start, then those, in order.
             var found = 0, start = hi, i = hi - 1
             while i >= lo && found < count {
-                if !SampleValue.isStale(bits: w.values[i].bitPattern) {
+                if !SampleValue.isStale(bits: w.points[i].v.bitPattern) {
                     found += 1
                     start = i
                 }
@@ -503,9 +502,9 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             var ts: [Int64] = [], vs: [Double] = []
             ts.reserveCapacity(found)
             vs.reserveCapacity(found)
-            for j in start..<hi where !SampleValue.isStale(bits: w.values[j].bitPattern) {
-                ts.append(w.timestamps[j])
-                vs.append(w.values[j])
+            for p in w.points[start..<hi] where !SampleValue.isStale(bits: p.v.bitPattern) {
+                ts.append(p.t)
+                vs.append(p.v)
             }
             return StoredSeries(labels: w.labels, timestamps: ts, values: vs)
         }
@@ -514,14 +513,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// The newest sample in `[from, through]` of each matching series, without copying windows.
     func latest(matching matchers: [LabelMatcher], from: Int64, through: Int64, in part: (group: Int, partitions: Set<UInt32>)?) -> [LatestSample] {
         eachMatching(matchers, part) { w in
-            guard let i = w.timestamps.lastIndex(where: { $0 <= through }), w.timestamps[i] >= from else { return nil }
-            return LatestSample(labels: w.labels, timestamp: w.timestamps[i], value: w.values[i])
+            guard let p = w.points.last(where: { $0.t <= through }), p.t >= from else { return nil }
+            return LatestSample(labels: w.labels, timestamp: p.t, value: p.v)
         }
     }
 
     /// What `read` makes of each window matching every matcher (within some partitions of a
     /// group when given), under the lock. Windows are read in place (`read` gets them `inout`
-    /// and must not change them): binding each to a local copied its five arrays' references,
+    /// and must not change them): binding each to a local copied its arrays' references,
     /// a retain and a release each per series and selector, 4% of the core under the pack.
     func eachMatching<T: Sendable>(
         _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?, _ read: (inout Window) -> T?

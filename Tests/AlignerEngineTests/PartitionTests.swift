@@ -200,14 +200,13 @@ import Testing
         store.state.withLock { s in
             for (k, id) in ids.enumerated() {
                 let window = s.windows[Int(id)]!
-                #expect(window.timestamps.count == k + 1)
-                let (timestamps, values, feeds) = s.windows.withUnsafeBytes { WindowStore.storage($0.baseAddress!, id) }
+                #expect(window.points.count == k + 1)
+                let (points, feeds) = s.windows.withUnsafeBytes { WindowStore.storage($0.baseAddress!, id) }
                 #expect(feeds.load(fromByteOffset: 16, as: Int.self) == window.feeds.count)
                 #expect(feeds.load(fromByteOffset: 32, as: WindowStore.Feed.self) == window.feeds[0])
-                #expect(timestamps.load(fromByteOffset: 16, as: Int.self) == window.timestamps.count)
-                #expect(values.load(fromByteOffset: 16, as: Int.self) == window.values.count)
-                #expect(timestamps.load(fromByteOffset: 32, as: Int64.self) == window.timestamps[0])
-                #expect(values.load(fromByteOffset: 32 + 8 * k, as: Double.self) == window.values[k])
+                #expect(points.load(fromByteOffset: 16, as: Int.self) == window.points.count)
+                #expect(points.load(fromByteOffset: 32, as: WindowStore.Point.self) == window.points[0])
+                #expect(points.load(fromByteOffset: 32 + 16 * k, as: WindowStore.Point.self) == window.points[k])
             }
         }
     }

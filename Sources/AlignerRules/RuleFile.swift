@@ -47,11 +47,13 @@ public struct EventSpec: Sendable, Equatable {
     /// The routing of an alerting rule that has no `event` (an upstream rule, or one written for
     /// Prometheus), read from the firing alert's own labels: the workload its usual labels name
     /// (`deployment`, `statefulset`, `daemonset`, `cronjob`, `job_name`, `pod`, `service`, ...,
-    /// with `namespace`; a namespace alone; a `node`), the class from the alert's name
-    /// (`KubePodCrashLooping` is `kube_pod_crash_looping`) and the severity from its `severity`
-    /// label. An `info` alert joins its subject's open event and opens none; an alert with
-    /// severity `none` (kube-prometheus' Watchdog, always firing) or without any such label is no
-    /// signal (it is still listed by `GET /api/v1/alerts`).
+    /// with `namespace`; a namespace alone); the Node of a node-exporter series (its `node`, or
+    /// its `instance`, which kube-prometheus sets to the node's name) or of a `node` label; else
+    /// the scrape target its `instance` names (`up == 0`); else, for an alert over a whole job or
+    /// cluster, the alert itself. The class comes from the alert's name (`KubePodCrashLooping` is
+    /// `kube_pod_crash_looping`) and the severity from its `severity` label. An `info` alert joins
+    /// its subject's open event and opens none; an alert with severity `none` (kube-prometheus'
+    /// Watchdog, always firing) is no signal (it is still listed by `GET /api/v1/alerts`).
     public static func inferred(alertName: String, labels: [String: String]) -> EventSpec? {
         let severity: String
         switch (labels["severity"] ?? "warning").lowercased() {
@@ -61,19 +63,29 @@ public struct EventSpec: Sendable, Equatable {
         default: severity = "warning"
         }
         func set(_ label: String) -> Bool { !(labels[label] ?? "").isEmpty }
+        func cluster(kind: String, _ nameLabels: [String]) -> EventSpec {
+            EventSpec(anomalyClass: "", namespaceLabel: "", kind: kind, kindLabel: nil, nameLabels: nameLabels, severity: severity)
+        }
         var spec: EventSpec
-        if set("namespace") {
+        if EventSpec.nodeExporterJobs.contains(labels["job"] ?? "") && (set("node") || set("instance")) {
+            spec = cluster(kind: "Node", ["node", "instance"])
+        } else if set("namespace") {
             let (label, kind) = EventSpec.workloadLabels.first { set($0.label) } ?? ("namespace", "Namespace")
             spec = EventSpec(anomalyClass: "", namespaceLabel: "namespace", kind: kind, kindLabel: nil, nameLabels: [label], severity: severity)
         } else if set("node") {
-            spec = EventSpec(anomalyClass: "", namespaceLabel: "", kind: "Node", kindLabel: nil, nameLabels: ["node"], severity: severity)
+            spec = cluster(kind: "Node", ["node"])
+        } else if set("instance") {
+            spec = cluster(kind: "Instance", ["instance"])
         } else {
-            return nil
+            spec = cluster(kind: "Alert", ["alertname"])
         }
         spec.anomalyClass = snakeCase(alertName)
         spec.opens = severity != "info"
         return spec
     }
+
+    /// The `job` of node-exporter's series in kube-prometheus, the Prometheus docs and Debian.
+    static let nodeExporterJobs: Set<String> = ["node-exporter", "node_exporter", "node"]
 
     /// The labels that name a workload, most specific first, and the kind each names. A pod is
     /// lifted to its owner; a `service` names the Deployment of that name, or else the Service; an

@@ -26,9 +26,11 @@ import Testing
                     ("owner_name", deployment), ("owner_is_controller", "true")])
         }
 
-        func series(_ labels: [(String, String)]) {
+        func series(_ labels: [(String, String)]) { sample(labels, value: 1) }
+
+        func sample(_ labels: [(String, String)], value: Double) {
             let id = store.admit(labels: labels.map { Label($0.0, $0.1) }.sorted { $0.name < $1.name })
-            store.append(window: id, timestamp: now - 1000, valueBits: (1.0).bitPattern)
+            store.append(window: id, timestamp: now - 1000, valueBits: value.bitPattern)
         }
 
         /// The subjects of the signals firing after one evaluation, as namespace/kind/name.
@@ -94,9 +96,10 @@ import Testing
 
     /// A rule written for Prometheus, without `event`, is routed by its alert's labels: the
     /// workload they name (a pod lifted to its owner; a service the Deployment of that name, else
-    /// the Service), a namespace alone, a node; the class from
-    /// the alert's name, the severity from its label. Watchdog (severity `none`), an alert that
-    /// names nothing, and `event: false` are no signal; an `info` alert opens no event.
+    /// the Service), a namespace alone, a node (a node-exporter series' node, whatever pod
+    /// exported it), a scrape target, else the alert itself; the class from the alert's name, the
+    /// severity from its label. Watchdog (severity `none`) and `event: false` are no signal; an
+    /// `info` alert opens no event.
     @Test func rulesWithoutEventAreRoutedByTheirLabels() async throws {
         let path = try StreamingRulesTests.ruleFile("""
             groups:
@@ -116,6 +119,11 @@ import Testing
                     labels: {severity: none}
                   - alert: ManyRestartsClusterWide
                     expr: sum(restarts) > 0
+                  - alert: InstanceDown
+                    expr: up == 0
+                    labels: {severity: page}
+                  - alert: NodeFilesystemAlmostOutOfSpace
+                    expr: node_filesystem_avail_bytes < 1
                   - alert: HTTPErrors5xx
                     expr: max by (namespace, service) (errors) > 0
                   - alert: TargetDown
@@ -149,6 +157,10 @@ import Testing
         series([("__name__", "target_down"), ns, ("service", "kubelet"), ("job", "kubelet")])
         series([("__name__", "container_cpu"), ns, ("service", "kubelet"), ("pod", "web-7d9f-a1")])
         series([("__name__", "requests_failed"), ns, ("service", "cart-web"), ("pod", "web-7d9f-a1")])
+        lifting.sample([("__name__", "up"), ("instance", "db-1:9187"), ("job", "postgres")], value: 0)
+        // kube-prometheus' node-exporter series: the exporter's pod, the node as `instance`.
+        lifting.sample([("__name__", "node_filesystem_avail_bytes"), ("namespace", "monitoring"), ("pod", "node-exporter-x7"),
+                ("instance", "n2"), ("job", "node-exporter"), ("mountpoint", "/")], value: 0)
         await lifting.engine.evaluate(groups: nil, now: lifting.now)
         let signals = await lifting.engine.signals()
         let routed = Set(signals.map { "\($0.rule) \($0.anomalyClass) \($0.severity) opens=\($0.opens) \($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
@@ -161,6 +173,9 @@ import Testing
             "TargetDown target_down warning opens=true ops/Service/kubelet",
             "UpstreamErrors upstream_errors warning opens=true ops/Service/cart-web",
             "ErrorRatio error_rate_spike critical opens=true ops/Deployment/web",
+            "ManyRestartsClusterWide many_restarts_cluster_wide warning opens=true /Alert/ManyRestartsClusterWide",
+            "InstanceDown instance_down critical opens=true /Instance/db-1:9187",
+            "NodeFilesystemAlmostOutOfSpace node_filesystem_almost_out_of_space warning opens=true /Node/n2",
         ])
     }
 }

@@ -5,14 +5,30 @@ public struct Subject: Codable, Hashable, Sendable, CustomStringConvertible {
     public var namespace: String
     public var kind: String
     public var name: String
+    /// The cluster, when the signal's series name one (a `cluster` label): the same workload in
+    /// two clusters is two subjects. Absent from the JSON when there is none.
+    public var cluster: String?
 
-    public init(namespace: String, kind: String, name: String) {
+    public init(namespace: String, kind: String, name: String, cluster: String? = nil) {
         self.namespace = namespace
         self.kind = kind
         self.name = name
+        self.cluster = cluster
     }
 
-    public var description: String { "\(namespace)/\(kind)/\(name)" }
+    /// Another subject of the same cluster and namespace (a pod's owner).
+    public func with(kind: String, name: String) -> Subject {
+        Subject(namespace: namespace, kind: kind, name: name, cluster: cluster)
+    }
+
+    /// The namespace this subject is in, as a subject (a flood's).
+    public var namespaceSubject: Subject { with(kind: "Namespace", name: namespace) }
+
+    /// Whether this subject is in the given cluster (nil: any).
+    public func isIn(cluster wanted: String?) -> Bool { wanted == nil || cluster == wanted }
+
+    /// `namespace/kind/name`, after `cluster/` when there is one.
+    public var description: String { (cluster.map { "\($0)/" } ?? "") + "\(namespace)/\(kind)/\(name)" }
 }
 
 /// Where an event is in its life.

@@ -160,7 +160,7 @@ public actor EventManager {
         var batch: [(event: Event, type: String)] = []
         // Counted once per evaluation (a pass over every event copies each), then kept up to date.
         var open = openCount
-        var recentByNamespace: [String: Int]?
+        var recentByNamespace: [Subject: Int]?  // by namespace (and cluster)
         let firingKeys = Set(firing.map(\.key))
         forgetJoiners(before: now - EventManager.joinerMemory)
         // Signals that may open events first, so one that only joins finds the event another
@@ -179,14 +179,14 @@ public actor EventManager {
             if target == nil {
                 // Flood: many subjects of one namespace opening at once become one event listing them.
                 if recentByNamespace == nil {
-                    var counts: [String: Int] = [:]
+                    var counts: [Subject: Int] = [:]
                     for e in events.values where e.anomalyClass != "flood" && now - e.openedAt <= limits.floodWindow {
-                        counts[e.subject.namespace, default: 0] += 1
+                        counts[e.subject.namespaceSubject, default: 0] += 1
                     }
                     recentByNamespace = counts
                 }
-                if recentByNamespace![input.subject.namespace, default: 0] >= limits.floodThreshold {
-                    let floodSubject = Subject(namespace: input.subject.namespace, kind: "Namespace", name: input.subject.namespace)
+                if recentByNamespace![input.subject.namespaceSubject, default: 0] >= limits.floodThreshold {
+                    let floodSubject = input.subject.namespaceSubject
                     input.labels["subject"] = input.subject.description
                     input.subject = floodSubject
                     input.anomalyClass = "flood"
@@ -221,7 +221,7 @@ public actor EventManager {
                 e.refresh()
                 stage(e, type: "opened", at: now, into: &batch)
                 open += 1
-                if input.anomalyClass != "flood" { recentByNamespace?[input.subject.namespace, default: 0] += 1 }
+                if input.anomalyClass != "flood" { recentByNamespace?[input.subject.namespaceSubject, default: 0] += 1 }
             }
         }
         // Signals of existing events: each event takes all of its signals at once, so it is
@@ -390,10 +390,11 @@ public actor EventManager {
     // MARK: API
 
     /// Events, newest first; a nil filter takes all, a set any of its values.
-    public func list(states: Set<String>?, classes: Set<String>?, namespace: String?, subject: String?, since: Int64?) -> [Event] {
+    public func list(states: Set<String>?, classes: Set<String>?, namespace: String?, subject: String?, since: Int64?, cluster: String? = nil) -> [Event] {
         committed.values.filter { e in
             (states == nil || states!.contains(e.state.rawValue)) && (classes == nil || classes!.contains(e.anomalyClass))
                 && (namespace == nil || e.subject.namespace == namespace) && (subject == nil || e.subject.name == subject || e.subject.description == subject)
+                && e.subject.isIn(cluster: cluster)
                 && (since == nil || e.updatedAt >= since!)
         }.sorted { $0.openedAt > $1.openedAt }
     }
@@ -431,15 +432,17 @@ public actor EventManager {
         return e
     }
 
-    /// Closed events of a workload, newest first.
-    public func journal(namespace: String, name: String, limit: Int) -> [Event] {
-        Array(committed.values.filter { $0.state == .closed && $0.subject.namespace == namespace && $0.subject.name == name }
+    /// Closed events of a workload (in one cluster, or in any when nil), newest first.
+    public func journal(namespace: String, name: String, cluster: String? = nil, limit: Int) -> [Event] {
+        Array(committed.values.filter { $0.state == .closed && $0.subject.namespace == namespace && $0.subject.name == name && $0.subject.isIn(cluster: cluster) }
             .sorted { ($0.closedAt ?? 0) > ($1.closedAt ?? 0) }.prefix(limit))
     }
 
-    /// The open event of a workload, if any.
-    public func openEvent(namespace: String, name: String) -> Event? {
-        committed.values.first { ($0.state == .open || $0.state == .acknowledged) && $0.subject.namespace == namespace && $0.subject.name == name }
+    /// The open event of a workload (in one cluster, or in any when nil), if any.
+    public func openEvent(namespace: String, name: String, cluster: String? = nil) -> Event? {
+        committed.values.first {
+            ($0.state == .open || $0.state == .acknowledged) && $0.subject.namespace == namespace && $0.subject.name == name && $0.subject.isIn(cluster: cluster)
+        }
     }
 
     /// Every change after `sequence` (from the store), then live changes as they happen: each once,

@@ -73,8 +73,10 @@ struct EventsAPI: Sendable {
             let given = context.parameters.get("namespace") ?? ""
             return given == "_" ? "" : given
         }
-        router.get("/api/v1/subjects/:namespace/:name") { _, context in
-            await subject(namespace: namespace(context), name: context.parameters.get("name") ?? "")
+        // `?cluster=` takes the subject in one cluster (where events are told apart by cluster).
+        router.get("/api/v1/subjects/:namespace/:name") { request, context in
+            await subject(namespace: namespace(context), name: context.parameters.get("name") ?? "",
+                          cluster: FormValues(query: request).get("cluster"))
         }
         router.get("/api/v1/subjects/:namespace/:name/journal") { request, context in
             var limit = 50
@@ -82,8 +84,8 @@ struct EventsAPI: Sendable {
                 guard let n = Int(text), n > 0 else { return error(.badRequest, "limit=\(text): want a whole number of entries, 1 or more (at most 500 are returned)") }
                 limit = n
             }
-            let entries = await events.journal(namespace: namespace(context),
-                                               name: context.parameters.get("name") ?? "", limit: min(limit, 500))
+            let entries = await events.journal(namespace: namespace(context), name: context.parameters.get("name") ?? "",
+                                               cluster: FormValues(query: request).get("cluster"), limit: min(limit, 500))
             return json(entries)
         }
     }
@@ -145,7 +147,7 @@ struct EventsAPI: Sendable {
         }
         let namespace = q.get("namespace"), subject = q.get("subject")
         return json(await events.list(states: states.isEmpty ? nil : Set(states), classes: classes.isEmpty ? nil : Set(classes),
-                                      namespace: namespace, subject: subject, since: since))
+                                      namespace: namespace, subject: subject, since: since, cluster: q.get("cluster")))
     }
 
     func act(_ request: Request, id: String, action: String) async -> Response {
@@ -176,22 +178,23 @@ struct EventsAPI: Sendable {
 
     /// Everything Aligner knows now about a workload: its open event, its alerts by state, and the
     /// current values of the series the rules keep for it.
-    func subject(namespace: String, name: String) async -> Response {
+    func subject(namespace: String, name: String, cluster: String?) async -> Response {
         struct SeriesValue: Encodable { var labels: [String: String]; var value: Double?; var timestamp: Int64 }
         struct AlertView: Encodable { var rule: String; var state: String; var labels: [String: String]; var value: Double; var activeAt: Int64 }
         struct View: Encodable {
             var namespace: String
             var name: String
+            var cluster: String?
             var healthy: Bool
             var openEvent: Event?
             var alerts: [AlertView]
             var series: [SeriesValue]
         }
-        let open = await events.openEvent(namespace: namespace, name: name)
+        let open = await events.openEvent(namespace: namespace, name: name, cluster: cluster)
         let now = WallClock.nowMilliseconds()
         let belongs: (Labels) -> Bool = { l in
-            l.value("namespace") == namespace
-                && l.contains { $0.name != "namespace" && ($0.value == name || ($0.name == "pod" && $0.value.hasPrefix(name + "-"))) }
+            l.value("namespace") == namespace && (cluster == nil || l.value("cluster") == cluster)
+                && l.contains { $0.name != "namespace" && $0.name != "cluster" && ($0.value == name || ($0.name == "pod" && $0.value.hasPrefix(name + "-"))) }
         }
         let state = await rules.state
         var alerts: [AlertView] = []
@@ -214,7 +217,7 @@ struct EventsAPI: Sendable {
         let holding = state.alerts.contains { a in
             belongs(a.labels) && (a.state == .pending || (a.state == .firing && a.keepFiringSince == nil))
         }
-        return json(View(namespace: namespace, name: name, healthy: !holding,
+        return json(View(namespace: namespace, name: name, cluster: cluster, healthy: !holding,
                          openEvent: open, alerts: alerts.sorted { $0.rule < $1.rule }, series: series))
     }
 

@@ -280,7 +280,7 @@ actor RuleEngine {
                     guard let spec = r.event ?? EventSpec.inferred(alertName: alertName, labels: labels) else { continue }
                     let nameLabel = spec.nameLabels.first { !(labels[$0] ?? "").isEmpty }
                     var subject = Subject(namespace: labels[spec.namespaceLabel] ?? "", kind: spec.kind ?? labels[spec.kindLabel ?? ""] ?? "",
-                                          name: nameLabel.flatMap { labels[$0] } ?? "")
+                                          name: nameLabel.flatMap { labels[$0] } ?? "", cluster: labels["cluster"].flatMap { $0.isEmpty ? nil : $0 })
                     subject = lift(subject)
                     if r.event == nil && nameLabel == "service" {
                         subject = deploymentOrService(subject)
@@ -536,13 +536,17 @@ actor RuleEngine {
         lifted[subject] = (owner, until)
     }
 
-    /// The label sets of `metric{namespace=..., label=name}` seen in the last 5 minutes (read
-    /// from each series' newest sample: copying their 5 minutes of samples only to take their
-    /// labels cost more than the rest of the lifting under load).
-    func seen(_ metric: String, namespace: String, _ label: String, _ name: String, now: Int64) -> [Labels] {
-        let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher("namespace", .equal, namespace),
-                        LabelMatcher(label, .equal, name)]
+    /// The label sets of `metric{namespace=..., label=name}` (and `cluster=...` when the subject
+    /// has one) seen in the last 5 minutes (read from each series' newest sample: copying their 5
+    /// minutes of samples only to take their labels cost more than the rest of the lifting under load).
+    func seen(_ metric: String, near subject: Subject, _ label: String, _ name: String, now: Int64) -> [Labels] {
+        let matchers = [LabelMatcher("__name__", .equal, metric), LabelMatcher(label, .equal, name)] + RuleEngine.scope(of: subject)
         return store.latest(matching: matchers, from: now - 300_000, through: now).map(\.labels)
+    }
+
+    /// Matchers for the series of a subject's namespace (and cluster, when it has one).
+    static func scope(of subject: Subject) -> [LabelMatcher] {
+        [LabelMatcher("namespace", .equal, subject.namespace)] + (subject.cluster.map { [LabelMatcher("cluster", .equal, $0)] } ?? [])
     }
 
     /// The kube-state-metrics series that say a workload exists, and its name label, by kind.
@@ -556,10 +560,10 @@ actor RuleEngine {
     func deploymentOrService(_ subject: Subject) -> Subject {
         let now = WallClock.nowMilliseconds()
         // Remembered apart from `liftThroughPods`' answers for the same name, which differ.
-        let key = Subject(namespace: subject.namespace, kind: "service name", name: subject.name)
+        let key = subject.with(kind: "service name", name: subject.name)
         if let known = lifted[key], known.until > now { return known.owner }
-        let known = !seen("kube_deployment_spec_replicas", namespace: subject.namespace, "deployment", subject.name, now: now).isEmpty
-        let named = known ? subject : Subject(namespace: subject.namespace, kind: "Service", name: subject.name)
+        let known = !seen("kube_deployment_spec_replicas", near: subject, "deployment", subject.name, now: now).isEmpty
+        let named = known ? subject : subject.with(kind: "Service", name: subject.name)
         // Asked again in a few seconds while not found (kube-state-metrics' series may be on their way).
         remember(key, as: named, until: now + (known ? 30_000 : 5_000), now: now)
         return named
@@ -575,18 +579,17 @@ actor RuleEngine {
         guard let (metric, workloadLabel) = RuleEngine.workloadSeries[subject.kind], label != "pod", label != workloadLabel else { return subject }
         let now = WallClock.nowMilliseconds()
         if let known = lifted[subject], known.until > now { return known.owner }
-        if !seen(metric, namespace: subject.namespace, workloadLabel, subject.name, now: now).isEmpty {
+        if !seen(metric, near: subject, workloadLabel, subject.name, now: now).isEmpty {
             // The workload exists: the subject stands, and is not looked up again at every round.
             remember(subject, as: subject, until: now + 30_000, now: now)
             return subject
         }
-        let matchers = [LabelMatcher("namespace", .equal, subject.namespace), LabelMatcher(label, .equal, subject.name),
-                        LabelMatcher("pod", .notEqual, "")]
+        let matchers = [LabelMatcher(label, .equal, subject.name), LabelMatcher("pod", .notEqual, "")] + RuleEngine.scope(of: subject)
         var pods = Set<String>()
         for labels in store.latest(matching: matchers, from: now - 300_000, through: now).map(\.labels) {
             let pod = labels.value("pod")
             guard pods.insert(pod).inserted, pods.count <= 20 else { continue }
-            let owner = findOwner(Subject(namespace: subject.namespace, kind: "Pod", name: pod), now: now)
+            let owner = findOwner(subject.with(kind: "Pod", name: pod), now: now)
             if owner.kind != "Pod" {
                 remember(subject, as: owner, until: now + 30_000, now: now)
                 return owner
@@ -600,7 +603,7 @@ actor RuleEngine {
 
     func findOwner(_ subject: Subject, now: Int64) -> Subject {
         func seen(_ metric: String, _ label: String, _ name: String) -> [Labels] {
-            self.seen(metric, namespace: subject.namespace, label, name, now: now)
+            self.seen(metric, near: subject, label, name, now: now)
         }
         func owner(_ metric: String, _ label: String, _ name: String) -> (kind: String, name: String)? {
             for labels in seen(metric, label, name) {
@@ -612,33 +615,33 @@ actor RuleEngine {
         // A CronJob's runs are Jobs of a new name each time: the CronJob is the workload.
         func cronJob(of job: String) -> Subject? {
             guard let jobOwner = owner("kube_job_owner", "job_name", job), jobOwner.kind == "CronJob" else { return nil }
-            return Subject(namespace: subject.namespace, kind: jobOwner.kind, name: jobOwner.name)
+            return subject.with(kind: jobOwner.kind, name: jobOwner.name)
         }
         if subject.kind == "Job" { return cronJob(of: subject.name) ?? subject }
         if let podOwner = owner("kube_pod_owner", "pod", subject.name) {
             if podOwner.kind == "ReplicaSet", let rsOwner = owner("kube_replicaset_owner", "replicaset", podOwner.name) {
-                return Subject(namespace: subject.namespace, kind: rsOwner.kind, name: rsOwner.name)
+                return subject.with(kind: rsOwner.kind, name: rsOwner.name)
             }
             if podOwner.kind == "Job", let owner = cronJob(of: podOwner.name) { return owner }
-            return Subject(namespace: subject.namespace, kind: podOwner.kind, name: podOwner.name)
+            return subject.with(kind: podOwner.kind, name: podOwner.name)
         }
         let parts = subject.name.split(separator: "-", omittingEmptySubsequences: false)
         if parts.count > 2 {
             let name = parts.dropLast(2).joined(separator: "-")
             if !seen("kube_deployment_spec_replicas", "deployment", name).isEmpty {
-                return Subject(namespace: subject.namespace, kind: "Deployment", name: name)
+                return subject.with(kind: "Deployment", name: name)
             }
         }
         if parts.count > 1, parts.last!.allSatisfy(\.isNumber) {
             let name = parts.dropLast().joined(separator: "-")
             if !seen("kube_statefulset_replicas", "statefulset", name).isEmpty {
-                return Subject(namespace: subject.namespace, kind: "StatefulSet", name: name)
+                return subject.with(kind: "StatefulSet", name: name)
             }
         }
         if parts.count > 1, parts.last!.count == 5 {
             let name = parts.dropLast().joined(separator: "-")
             if !seen("kube_daemonset_status_desired_number_scheduled", "daemonset", name).isEmpty {
-                return Subject(namespace: subject.namespace, kind: "DaemonSet", name: name)
+                return subject.with(kind: "DaemonSet", name: name)
             }
         }
         return subject

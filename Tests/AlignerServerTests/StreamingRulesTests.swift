@@ -62,6 +62,38 @@ import Testing
         #expect(subject.contains(#""healthy":false"#) && subject.contains(#""rule":"KubeNodeNotReady""#), "\(subject)")
     }
 
+    /// The same workload in two clusters is two subjects: one event each, told apart by the
+    /// subject's `cluster`; the list, the live check and the journal take `?cluster=`.
+    @Test func theSameWorkloadInTwoClustersHasAnEventInEach() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: replicas
+                rules:
+                  - alert: ReplicasMissing
+                    expr: kube_deployment_spec_replicas - on(cluster, namespace, deployment) kube_deployment_status_replicas_ready > 0
+                    event: {class: replica_mismatch, severity: critical, subject: {namespace: namespace, kind: Deployment, name: deployment}}
+            """)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let t = WallClock.nowMilliseconds()
+        func workload(_ cluster: String, ready: Double) -> [TestSeries] {
+            let labels = [("cluster", cluster), ("namespace", "shop"), ("deployment", "darwin-store")]
+            return [TestSeries("kube_deployment_spec_replicas", labels, samples: [(t, 5)]),
+                    TestSeries("kube_deployment_status_replicas_ready", labels, samples: [(t, ready)])]
+        }
+        let request = TestRequest(series: workload("prod", ready: 4) + workload("staging", ready: 3))
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        let listed = try await poll(s.base, "/api/v1/events") { $0.components(separatedBy: "\"replica_mismatch\"").count > 2 }
+        #expect(listed.contains(#""subject":{"cluster":"prod","kind":"Deployment","name":"darwin-store","namespace":"shop"}"#), "\(listed)")
+        #expect(listed.contains(#""subject":{"cluster":"staging","kind":"Deployment","name":"darwin-store","namespace":"shop"}"#), "\(listed)")
+        let prod = try await HTTPClient.request("GET", s.base + "/api/v1/events?cluster=prod").text
+        #expect(prod.contains(#""cluster":"prod""#) && !prod.contains("staging"), "\(prod)")
+        let live = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/shop/darwin-store?cluster=staging").text
+        #expect(live.contains(#""cluster":"staging""#) && live.contains(#""healthy":false"#) && !live.contains(#""cluster":"prod""#), "\(live)")
+        let none = try await HTTPClient.request("GET", s.base + "/api/v1/subjects/shop/darwin-store?cluster=dev").text
+        #expect(none.contains(#""healthy":true"#) && !none.contains("openEvent"), "\(none)")
+    }
+
     /// `for` ends on time with no write after the one that started it: the engine wakes for it
     /// and evaluates the alert's part of the group (not every group).
     @Test func forEndsOnTimeWithoutAnotherWrite() async throws {

@@ -94,6 +94,28 @@ import Testing
         #expect(subjects == ["ops/CronJob/backup", "ops/Job/migrate-7", "ops/DaemonSet/fluent-bit", "ops/Pod/cache-q8x2z"])
     }
 
+    /// A pod is lifted through the owner series of its own cluster: `db-0` in two clusters
+    /// belongs to a different StatefulSet in each.
+    @Test func podsAreLiftedWithinTheirCluster() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: pods
+                rules:
+                  - alert: OOMKilled
+                    expr: max by (cluster, namespace, pod) (oom_killed) > 0
+                    event: {class: oom_killed, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+            """)
+        let lifting = try Lifting(rules: path)
+        for (cluster, owner) in [("a", "db"), ("b", "db-replica")] {
+            lifting.series([("__name__", "oom_killed"), ("cluster", cluster), ("namespace", "ops"), ("pod", "db-0")])
+            lifting.series([("__name__", "kube_pod_owner"), ("cluster", cluster), ("namespace", "ops"), ("pod", "db-0"),
+                            ("owner_kind", "StatefulSet"), ("owner_name", owner), ("owner_is_controller", "true")])
+        }
+        await lifting.engine.evaluate(groups: nil, now: lifting.now)
+        let subjects = Set(await lifting.engine.signals().map(\.subject.description))
+        #expect(subjects == ["a/ops/StatefulSet/db", "b/ops/StatefulSet/db-replica"])
+    }
+
     /// A rule written for Prometheus, without `event`, is routed by its alert's labels: the
     /// workload they name (a pod lifted to its owner; a service the Deployment of that name, else
     /// the Service), a namespace alone, a node (a node-exporter series' node, whatever pod

@@ -125,10 +125,11 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var groupReaches: [[Int64]] = []
         /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`).
         var groupPartitions: [[String]?] = []
-        /// Kept whatever the rules read: the owner series that lift a pod to its workload, and
+        /// Kept whatever the rules read: the owner series that lift a pod (and the claims its
+        /// volumes mount) to its workload, and
         /// the series by which kube-state-metrics tells that a workload of some name exists (one
         /// per workload), which lifting by name reads.
-        var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner",
+        var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner", "kube_pod_spec_volumes_persistentvolumeclaims_info",
                                    "kube_deployment_spec_replicas", "kube_statefulset_replicas",
                                    "kube_daemonset_status_desired_number_scheduled"]
     }

@@ -515,16 +515,28 @@ actor RuleEngine {
     /// kube_replicaset_owner and kube_job_owner;
     /// without them, from the pod's name (`<deployment>-<template hash>-<suffix>`,
     /// `<statefulset>-<ordinal>`, `<daemonset>-<suffix>`) when kube-state-metrics knows a
-    /// workload of that name. A Job's own signal (JobFailed) → its CronJob.
+    /// workload of that name. A Job's own signal (JobFailed) → its CronJob. A claim
+    /// (PersistentVolumeFull) → the owner of the pods mounting it.
     func lift(_ subject: Subject) -> Subject {
-        guard subject.kind == "Pod" || subject.kind == "Job" else { return subject }
+        guard subject.kind == "Pod" || subject.kind == "Job" || subject.kind == "PersistentVolumeClaim" else { return subject }
         let now = WallClock.nowMilliseconds()
         // Owners found stay known a while: every round lifts every firing pod signal, and each
         // lookup reads all owner series of the metric.
         if let known = lifted[subject], known.until > now { return known.owner }
-        let owner = findOwner(subject, now: now)
+        let owner = subject.kind == "PersistentVolumeClaim" ? claimOwner(subject, now: now) : findOwner(subject, now: now)
         if owner != subject { remember(subject, as: owner, until: now + 30_000, now: now) }
         return owner
+    }
+
+    /// The workload whose pods mount a claim (kube-state-metrics'
+    /// `kube_pod_spec_volumes_persistentvolumeclaims_info`), or the claim when none is known.
+    func claimOwner(_ claim: Subject, now: Int64) -> Subject {
+        let mounts = seen("kube_pod_spec_volumes_persistentvolumeclaims_info", near: claim, "persistentvolumeclaim", claim.name, now: now)
+        for pod in Set(mounts.map { $0.value("pod") }).sorted().prefix(20) where !pod.isEmpty {
+            let owner = findOwner(claim.with(kind: "Pod", name: pod), now: now)
+            if owner.kind != "Pod" { return owner }
+        }
+        return claim
     }
 
     /// Subjects lifted to their owners, until when that answer is reused (for pods only found

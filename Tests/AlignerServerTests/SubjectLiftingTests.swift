@@ -94,6 +94,27 @@ import Testing
         #expect(subjects == ["ops/CronJob/backup", "ops/Job/migrate-7", "ops/DaemonSet/fluent-bit", "ops/Pod/cache-q8x2z"])
     }
 
+    /// A claim is lifted to the workload whose pods mount it: the database's full disk joins the
+    /// StatefulSet's event; a claim no known pod mounts stays the claim.
+    @Test func claimsAreLiftedToTheWorkloadMountingThem() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: volumes
+                rules:
+                  - alert: PersistentVolumeFull
+                    expr: max by (namespace, persistentvolumeclaim) (volume_free) < 0.03
+                    event: {class: volume_full, severity: critical, subject: {namespace: namespace, kind: PersistentVolumeClaim, name: persistentvolumeclaim}}
+            """)
+        let lifting = try Lifting(rules: path)
+        lifting.sample([("__name__", "volume_free"), ("namespace", "shop"), ("persistentvolumeclaim", "data-pg-0")], value: 0.02)
+        lifting.sample([("__name__", "volume_free"), ("namespace", "shop"), ("persistentvolumeclaim", "scratch")], value: 0.01)
+        lifting.series([("__name__", "kube_pod_spec_volumes_persistentvolumeclaims_info"), ("namespace", "shop"), ("pod", "pg-0"),
+                        ("volume", "data"), ("persistentvolumeclaim", "data-pg-0")])
+        lifting.series([("__name__", "kube_pod_owner"), ("namespace", "shop"), ("pod", "pg-0"), ("owner_kind", "StatefulSet"),
+                        ("owner_name", "pg"), ("owner_is_controller", "true")])
+        #expect(await lifting.subjects() == ["shop/StatefulSet/pg", "shop/PersistentVolumeClaim/scratch"])
+    }
+
     /// A pod is lifted through the owner series of its own cluster: `db-0` in two clusters
     /// belongs to a different StatefulSet in each.
     @Test func podsAreLiftedWithinTheirCluster() async throws {

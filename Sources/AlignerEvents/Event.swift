@@ -129,7 +129,8 @@ public struct Event: Codable, Sendable, Equatable {
     /// The order of classes in a summary, the workload's own symptom first: "4/5 replicas ready;
     /// 5xx ratio 100% at ...; CPU 62.5% of limit at ...". Other classes follow, in joining order.
     static let summaryOrder = ["replica_mismatch", "error_rate_spike", "crash_loop", "oom_killed", "image_pull_failure",
-                               "container_cannot_start", "job_failed", "pod_not_ready", "cpu_saturation", "memory_pressure", "cpu_burst"]
+                               "container_cannot_start", "volume_full", "job_failed", "pod_not_ready", "node_not_ready", "node_pressure",
+                               "cpu_saturation", "memory_pressure", "cpu_burst"]
 
     /// Recomputes class, severity and summary from the signals: the class is the first signal's,
     /// or a more severe signal's when one joins.

@@ -201,6 +201,9 @@ public struct RuleGroupsState: Sendable {
     public private(set) var alerting: [[AlertingRuleState?]]
     /// The last evaluation error of each rule, or nil.
     public private(set) var lastErrors: [[String?]]
+    /// Each rule's last evaluation: when (milliseconds; 0 before the first) and how long it took
+    /// (seconds), as `GET /api/v1/rules` reports them.
+    public private(set) var lastRuns: [[(at: Int64, seconds: Double)]]
     /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`), computed once.
     public let partitionLabels: [[String]?]
     /// Per recording rule: the series its last evaluation wrote, so a series that stops being
@@ -222,6 +225,7 @@ public struct RuleGroupsState: Sendable {
         }
         self.groups = groups
         lastErrors = groups.map { g in g.rules.map { _ in nil } }
+        lastRuns = groups.map { g in g.rules.map { _ in (0, 0) } }
         recorded = groups.map { g in g.rules.map { _ in [:] } }
         partitionLabels = groups.map(\.partitionLabels)
         alerting = try groups.map { g in
@@ -257,7 +261,13 @@ public struct RuleGroupsState: Sendable {
         var evaluator = Evaluator(source: source, time: time - group.queryOffset)
         evaluator.defaultSubqueryStep = defaultSubqueryStep
         let query = RuleGroupsState.templateQuery(source: templateSource ?? source, at: time, subqueryStep: defaultSubqueryStep)
+        let clock = ContinuousClock()
         for (ri, rule) in group.rules.enumerated() {
+            let start = clock.now
+            defer {
+                let d = (clock.now - start).components
+                lastRuns[gi][ri] = (time, Double(d.seconds) + Double(d.attoseconds) / 1e18)
+            }
             do {
                 var vector: [VectorSample]
                 switch try evaluator.evaluate(rule.expr) {

@@ -46,11 +46,12 @@ struct RulesAPI: Sendable {
             var rules: [[String: Any]] = []
             for (ri, r) in g.rules.enumerated() {
                 let error = state.lastErrors[gi][ri]
+                let run = state.lastRuns[gi][ri]
                 var o: [String: Any] = [
                     "name": r.name, "query": r.expr.description, "labels": r.labels,
-                    "health": error == nil ? (last[gi] == 0 ? "unknown" : "ok") : "err",
-                    "lastEvaluation": last[gi] == 0 ? "0001-01-01T00:00:00Z" : RulesAPI.time(last[gi]),
-                    "evaluationTime": 0,
+                    "health": error == nil ? (run.at == 0 ? "unknown" : "ok") : "err",
+                    "lastEvaluation": run.at == 0 ? "0001-01-01T00:00:00Z" : RulesAPI.time(run.at),
+                    "evaluationTime": run.seconds,
                 ]
                 if let error { o["lastError"] = error }
                 switch r.kind {

@@ -220,6 +220,14 @@ import Testing
         #expect(unkept.contains(#""warnings":["no rule reads node_load1"#), "\(unkept)")
         let rules = try await HTTPClient.request("GET", s.base + "/api/v1/rules").text
         #expect(rules.contains(#""type":"alerting""#) && rules.contains(#""type":"recording""#) && rules.contains(#""health":"ok""#))
+        // Each rule's own last evaluation and its time, as Prometheus reports them.
+        let listed = try JSONSerialization.jsonObject(with: Data(rules.utf8)) as? [String: Any]
+        let ruleObjects = ((listed?["data"] as? [String: Any])?["groups"] as? [[String: Any]])?.first?["rules"] as? [[String: Any]] ?? []
+        #expect(ruleObjects.count == 2)
+        for rule in ruleObjects {
+            #expect((rule["evaluationTime"] as? Double ?? 0) > 0, "\(rule)")
+            #expect((rule["lastEvaluation"] as? String ?? "").hasPrefix("20"), "\(rule)")
+        }
         // Recovery: the alert resolves on the next write.
         try await Task.sleep(for: .milliseconds(5))
         try await write(s, ready: 5, at: WallClock.nowMilliseconds())

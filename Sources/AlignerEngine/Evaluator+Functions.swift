@@ -57,6 +57,13 @@ extension Evaluator {
         }
         // Functions over a range vector (the first argument, or the second for quantile_over_time).
         let rangeArg = name == "quantile_over_time" ? args[1] : args[0]
+        if name == "count_over_time" || name == "present_over_time", case .matrix(let selector, let r) = unparen(rangeArg) {
+            // Only the number of samples counts: they are counted where they are, not copied.
+            let end = end(selector)
+            let counts = source.counts(matching: selector.matchers, from: end - r, through: end)
+            let out = counts.map { VectorSample(labels: $0.labels.droppingMetricName(), value: name == "present_over_time" ? 1 : Double($0.count)) }
+            return .vector(try distinct(out, ifNamesDiffer: counts.lazy.map(\.labels)))
+        }
         let matrix: [RangeSeries]
         if name == "irate" || name == "idelta", case .matrix(let selector, let r) = unparen(rangeArg) {
             // Only the last two samples count: only they are read.

@@ -163,9 +163,30 @@ public protocol SampleSource {
     /// The last `count` samples in `[from, through]` of each matching series, stale markers left
     /// out (what irate and idelta read of a range).
     func tail(matching: [LabelMatcher], from: Int64, through: Int64, count: Int) -> [StoredSeries]
+    /// How many samples other than stale markers each matching series has in `[from, through]`,
+    /// series with none left out (what count_over_time and present_over_time read of a range).
+    func counts(matching: [LabelMatcher], from: Int64, through: Int64) -> [SeriesCount]
+}
+
+/// A series and a number of its samples.
+public struct SeriesCount: Sendable {
+    public var labels: Labels
+    public var count: Int
+
+    public init(labels: Labels, count: Int) {
+        self.labels = labels
+        self.count = count
+    }
 }
 
 extension SampleSource {
+    public func counts(matching matchers: [LabelMatcher], from: Int64, through: Int64) -> [SeriesCount] {
+        series(matching: matchers, from: from, through: through).compactMap { s in
+            let n = s.values.count { !SampleValue.isStale(bits: $0.bitPattern) }
+            return n == 0 ? nil : SeriesCount(labels: s.labels, count: n)
+        }
+    }
+
     public func tail(matching matchers: [LabelMatcher], from: Int64, through: Int64, count: Int) -> [StoredSeries] {
         series(matching: matchers, from: from, through: through).compactMap { s in
             let kept = zip(s.timestamps, s.values).filter { !SampleValue.isStale(bits: $0.1.bitPattern) }.suffix(count)

@@ -211,15 +211,16 @@ import Testing
         }
     }
 
-    /// The window store's reads (binary-searched ranges, and the tail irate and idelta read) give
-    /// what the simple store gives, stale markers and range edges included.
+    /// The window store's reads (binary-searched ranges, the tail irate and idelta read, the
+    /// counts count_over_time reads) give what the simple store gives, stale markers and range
+    /// edges included.
     @Test func windowReadsMatchTheSimpleStore() throws {
         let (groups, _) = RuleFileLoader.parse(yaml: """
             groups:
               - name: g
                 rules:
                   - record: r
-                    expr: irate(x[1m]) + idelta(x[1m]) + rate(x[1m]) + changes(x[1m])
+                    expr: irate(x[1m]) + idelta(x[1m]) + rate(x[1m]) + changes(x[1m]) + count_over_time(x[1m]) * present_over_time(x[1m])
             """, file: "g.yml")
         let windows = WindowStore()
         windows.select(groups)
@@ -242,7 +243,8 @@ import Testing
         let expr = try PromQLParser.parse("irate(x[1m]) or idelta(x[30s]) * 1000 or rate(x[45s]) * 1e6")
         // The windows keep 6 minutes before their newest sample (the 1-minute range plus the lookback).
         for time in stride(from: newest - 290_000, through: newest + 60_000, by: 3_000) {
-            for e in [expr, try PromQLParser.parse("idelta(x[20s])"), try PromQLParser.parse("irate(x[1m])")] {
+            for e in [expr, try PromQLParser.parse("idelta(x[20s])"), try PromQLParser.parse("irate(x[1m])"),
+                      try PromQLParser.parse("count_over_time(x[1m])"), try PromQLParser.parse("present_over_time(x[40s])")] {
                 let a = Evaluator(source: windows, time: time), b = Evaluator(source: simple, time: time)
                 guard case .vector(let va) = try a.evaluate(e), case .vector(let vb) = try b.evaluate(e) else {
                     Issue.record("not a vector"); continue

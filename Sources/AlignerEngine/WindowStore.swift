@@ -152,6 +152,19 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var dirtyWhole: [Bool] = []
         var dirtyParts: [PartitionSet] = []
         var anyDirty = false
+        /// The windows each selector matches, by the selector's text. A window's labels never
+        /// change and windows are only added, so an answer holds while the number of windows
+        /// does: a round then reads the windows a selector matches instead of testing its
+        /// matchers on every window of the metric (`code=~"5.."` on every request counter).
+        var matched: [String: Matched] = [:]
+    }
+
+    /// The windows a selector matched when there were `windowCount` windows: their ids, in
+    /// order, and the same as bits.
+    struct Matched {
+        var windowCount: Int
+        var ids: [UInt32]
+        var bits: PartitionSet
     }
 
     let state = Mutex(State())
@@ -541,14 +554,38 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?, _ read: (inout Window) -> T?
     ) -> [T] {
         state.withLock { s in
+            let matched = WindowStore.matched(&s, matchers)
             var out: [T] = []
-            for id in WindowStore.candidates(s, matchers, part) {
-                let i = Int(id)
-                guard s.windows[i] != nil, WindowStore.matches(matchers, &s.windows[i]!) else { continue }
-                if let x = read(&s.windows[i]!) { out.append(x) }
+            if part == nil {
+                for id in matched.ids {
+                    if let x = read(&s.windows[Int(id)]!) { out.append(x) }
+                }
+                return out
+            }
+            for id in WindowStore.candidates(s, matchers, part) where matched.bits.contains(id) {
+                if let x = read(&s.windows[Int(id)]!) { out.append(x) }
             }
             return out
         }
+    }
+
+    /// The windows a selector matches, from the cache while no window was added since.
+    static func matched(_ s: inout State, _ matchers: [LabelMatcher]) -> Matched {
+        let key = matchers.map(\.description).joined(separator: ",")
+        if let known = s.matched[key], known.windowCount == s.windows.count { return known }
+        var ids: [UInt32] = []
+        var bits = PartitionSet()
+        for id in candidates(s, matchers, nil) {
+            let i = Int(id)
+            guard s.windows[i] != nil, matches(matchers, &s.windows[i]!) else { continue }
+            ids.append(id)
+            bits.insert(id)
+        }
+        // Queries through the API may name any selector: the cache is bounded.
+        if s.matched.count >= 4096 { s.matched.removeAll() }
+        let answer = Matched(windowCount: s.windows.count, ids: ids, bits: bits)
+        s.matched[key] = answer
+        return answer
     }
 
     @inline(__always)
@@ -637,6 +674,12 @@ struct PartitionSet {
     }
 
     var isEmpty: Bool { count == 0 }
+
+    @inline(__always)
+    func contains(_ id: UInt32) -> Bool {
+        let w = Int(id >> 6)
+        return w < words.count && words[w] & (1 << UInt64(id & 63)) != 0
+    }
 
     mutating func removeAll() {
         guard count > 0 else { return }

@@ -39,4 +39,29 @@ import Testing
             #expect(span >= retention && span <= retention * 5 / 4, "\(name): \(span) ms kept, retention \(retention) ms")
         }
     }
+
+    /// The windows a selector matches are remembered between rounds: a series that arrives
+    /// after a selector was read is in its next answer.
+    @Test func aSelectorFindsSeriesAddedAfterItWasRead() throws {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - record: errors
+                    expr: sum(rate(requests{code=~"5.."}[1m]))
+            """, file: "g.yml")
+        #expect(problems.isEmpty)
+        let store = WindowStore()
+        store.select(groups)
+        let selector = [LabelMatcher("__name__", .equal, "requests"), LabelMatcher("code", .regexMatch, "5..")]
+        func codes() -> [String] {
+            store.series(matching: selector, from: 0, through: 10_000).map { $0.labels.value("code") }.sorted()
+        }
+        let expected = [["500"], ["500"], ["500", "503"]]
+        for (k, code) in ["500", "200", "503"].enumerated() {
+            let id = store.admit(labels: [Label("__name__", "requests"), Label("code", code)])
+            store.append(window: id, timestamp: Int64(k + 1) * 1000, valueBits: Double(k).bitPattern)
+            #expect(codes() == expected[k])
+        }
+    }
 }

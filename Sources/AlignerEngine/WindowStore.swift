@@ -28,8 +28,6 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// append's time in a profile) before then.
         var trimAt: Int64 = .min
 
-        var groups: [Int] { feeds.map { Int($0.group) } }
-
         /// The first sample at or after `t` (strictly after, when `after`), by binary search.
         func firstIndex(from t: Int64, after: Bool = false) -> Int {
             var lo = 0, hi = points.count
@@ -88,7 +86,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// cost the window's length for every sample once a dense series filled its retention.
         /// Readers select by time, so samples kept a little longer change no answer. Returns how
         /// many samples were dropped, and sets `trimAt`: while the newest sample is at most
-        /// `timestamps[batch - 1] + retention` there is no batch to drop, and appends only raise
+        /// `points[batch - 1].t + retention` there is no batch to drop, and appends only raise
         /// the batch's index (a window not yet that long: its newest sample stands for it).
         mutating func trim() -> Int {
             var dropped = 0
@@ -126,9 +124,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`).
         var groupPartitions: [[String]?] = []
         /// Kept whatever the rules read: the owner series that lift a pod (and the claims its
-        /// volumes mount) to its workload, and
-        /// the series by which kube-state-metrics tells that a workload of some name exists (one
-        /// per workload), which lifting by name reads.
+        /// volumes mount) to its workload, and the series by which kube-state-metrics tells that
+        /// a workload of some name exists (one per workload), which lifting by name reads.
         var always: Set<String> = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner", "kube_pod_spec_volumes_persistentvolumeclaims_info",
                                    "kube_deployment_spec_replicas", "kube_statefulset_replicas",
                                    "kube_daemonset_status_desired_number_scheduled"]

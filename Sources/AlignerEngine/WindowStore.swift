@@ -150,14 +150,14 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var dirtyParts: [PartitionSet] = []
         var anyDirty = false
         /// The windows each selector matches, by the selector's text. A window's labels never
-        /// change and windows are only added, so an answer holds while the number of windows
-        /// does: a round then reads the windows a selector matches instead of testing its
-        /// matchers on every window of the metric (`code=~"5.."` on every request counter).
+        /// change and windows are only added, so an answer only grows by the windows added
+        /// since: a round reads the windows a selector matches instead of testing its matchers
+        /// on every window of the metric (`code=~"5.."` on every request counter).
         var matched: [String: Matched] = [:]
     }
 
-    /// The windows a selector matched when there were `windowCount` windows: their ids, in
-    /// order, and the same as bits.
+    /// The windows a selector matched among the first `windowCount`: their ids, in order, and
+    /// the same as bits.
     struct Matched {
         var windowCount: Int
         var ids: [UInt32]
@@ -338,23 +338,17 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// `ahead` samples before their turn, the headers (found from the entries then in cache)
     /// half as many before, the last lines (from the counts then in cache) a quarter.
     public func append(_ samples: UnsafeBufferPointer<ObservedSample>) {
-        let ahead = 16
+        let ahead = 16, n = samples.count
         appending { s in
-            s.windows.withUnsafeBytes { raw in
-                let base = raw.baseAddress!
-                for k in 0..<min(ahead, samples.count) { aligner_prefetch(base + Int(samples[k].window) * WindowStore.windowStride) }
-                for k in 0..<min(ahead / 2, samples.count) { WindowStore.prefetchHeaders(base, samples[k].window) }
-                for k in 0..<min(ahead / 4, samples.count) { WindowStore.prefetchTails(base, samples[k].window) }
-            }
-            for k in samples.indices {
+            // From `ahead` steps before the first sample, so the first ones are fetched too.
+            for k in -ahead..<n {
                 s.windows.withUnsafeBytes { raw in
                     let base = raw.baseAddress!
-                    if k + ahead < samples.count { aligner_prefetch(base + Int(samples[k + ahead].window) * WindowStore.windowStride) }
-                    if k + ahead / 2 < samples.count { WindowStore.prefetchHeaders(base, samples[k + ahead / 2].window) }
-                    if k + ahead / 4 < samples.count { WindowStore.prefetchTails(base, samples[k + ahead / 4].window) }
+                    if k + ahead < n { aligner_prefetch(base + Int(samples[k + ahead].window) * WindowStore.windowStride) }
+                    if (0..<n).contains(k + ahead / 2) { WindowStore.prefetchHeaders(base, samples[k + ahead / 2].window) }
+                    if (0..<n).contains(k + ahead / 4) { WindowStore.prefetchTails(base, samples[k + ahead / 4].window) }
                 }
-                let sample = samples[k]
-                WindowStore.append(&s, sample.window, sample.timestamp, sample.valueBits, except: nil)
+                if k >= 0 { WindowStore.append(&s, samples[k].window, samples[k].timestamp, samples[k].valueBits, except: nil) }
             }
         }
     }
@@ -553,7 +547,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         state.withLock { s in
             let matched = WindowStore.matched(&s, matchers)
             var out: [T] = []
-            if part == nil {
+            guard let part else {
                 for id in matched.ids {
                     if let x = read(&s.windows[Int(id)]!) { out.append(x) }
                 }
@@ -566,21 +560,20 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         }
     }
 
-    /// The windows a selector matches, from the cache while no window was added since.
+    /// The windows a selector matches, from the cache: windows are only added, with increasing
+    /// ids, so only those added since the last answer are tested (and appended in id order, the
+    /// order the metric's windows are listed in).
     static func matched(_ s: inout State, _ matchers: [LabelMatcher]) -> Matched {
         let key = matchers.map(\.description).joined(separator: ",")
-        if let known = s.matched[key], known.windowCount == s.windows.count { return known }
-        var ids: [UInt32] = []
-        var bits = PartitionSet()
-        for id in candidates(s, matchers, nil) {
-            let i = Int(id)
-            guard s.windows[i] != nil, matches(matchers, &s.windows[i]!) else { continue }
-            ids.append(id)
-            bits.insert(id)
+        var answer = s.matched[key] ?? Matched(windowCount: 1, ids: [], bits: PartitionSet())  // id 0 is "none"
+        guard answer.windowCount < s.windows.count else { return answer }
+        for id in added(s, matchers, since: answer.windowCount) where s.windows[Int(id)] != nil && matches(matchers, &s.windows[Int(id)]!) {
+            answer.ids.append(id)
+            answer.bits.insert(id)
         }
+        answer.windowCount = s.windows.count
         // Queries through the API may name any selector: the cache is bounded.
         if s.matched.count >= 4096 { s.matched.removeAll() }
-        let answer = Matched(windowCount: s.windows.count, ids: ids, bits: bits)
         s.matched[key] = answer
         return answer
     }
@@ -596,11 +589,20 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         matchers.first { $0.name == metricNameLabel && $0.op == .equal }?.value
     }
 
-    /// The windows a selector may match: by metric name when it names one, within some
-    /// partitions of a group when given.
-    static func candidates(_ s: State, _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?) -> [UInt32] {
+    /// The windows from id `windowCount` on that a selector may match: of the metric it names,
+    /// when it names one (each metric's list is in id order: those are its tail).
+    static func added(_ s: State, _ matchers: [LabelMatcher], since windowCount: Int) -> [UInt32] {
+        guard let name = metricName(matchers) else { return Array(UInt32(windowCount)..<UInt32(s.windows.count)) }
+        let ids = s.byName[name] ?? []
+        var first = ids.count
+        while first > 0 && ids[first - 1] >= UInt32(windowCount) { first -= 1 }
+        return Array(ids[first...])
+    }
+
+    /// The windows of some partitions of a group that a selector may match: of the metric it
+    /// names, when it names one.
+    static func candidates(_ s: State, _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)) -> [UInt32] {
         let name = metricName(matchers)
-        guard let part else { return name.map { s.byName[$0] ?? [] } ?? Array(1..<UInt32(s.windows.count)) }
         var candidates: [UInt32] = []
         for pid in part.partitions where s.members[part.group].indices.contains(Int(pid)) {
             let byName = s.members[part.group][Int(pid)]

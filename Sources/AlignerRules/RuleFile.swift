@@ -63,21 +63,21 @@ public struct EventSpec: Sendable, Equatable {
         default: severity = "warning"
         }
         func set(_ label: String) -> Bool { !(labels[label] ?? "").isEmpty }
-        func cluster(kind: String, _ nameLabels: [String]) -> EventSpec {
+        func clusterWide(kind: String, _ nameLabels: [String]) -> EventSpec {
             EventSpec(anomalyClass: "", namespaceLabel: "", kind: kind, kindLabel: nil, nameLabels: nameLabels, severity: severity)
         }
         var spec: EventSpec
         if EventSpec.nodeExporterJobs.contains(labels["job"] ?? "") && (set("node") || set("instance")) {
-            spec = cluster(kind: "Node", ["node", "instance"])
+            spec = clusterWide(kind: "Node", ["node", "instance"])
         } else if set("namespace") {
             let (label, kind) = EventSpec.workloadLabels.first { set($0.label) } ?? ("namespace", "Namespace")
             spec = EventSpec(anomalyClass: "", namespaceLabel: "namespace", kind: kind, kindLabel: nil, nameLabels: [label], severity: severity)
         } else if set("node") {
-            spec = cluster(kind: "Node", ["node"])
+            spec = clusterWide(kind: "Node", ["node"])
         } else if set("instance") {
-            spec = cluster(kind: "Instance", ["instance"])
+            spec = clusterWide(kind: "Instance", ["instance"])
         } else {
-            spec = cluster(kind: "Alert", ["alertname"])
+            spec = clusterWide(kind: "Alert", ["alertname"])
         }
         spec.anomalyClass = snakeCase(alertName)
         spec.opens = severity != "info"

@@ -17,6 +17,14 @@ import Yams
         }
     }()
 
+    /// Files each checking something false (`Tests/rules-corpus/failing`): both fail them.
+    static let failing: [String] = {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Tests/rules-corpus/failing").standardized.path
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return files.filter { $0.hasSuffix("_test.yml") }.sorted().map { dir + "/" + $0 }
+    }()
+
     /// promtool does not know Aligner's rule extensions: copy the test and its rule files to a
     /// temporary folder with `event`, `resolve`, `hooks` and `detector` removed.
     static func forPromtool(_ file: String) throws -> String {
@@ -55,18 +63,40 @@ import Yams
 
     @Test(arguments: RuleTestDifferentialTests.corpus)
     func passesUnderPromtool(_ file: String) throws {
+        let (status, output) = try RuleTestDifferentialTests.promtool(file)
+        #expect(status == 0, "\(output)")
+    }
+
+    @Test func failingCorpusIsPresent() {
+        #expect(RuleTestDifferentialTests.failing.count >= 9)
+    }
+
+    @Test(arguments: RuleTestDifferentialTests.failing)
+    func failsUnderAligner(_ file: String) {
+        #expect(!RuleTestRunner.run(file: file).isEmpty)
+    }
+
+    @Test(arguments: RuleTestDifferentialTests.failing)
+    func failsUnderPromtool(_ file: String) throws {
+        let (status, output) = try RuleTestDifferentialTests.promtool(file)
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("FAILED"), "\(output)")
+    }
+
+    /// `promtool test rules` on a copy of the file made for it: its exit status and output.
+    static func promtool(_ file: String) throws -> (Int32, String) {
         let promtool = ProcessInfo.processInfo.environment["PROMTOOL_BINARY"] ?? "/usr/bin/promtool"
         try #require(FileManager.default.isExecutableFile(atPath: promtool),
                      "promtool is not installed: run ./scripts/test.sh, which installs Debian's prometheus")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: promtool)
-        process.arguments = ["test", "rules", try RuleTestDifferentialTests.forPromtool(file)]
+        process.arguments = ["test", "rules", try forPromtool(file)]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
+        return (process.terminationStatus, output)
     }
 }

@@ -16,10 +16,8 @@ public final class MemoryStore: SampleSource {
             order.append(key)
             series[key] = StoredSeries(labels: sorted, timestamps: [], values: [])
         }
-        if let last = series[key]!.timestamps.last, last >= timestamp {
-            if last == timestamp { series[key]!.values[series[key]!.values.count - 1] = value }
-            return
-        }
+        // A sample at or before the newest is not taken (Prometheus' storage keeps the first at a time).
+        if let last = series[key]!.timestamps.last, last >= timestamp { return }
         series[key]!.timestamps.append(timestamp)
         series[key]!.values.append(value)
     }

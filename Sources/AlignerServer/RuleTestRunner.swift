@@ -8,8 +8,9 @@ import Yams
 /// series from time 0 at the test's interval, rules evaluated every evaluation_interval up to the
 /// last eval_time, alerts compared at each eval_time, PromQL expectations checked afterwards.
 public enum RuleTestRunner {
-    /// Runs one file; returns the failure messages (empty when it passed).
-    public static func run(file: String) -> [String] {
+    /// Runs one file; returns the failure messages (empty when it passed). What promtool only
+    /// warns about (a rule file pattern matching no file, a test without an interval) goes to `warn`.
+    public static func run(file: String, warn: (String) -> Void = { _ in }) -> [String] {
         let text: String
         do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
             return ["cannot read \(file): \(error.localizedDescription)"]
@@ -17,10 +18,16 @@ public enum RuleTestRunner {
         guard let root = (try? Yams.compose(yaml: text)) ?? nil, let top = root.mapping else {
             return ["\(file): not a rule-test file (want a mapping with rule_files and tests)"]
         }
+        // Every key is one promtool knows (it reads the file strictly, and fails it otherwise).
+        let unknown = unknownFields(root)
+        if !unknown.isEmpty { return ["yaml: unmarshal errors:"] + unknown.map { "  " + $0 } }
         let directory = (file as NSString).deletingLastPathComponent
-        // Relative to the test file, and glob patterns expanded, as promtool does.
-        let ruleFiles = (top["rule_files"]?.sequence.map { Array($0) } ?? []).compactMap(\.string).flatMap {
-            expandGlob($0.hasPrefix("/") ? $0 : (directory.isEmpty ? $0 : directory + "/" + $0))
+        // Relative to the test file, and glob patterns expanded, as promtool does: a pattern that
+        // matches no file is a warning, not a failure.
+        let ruleFiles = (top["rule_files"]?.sequence.map { Array($0) } ?? []).compactMap(\.string).flatMap { pattern in
+            let files = expandGlob(pattern.hasPrefix("/") ? pattern : (directory.isEmpty ? pattern : directory + "/" + pattern))
+            if files.isEmpty { warn("no file match pattern \(pattern)") }
+            return files
         }
         let evaluationInterval = top["evaluation_interval"]?.string.flatMap(parseDurationMilliseconds) ?? 60_000
         var groups: [RuleGroup]
@@ -36,15 +43,20 @@ public enum RuleTestRunner {
         }
         var failures: [String] = []
         for (i, test) in (top["tests"]?.sequence.map { Array($0) } ?? []).enumerated() {
-            failures += runTest(test, index: i, groups: groups, evaluationInterval: evaluationInterval)
+            failures += runTest(test, index: i, groups: groups, evaluationInterval: evaluationInterval, warn: warn)
         }
         return failures
     }
 
-    static func runTest(_ node: Node, index: Int, groups: [RuleGroup], evaluationInterval: Int64) -> [String] {
+    static func runTest(_ node: Node, index: Int, groups: [RuleGroup], evaluationInterval: Int64, warn: (String) -> Void) -> [String] {
         guard let test = node.mapping else { return ["test \(index): must be a mapping"] }
         let name = test["name"]?.string.map { "\"\($0)\"" } ?? "#\(index)"
-        let interval = test["interval"]?.string.flatMap(parseDurationMilliseconds) ?? evaluationInterval
+        // promtool 2.42 takes a missing interval as 0: every input sample at 0s, the first of a
+        // series kept (promtool 3 takes evaluation_interval instead).
+        let interval = test["interval"]?.string.flatMap(parseDurationMilliseconds) ?? 0
+        if test["interval"] == nil, test["input_series"]?.sequence?.isEmpty == false {
+            warn("test \(name) has no interval: as in promtool 2.42 its input samples are all at 0s, the first of each series kept (promtool 3 steps them by evaluation_interval)")
+        }
         let external = Dictionary((test["external_labels"]?.mapping.map { Array($0) } ?? []).map { ($0.key.string ?? "", $0.value.string ?? "") },
                                   uniquingKeysWith: { $1 })
         let store = MemoryStore()
@@ -72,7 +84,9 @@ public enum RuleTestRunner {
             let alertname = a["alertname"]?.string ?? ""
             var expected: [(Labels, [String: String])] = []
             for e in a["exp_alerts"]?.sequence.map({ Array($0) }) ?? [] {
+                // promtool sets alertname, whether exp_labels names it or not.
                 var labels = (e["exp_labels"]?.mapping.map { Array($0) } ?? []).map { Label($0.key.string ?? "", $0.value.string ?? "") }
+                    .filter { $0.name != "alertname" }
                 labels.append(Label("alertname", alertname))
                 let annotations = Dictionary((e["exp_annotations"]?.mapping.map { Array($0) } ?? []).map { ($0.key.string ?? "", $0.value.string ?? "") },
                                              uniquingKeysWith: { $1 })
@@ -98,7 +112,8 @@ public enum RuleTestRunner {
         state.defaultSubqueryStep = evaluationInterval
         state.externalLabels = external
         state.externalURL = test["external_url"]?.string ?? ""
-        inputs.sort { $0.time < $1.time }
+        // In time order, and in the file's order at one time (the first sample at a time is kept).
+        inputs = inputs.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
         var loaded = 0
         func load(through time: Int64) {
             while loaded < inputs.count, inputs[loaded].time <= time {
@@ -181,7 +196,9 @@ public enum RuleTestRunner {
 
     /// The files a `rule_files` entry names: itself, or the matches of a glob pattern.
     static func expandGlob(_ pattern: String) -> [String] {
-        guard pattern.contains(where: { "*?[".contains($0) }) else { return [pattern] }
+        guard pattern.contains(where: { "*?[".contains($0) }) else {
+            return FileManager.default.fileExists(atPath: pattern) ? [pattern] : []
+        }
         var result = glob_t()
         defer { globfree(&result) }
         guard glob(pattern, 0, nil, &result) == 0 else { return [] }
@@ -212,6 +229,44 @@ public enum RuleTestRunner {
         }
         guard let v = Double(text) else { throw EvaluationError(message: "bad value \"\(text)\"") }
         return v
+    }
+
+    /// The keys promtool 2.42's rule-test file types have, by where they appear.
+    static let knownFields: [String: Set<String>] = [
+        "file": ["rule_files", "evaluation_interval", "group_eval_order", "tests"],
+        "testGroup": ["interval", "input_series", "alert_rule_test", "promql_expr_test", "external_labels", "external_url", "name"],
+        "series": ["series", "values"],
+        "alertTestCase": ["eval_time", "alertname", "exp_alerts"],
+        "alert": ["exp_labels", "exp_annotations"],
+        "promqlTestCase": ["expr", "eval_time", "exp_samples"],
+        "sample": ["labels", "value"],
+    ]
+
+    /// Keys promtool would not know, each as `line N: field K not found in type main.T`.
+    static func unknownFields(_ root: Node) -> [String] {
+        var out: [String] = []
+        func check(_ node: Node?, _ type: String) {
+            guard let mapping = node?.mapping else { return }
+            for (key, _) in mapping {
+                guard let k = key.string, !knownFields[type]!.contains(k) else { continue }
+                out.append("line \(key.mark?.line ?? 0): field \(k) not found in type main.\(type)")
+            }
+        }
+        func items(_ node: Node?, _ key: String) -> [Node] { node?[key]?.sequence.map { Array($0) } ?? [] }
+        check(root, "file")
+        for test in items(root, "tests") {
+            check(test, "testGroup")
+            for s in items(test, "input_series") { check(s, "series") }
+            for a in items(test, "alert_rule_test") {
+                check(a, "alertTestCase")
+                for e in items(a, "exp_alerts") { check(e, "alert") }
+            }
+            for p in items(test, "promql_expr_test") {
+                check(p, "promqlTestCase")
+                for e in items(p, "exp_samples") { check(e, "sample") }
+            }
+        }
+        return out
     }
 
     /// An expected sample's `value` as promtool reads it (YAML 1.1 into a float64, Go's yaml.v2):

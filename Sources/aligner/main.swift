@@ -114,7 +114,7 @@ struct Rules: ParsableCommand {
             var failed = false
             for file in files {
                 print("Unit Testing:  \(file)")
-                let failures = RuleTestRunner.run(file: file)
+                let failures = RuleTestRunner.run(file: file) { print("  WARNING: \($0)") }
                 if failures.isEmpty {
                     print("  SUCCESS\n")
                 } else {

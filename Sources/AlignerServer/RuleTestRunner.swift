@@ -34,12 +34,15 @@ public enum RuleTestRunner {
         do { groups = try RuleFileLoader.load(files: ruleFiles) } catch {
             return ["\(error)"]
         }
-        // group_eval_order: the listed groups first, in that order (promtool requires every group
-        // to be listed when the key is present).
+        // group_eval_order, as promtool orders by it: a listed group by its place, an unlisted one
+        // as if first (promtool leaves the order of ties to chance; here they keep the files' order).
         if let order = top["group_eval_order"]?.sequence.map({ Array($0).compactMap(\.string) }), !order.isEmpty {
-            let missing = groups.map(\.name).filter { !order.contains($0) }
-            if !missing.isEmpty { return ["\(file): group_eval_order does not list the groups \(missing.joined(separator: ", "))"] }
-            groups.sort { order.firstIndex(of: $0.name)! < order.firstIndex(of: $1.name)! }
+            var place: [String: Int] = [:]
+            for (i, name) in order.enumerated() {
+                if place[name] != nil { return ["group name repeated in evaluation order: \(name)"] }
+                place[name] = i
+            }
+            groups = groups.enumerated().sorted { (place[$0.element.name] ?? 0, $0.offset) < (place[$1.element.name] ?? 0, $1.offset) }.map(\.element)
         }
         var failures: [String] = []
         for (i, test) in (top["tests"]?.sequence.map { Array($0) } ?? []).enumerated() {

@@ -286,11 +286,20 @@ public struct RuleGroupsState: Sendable {
                 switch rule.kind {
                 case .record(let name):
                     var written: [String: Labels] = [:]
-                    for s in vector {
+                    let ruleLabels = rule.labels.sorted(by: { $0.key < $1.key })
+                    let named = vector.map { s in
                         var labels = s.labels.setting(metricNameLabel, name)
-                        for (k, v) in rule.labels.sorted(by: { $0.key < $1.key }) { labels = labels.setting(k, v) }
+                        for (k, v) in ruleLabels { labels = labels.setting(k, v) }
+                        return labels
+                    }
+                    // As Prometheus: nothing is written when two samples end up as one series.
+                    for labels in named {
+                        if written.updateValue(labels, forKey: labels.key) != nil {
+                            throw EvaluationError(message: "vector contains metrics with the same labelset after applying rule labels")
+                        }
+                    }
+                    for (labels, s) in zip(named, vector) {
                         sink.append(labels, timestamp: time, value: s.value, fromGroup: gi)
-                        written[labels.key] = labels
                     }
                     // Series returned last time and not now end with a staleness marker (in a
                     // partial evaluation, only those of the partitions it covered).

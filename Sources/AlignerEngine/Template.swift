@@ -208,6 +208,9 @@ public struct AlertTemplate: Sendable {
             return .dot(fields: word == "." ? [] : word.dropFirst().split(separator: ".").map(String.init))
         }
         if word == "true" || word == "false" { return .literal(.bool(word == "true")) }
+        // Go's constants: an int unless written with a point or an exponent.
+        if !word.contains(where: { ".eEpP".contains($0) }) || word.lowercased().hasPrefix("0x") && !word.contains(where: { "pP.".contains($0) }),
+           let n = goInteger(word) { return .literal(.int(n)) }
         if let d = Double(word) { return .literal(.number(d)) }
         if AlertTemplate.functions.contains(word) { return .function(word) }
         throw Failure(description: "function \"\(word)\" not defined in templates Aligner supports")
@@ -337,6 +340,7 @@ public struct AlertTemplate: Sendable {
         func number(_ v: TemplateValue) throws -> Double {
             switch v {
             case .number(let d): return d
+            case .int(let n): return Double(n)
             case .string(let s):
                 guard let d = Double(s) else { throw Failure(description: "cannot convert \"\(s)\" to a number") }
                 return d
@@ -364,7 +368,7 @@ public struct AlertTemplate: Sendable {
             case "gt": return .bool(c > 0)
             default: return .bool(c >= 0)
             }
-        case "len": try count(1); return .number(Double(try args[0].elements().count))
+        case "len": try count(1); return .int(Int64(try args[0].elements().count))
         case "index":
             try count(2)
             guard case .labels(let m) = args[0] else { throw Failure(description: "index of \(args[0].text): not a map") }
@@ -379,7 +383,7 @@ public struct AlertTemplate: Sendable {
             return .string(out)
         case "printf":
             guard case .string(let format)? = args.first else { throw Failure(description: "printf needs a format string") }
-            return .string(try printf(format, Array(args.dropFirst())))
+            return .string(goSprintf(format, Array(args.dropFirst())))
         case "match":
             try count(2)
             return .bool(try TemplateValue.regex(args[0].text).firstMatch(in: args[1].text, range: NSRange(args[1].text.startIndex..., in: args[1].text)) != nil)
@@ -431,54 +435,6 @@ public struct AlertTemplate: Sendable {
         default: throw Failure(description: "function \"\(name)\" not defined")
         }
     }
-
-    func printf(_ format: String, _ args: [TemplateValue]) throws -> String {
-        var out = ""
-        var i = format.startIndex
-        var argIndex = 0
-        while i < format.endIndex {
-            let c = format[i]
-            guard c == "%" else { out.append(c); i = format.index(after: i); continue }
-            var j = format.index(after: i)
-            guard j < format.endIndex else { out.append("%"); break }
-            if format[j] == "%" { out.append("%"); i = format.index(after: j); continue }
-            var spec = "%"
-            while j < format.endIndex, "0123456789.-+ #".contains(format[j]) { spec.append(format[j]); j = format.index(after: j) }
-            guard j < format.endIndex else { break }
-            let verb = format[j]
-            guard argIndex < args.count else { throw Failure(description: "printf: missing argument for %\(verb)") }
-            let arg = args[argIndex]
-            argIndex += 1
-            switch verb {
-            case "s", "v":
-                if case .number(let d) = arg, verb == "v" { out += goDefault(d) } else { out += arg.text }
-            case "d":
-                out += String(format: spec + "lld", Int64(goConverting: try { () throws -> Double in
-                    if case .number(let d) = arg { return d }
-                    guard let d = Double(arg.text) else { throw Failure(description: "printf %d of \"\(arg.text)\"") }
-                    return d
-                }()))
-            case "f", "e", "g", "F", "E", "G":
-                let d: Double
-                if case .number(let n) = arg { d = n } else if let n = Double(arg.text) { d = n } else {
-                    throw Failure(description: "printf %\(verb) of \"\(arg.text)\"")
-                }
-                if (verb == "g" || verb == "G") && spec == "%" {
-                    // Go's plain %g prints the shortest digits (as %v does), not C's six.
-                    let text = goDefault(d)
-                    out += verb == "G" ? text.uppercased() : text
-                } else {
-                    out += goFormat(spec + String(verb), d)
-                }
-            case "q":
-                out += "\"" + arg.text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
-            default:
-                throw Failure(description: "printf verb %\(verb) is not supported")
-            }
-            i = format.index(after: j)
-        }
-        return out
-    }
 }
 
 
@@ -493,7 +449,10 @@ struct TemplateData {
 
 enum TemplateValue: Sendable {
     case string(String)
+    /// A float64: `$value`, a sample's value, a literal with a point or an exponent.
     case number(Double)
+    /// An int: a literal without them, `len`, a `range` index.
+    case int(Int64)
     case bool(Bool)
     /// A label map (`$labels`, `.Labels`).
     case labels([String: String])
@@ -508,6 +467,7 @@ enum TemplateValue: Sendable {
         switch self {
         case .string(let s): !s.isEmpty
         case .number(let d): d != 0
+        case .int(let n): n != 0
         case .bool(let b): b
         case .labels(let m): !m.isEmpty
         case .record: true
@@ -518,10 +478,25 @@ enum TemplateValue: Sendable {
 
     var isString: Bool { if case .string = self { true } else { false } }
 
+    /// The Go type Prometheus' templates hold this as, as fmt names it (`%!d(float64=2.5)`).
+    var goType: String {
+        switch self {
+        case .string: "string"
+        case .number: "float64"
+        case .int: "int"
+        case .bool: "bool"
+        case .labels: "map[string]string"
+        case .record: "struct"
+        case .samples: "template.queryResult"
+        case .sample: "*template.sample"
+        }
+    }
+
     var text: String {
         switch self {
         case .string(let s): s
         case .number(let d): goDefault(d)
+        case .int(let n): String(n)
         case .bool(let b): b ? "true" : "false"
         case .labels(let m): "map[" + m.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ") + "]"
         case .record(let r): "{" + r.keys.sorted().map { r[$0]!.text }.joined(separator: " ") + "}"
@@ -556,9 +531,9 @@ enum TemplateValue: Sendable {
     /// What `range` and `len` walk: a query's samples, a label map's values by key.
     func elements() throws -> [(TemplateValue, TemplateValue)] {
         switch self {
-        case .samples(let v): return v.enumerated().map { (.number(Double($0.offset)), .sample($0.element)) }
+        case .samples(let v): return v.enumerated().map { (.int(Int64($0.offset)), .sample($0.element)) }
         case .labels(let m): return m.sorted { $0.key < $1.key }.map { (.string($0.key), .string($0.value)) }
-        case .string(let s): return s.utf8.enumerated().map { (.number(Double($0.offset)), .number(Double($0.element))) }
+        case .string(let s): return s.utf8.enumerated().map { (.int(Int64($0.offset)), .int(Int64($0.element))) }
         default: throw AlertTemplate.Failure(description: "can't iterate over \(text)")
         }
     }
@@ -567,6 +542,7 @@ enum TemplateValue: Sendable {
     static func compare(_ a: TemplateValue, _ b: TemplateValue) throws -> Int {
         switch (a, b) {
         case (.number(let x), .number(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+        case (.int(let x), .int(let y)): return x < y ? -1 : (x > y ? 1 : 0)
         case (.string(let x), .string(let y)): return x < y ? -1 : (x > y ? 1 : 0)
         case (.bool(let x), .bool(let y)): return x == y ? 0 : (x ? 1 : -1)
         default: throw AlertTemplate.Failure(description: "incompatible types for comparison: \(a.text) and \(b.text)")
@@ -708,6 +684,21 @@ func humanizeTimestamp(_ v: Double) throws -> String {
         text += "." + fraction
     }
     return text + " +0000 UTC"
+}
+
+/// A Go integer literal: decimal, `0x`, `0o`, `0b` or a leading `0` for octal, `_` between digits.
+func goInteger(_ text: String) -> Int64? {
+    var t = Substring(text.replacingOccurrences(of: "_", with: ""))
+    var negative = false
+    if let first = t.first, first == "-" || first == "+" { negative = first == "-"; t = t.dropFirst() }
+    let lower = t.lowercased()
+    let value: Int64?
+    if lower.hasPrefix("0x") { value = Int64(lower.dropFirst(2), radix: 16) }
+    else if lower.hasPrefix("0o") { value = Int64(lower.dropFirst(2), radix: 8) }
+    else if lower.hasPrefix("0b") { value = Int64(lower.dropFirst(2), radix: 2) }
+    else if lower.count > 1 && lower.hasPrefix("0") { value = Int64(lower.dropFirst(), radix: 8) }
+    else { value = Int64(lower) }
+    return value.map { negative ? -$0 : $0 }
 }
 
 /// Go's strings.Title: every letter that follows a separator (a space or ASCII punctuation)

@@ -178,7 +178,16 @@ import Testing
         // Values Swift cannot convert to an integer render as Go renders them, without trapping.
         ("{{ $value | humanizeDuration }}", 1e21, "-106751991167300d -15h -30m -8s"),
         ("{{ $value | humanizeDuration }}", Double.infinity, "+Inf"),
-        ("{{ printf \"%d\" $value }}", Double.nan, "-9223372036854775808"),
+        // Go's fmt: $value is a float64, so %d does not suit it; a literal without a point is an int.
+        ("{{ printf \"%d\" $value }}", Double.nan, "%!d(float64=NaN)"),
+        ("{{ printf \"%d|%s|%d %d\" $value 3 4 }}", 2.5, "%!d(float64=2.5)|%!s(int=3)|4 %!d(MISSING)"),
+        ("{{ printf \"%d\" 3 4 \"x\" }}|{{ printf \"%.2f\" \"3.5\" }}", 1.0, "3%!(EXTRA int=4, string=x)|%!f(string=3.)"),
+        ("{{ printf \"%x %X %o %b %c %q %U\" 255 255 8 5 65 65 65 }}", 1.0, "ff FF 10 101 A 'A' U+0041"),
+        ("{{ printf \"%q %x %t %v\" \"a\\\"b\" \"hi\" true 1e3 }}", 1.0, "\"a\\\"b\" 6869 true 1000"),
+        ("{{ printf \"%5.1f|%-6d|%05d|%+d|%6.2v|%8.3e\" $value 42 7 7 3.14159 $value }}", 2.5, "  2.5|42    |00007|+7|   3.1|2.500e+00"),
+        ("{{ printf \"%x|%b|%f|%5.1f\" $value $value $value $value }}", -Double.infinity, "-Inf|-Inf|-Inf| -Inf"),
+        ("{{ printf \"%x %b\" $value $value }}", 2.5, "0x1.4p+01 5629499534213120p-51"),
+        ("{{ printf \"%d\" (len $labels) }}{{ printf \"%v\" $labels }}", 1.0, "1map[pod:web-1]"),
         ("{{ printf \"%g\" $value }}", 1234567.0, "1.234567e+06"),
         ("{{ $labels }}", 1.0, "map[pod:web-1]"),
         // Control structures, variables, the dot and Go's builtins, as Prometheus' rules use them.

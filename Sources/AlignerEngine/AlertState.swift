@@ -206,14 +206,17 @@ public struct RuleGroupsState: Sendable {
     public private(set) var lastRuns: [[(at: Int64, seconds: Double)]]
     /// Per group: the labels it can be split by (`RuleGroup.partitionLabels`), computed once.
     public let partitionLabels: [[String]?]
-    /// Per recording rule: the series its last evaluation wrote, so a series that stops being
-    /// returned gets a staleness marker (as Prometheus writes one).
+    /// Per rule: the series its last evaluation wrote (a recording rule's results, an alerting
+    /// rule's ALERTS), so a series that stops being returned gets a staleness marker.
     var recorded: [[[String: Labels]]]
     /// `$externalLabels` and `$externalURL` in templates.
     public var externalLabels: [String: String] = [:]
     public var externalURL = ""
     /// The step of subqueries that name none: the global evaluation interval, as in Prometheus.
     public var defaultSubqueryStep: Int64 = 60_000
+    /// Whether alerting rules write Prometheus' `ALERTS` and `ALERTS_FOR_STATE` series: by default
+    /// when some rule reads them (kube-prometheus' InfoInhibitor does); promtool mode always.
+    public var writesAlertSeries: Bool
 
     public init(groups: [RuleGroup]) throws {
         // Group labels apply to every rule of the group; a rule's own label wins.
@@ -228,6 +231,15 @@ public struct RuleGroupsState: Sendable {
         lastRuns = groups.map { g in g.rules.map { _ in (0, 0) } }
         recorded = groups.map { g in g.rules.map { _ in [:] } }
         partitionLabels = groups.map(\.partitionLabels)
+        writesAlertSeries = groups.contains { g in
+            g.rules.contains { r in
+                (r.expr.selectors + (r.resolve?.selectors ?? [])).contains { s in
+                    ["ALERTS", "ALERTS_FOR_STATE"].contains { name in
+                        s.matchers.allSatisfy { $0.name != metricNameLabel || ((try? $0.matches(name)) ?? false) }
+                    }
+                }
+            }
+        }
         alerting = try groups.map { g in
             let labels = g.partitionLabels
             return try g.rules.map { r in
@@ -285,7 +297,7 @@ public struct RuleGroupsState: Sendable {
                 }
                 switch rule.kind {
                 case .record(let name):
-                    var written: [String: Labels] = [:]
+                    var written: [String: (Labels, Double)] = [:]
                     let ruleLabels = rule.labels.sorted(by: { $0.key < $1.key })
                     let named = vector.map { s in
                         var labels = s.labels.setting(metricNameLabel, name)
@@ -293,25 +305,12 @@ public struct RuleGroupsState: Sendable {
                         return labels
                     }
                     // As Prometheus: nothing is written when two samples end up as one series.
-                    for labels in named {
-                        if written.updateValue(labels, forKey: labels.key) != nil {
+                    for (labels, s) in zip(named, vector) {
+                        if written.updateValue((labels, s.value), forKey: labels.key) != nil {
                             throw EvaluationError(message: "vector contains metrics with the same labelset after applying rule labels")
                         }
                     }
-                    for (labels, s) in zip(named, vector) {
-                        sink.append(labels, timestamp: time, value: s.value, fromGroup: gi)
-                    }
-                    // Series returned last time and not now end with a staleness marker (in a
-                    // partial evaluation, only those of the partitions it covered).
-                    var previous = recorded[gi][ri]
-                    for (key, labels) in previous where written[key] == nil {
-                        if let partition, !partition.keys.contains(labels.partitionKey(partition.labels)) { continue }
-                        sink.append(labels, timestamp: time, value: SampleValue.staleNaN, fromGroup: gi)
-                        previous[key] = nil
-                    }
-                    if partition == nil { previous = [:] }
-                    previous.merge(written) { $1 }
-                    recorded[gi][ri] = previous
+                    write(written, group: gi, rule: ri, at: time, to: sink, partition: partition)
                 case .alert:
                     var resolveResult: [VectorSample]?
                     if useResolve, let resolve = rule.resolve {
@@ -325,6 +324,20 @@ public struct RuleGroupsState: Sendable {
                         vector, at: time, externalLabels: externalLabels, externalURL: externalURL, gapTolerance: gapTolerance,
                         resolveResult: resolveResult,
                         scope: partition?.keys, query: query)
+                    if writesAlertSeries {
+                        // Prometheus' ALERTS (1, with alertstate) and ALERTS_FOR_STATE (activeAt in
+                        // seconds) for every pending or firing alert.
+                        var written: [String: (Labels, Double)] = [:]
+                        for a in alerting[gi][ri]!.alerts.values where a.state != .inactive {
+                            if let partition, !partition.keys.contains(a.partitionKey) { continue }
+                            let alerts = a.labels.setting(metricNameLabel, "ALERTS").setting("alertstate", a.state.rawValue)
+                            let forState = a.labels.setting(metricNameLabel, "ALERTS_FOR_STATE")
+                            let activeAt = a.activeAt >= 0 ? a.activeAt / 1000 : (a.activeAt - 999) / 1000
+                            written[alerts.key] = (alerts, 1)
+                            written[forState.key] = (forState, Double(activeAt))
+                        }
+                        write(written, group: gi, rule: ri, at: time, to: sink, partition: partition)
+                    }
                 }
                 lastErrors[gi][ri] = nil
             } catch {
@@ -333,6 +346,25 @@ public struct RuleGroupsState: Sendable {
             }
         }
         return errors
+    }
+
+    /// Writes a rule's series at `time`; those it wrote last time and not now end with a
+    /// staleness marker (in a partial evaluation, only those of the partitions it covered), as
+    /// Prometheus writes one.
+    mutating func write(_ series: [String: (Labels, Double)], group gi: Int, rule ri: Int, at time: Int64,
+                        to sink: any SampleSink, partition: (labels: [String], keys: Set<String>)?) {
+        for (labels, value) in series.values {
+            sink.append(labels, timestamp: time, value: value, fromGroup: gi)
+        }
+        var previous = recorded[gi][ri]
+        for (key, labels) in previous where series[key] == nil {
+            if let partition, !partition.keys.contains(labels.partitionKey(partition.labels)) { continue }
+            sink.append(labels, timestamp: time, value: SampleValue.staleNaN, fromGroup: gi)
+            previous[key] = nil
+        }
+        if partition == nil { previous = [:] }
+        for (key, (labels, _)) in series { previous[key] = labels }
+        recorded[gi][ri] = previous
     }
 
     /// A template's `query`: the PromQL text evaluated over `source` at `time` (a scalar becomes

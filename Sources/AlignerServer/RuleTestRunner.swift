@@ -113,6 +113,7 @@ public enum RuleTestRunner {
         var state: RuleGroupsState
         do { state = try RuleGroupsState(groups: groups) } catch { return ["test \(name): \(error)"] }
         state.defaultSubqueryStep = evaluationInterval
+        state.writesAlertSeries = true
         state.externalLabels = external
         state.externalURL = test["external_url"]?.string ?? ""
         // In time order, and in the file's order at one time (the first sample at a time is kept).

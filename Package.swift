@@ -87,7 +87,7 @@ let package = Package(
                     dependencies: ["AlignerIngest", "AlignerTesting", "CAlignerRemoteWrite"],
                     swiftSettings: strict),
         .testTarget(name: "AlignerRulesTests", dependencies: ["AlignerRules"], exclude: ["Fixtures"], swiftSettings: strict),
-        .testTarget(name: "AlignerEngineTests", dependencies: ["AlignerEngine", "AlignerRules"], swiftSettings: strict),
+        .testTarget(name: "AlignerEngineTests", dependencies: ["AlignerEngine", "AlignerRules", "AlignerTesting"], swiftSettings: strict),
         .testTarget(name: "AlignerEventsTests",
                     dependencies: ["AlignerEvents", "AlignerTesting", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),

@@ -328,9 +328,10 @@ public enum RuleTestRunner {
         var out: [Double?] = []
         for token in text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init) {
             if token == "_" { out.append(nil); continue }
-            if token.hasPrefix("_x"), let n = Int(token.dropFirst(2)) { out += Array(repeating: nil, count: n); continue }
+            if token.hasPrefix("_x"), let n = Int(token.dropFirst(2)), n >= 0 { out += Array(repeating: nil, count: n); continue }
             if let x = token.lastIndex(of: "x"), let n = Int(token[token.index(after: x)...]) {
                 let head = String(token[..<x])
+                guard !head.isEmpty, n >= 0 else { throw EvaluationError(message: "bad value \"\(token)\"") }
                 // a+b, a-b or a (with an optional leading sign on a).
                 var split: String.Index?
                 var i = head.index(after: head.startIndex)

@@ -2,6 +2,7 @@ import AlignerCore
 @testable import AlignerEngine
 import AlignerIngest
 import AlignerRules
+import AlignerTesting
 import Foundation
 import Testing
 
@@ -225,7 +226,7 @@ import Testing
         let windows = WindowStore()
         windows.select(groups)
         let simple = MemoryStore()
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var newest: Int64 = .min
         for job in ["a", "b"] {
             let labels = [Label("__name__", "x"), Label("job", job)]

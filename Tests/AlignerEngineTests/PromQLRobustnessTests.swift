@@ -1,6 +1,7 @@
 import AlignerCore
 import AlignerEngine
 import AlignerRules
+import AlignerTesting
 import Foundation
 import Testing
 
@@ -33,7 +34,7 @@ import Testing
     }
 
     @Test func randomExpressionsAnswerOrThrow() {
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let store = PromQLRobustnessTests.store()
         var parsed = 0
         for _ in 0..<30_000 {
@@ -63,7 +64,7 @@ import Testing
             }
         }
         #expect(expressions.count > 200)
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let store = PromQLRobustnessTests.store()
         var parsed = 0
         for _ in 0..<20_000 {
@@ -91,15 +92,3 @@ import Testing
     }
 }
 
-/// A small deterministic generator (SplitMix64).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

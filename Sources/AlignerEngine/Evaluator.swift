@@ -456,7 +456,7 @@ func quantile(_ q: Double, _ values: [Double]) -> Double {
 
 /// A value as count_values writes it into a label: Go's `FormatFloat(v, 'f', -1, 64)`, the
 /// shortest digits that read back as `v`, never with an exponent (`1e-05` is `0.00001`).
-func formatValue(_ v: Double) -> String {
+public func formatValue(_ v: Double) -> String {
     if v.isNaN { return "NaN" }
     if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
     // Swift's description has the same shortest digits, in "d.ddd" or "d.ddde±x" form.

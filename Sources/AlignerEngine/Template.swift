@@ -557,13 +557,10 @@ enum TemplateValue: Sendable {
     }
 }
 
-/// Go's `%v` for a float64: the shortest digits that round-trip, in exponent form when the
-/// decimal exponent is below -4 or at least 6 (strconv's 'g' with shortest precision).
-func goDefault(_ v: Double) -> String {
-    if v.isNaN { return "NaN" }
-    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-    if v == 0 { return v.sign == .minus ? "-0" : "0" }
-    // Swift also prints the shortest round-tripping digits; take them and the decimal exponent.
+/// The shortest decimal digits that read back as `v` (finite, not zero), without leading or
+/// trailing zeros, and the decimal exponent of the first: 1234.5 is ("12345", 3).
+func shortestDigits(_ v: Double) -> (digits: String, exponent: Int) {
+    // Swift prints the same shortest round-tripping digits as Go's strconv.
     let text = "\(Swift.abs(v))"
     var digits = ""
     var exponent = 0
@@ -587,11 +584,28 @@ func goDefault(_ v: Double) -> String {
     }
     while digits.count > 1 && digits.hasSuffix("0") { digits.removeLast() }
     while digits.count > 1 && digits.hasPrefix("0") { digits.removeFirst() }
+    return (digits, exponent)
+}
+
+/// Go's strconv 'e' format with the shortest digits: `2.5e+00`, `1e-07`, `NaN`, `+Inf`.
+public func goExponentFormat(_ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+    let sign = v.sign == .minus ? "-" : ""
+    if v == 0 { return sign + "0e+00" }
+    let (digits, exponent) = shortestDigits(v)
+    let mantissa = digits.count > 1 ? "\(digits.first!).\(digits.dropFirst())" : digits
+    return sign + mantissa + "e" + (exponent < 0 ? "-" : "+") + (Swift.abs(exponent) < 10 ? "0" : "") + "\(Swift.abs(exponent))"
+}
+
+/// Go's `%v` for a float64: the shortest digits that round-trip, in exponent form when the
+/// decimal exponent is below -4 or at least 6 (strconv's 'g' with shortest precision).
+func goDefault(_ v: Double) -> String {
+    if v.isNaN || v.isInfinite { return goExponentFormat(v) }
+    if v == 0 { return v.sign == .minus ? "-0" : "0" }
+    let (digits, exponent) = shortestDigits(v)
+    if exponent < -4 || exponent >= 6 { return goExponentFormat(v) }
     let sign = v < 0 ? "-" : ""
-    if exponent < -4 || exponent >= 6 {
-        let mantissa = digits.count > 1 ? "\(digits.first!).\(digits.dropFirst())" : digits
-        return sign + mantissa + "e" + (exponent < 0 ? "-" : "+") + (Swift.abs(exponent) < 10 ? "0" : "") + "\(Swift.abs(exponent))"
-    }
     if exponent < 0 { return sign + "0." + String(repeating: "0", count: -exponent - 1) + digits }
     if digits.count <= exponent + 1 { return sign + digits + String(repeating: "0", count: exponent + 1 - digits.count) }
     let point = digits.index(digits.startIndex, offsetBy: exponent + 1)

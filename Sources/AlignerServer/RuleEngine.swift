@@ -15,6 +15,8 @@ actor RuleEngine {
     let logger: Logger
     private(set) var state: RuleGroupsState
     private(set) var lastEvaluation: [Int64]
+    /// When the time-driven pass last took up each group (milliseconds).
+    var lastTimeDriven: [Int64]
     private(set) var evaluationSeconds: [Double]
     let onReload: @Sendable () -> Void
     /// `rules.gap_tolerance`: how long a pending alert survives evaluations that miss its series.
@@ -51,6 +53,7 @@ actor RuleEngine {
             state.restore(saved)
         }
         lastEvaluation = groups.map { _ in 0 }
+        lastTimeDriven = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
         generations = groups.map { _ in 0 }
         partitionsEvaluated = groups.map { _ in [] }
@@ -74,6 +77,7 @@ actor RuleEngine {
         next.carryOver(from: state)
         state = next
         lastEvaluation = groups.map { _ in 0 }
+        lastTimeDriven = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
         generations = groups.map { _ in 0 }
         partitionsEvaluated = groups.map { _ in [] }
@@ -129,8 +133,15 @@ actor RuleEngine {
                 deferred.removeAll()
             }
         } else {
+            // A group's own `interval` is its period here (`interval: 5s` is evaluated every 5 s,
+            // data or not); the others' is `rules.evaluation_interval` (`freshFor`). The pass
+            // comes every `timeDrivenTick`: half a tick of slack keeps a period from slipping by one.
+            let tick = timeDrivenTick(freshFor)
             for gi in state.groups.indices {
-                guard let stale = stalePartitions(group: gi, now: now, freshFor: freshFor) else {
+                let period = state.groups[gi].interval ?? freshFor
+                if now - lastTimeDriven[gi] < period - tick / 2 { continue }
+                lastTimeDriven[gi] = now
+                guard let stale = stalePartitions(group: gi, now: now, freshFor: period) else {
                     work[gi] = .all
                     deferred[gi] = nil
                     continue
@@ -194,6 +205,12 @@ actor RuleEngine {
         await saveAlertStates()
         if let events { await events.sync(firing: firing, at: now) }
         return skipped
+    }
+
+    /// How often the time-driven pass comes (milliseconds): every `rules.evaluation_interval`, or
+    /// the shortest group `interval` if shorter.
+    func timeDrivenTick(_ evaluationInterval: Int64) -> Int64 {
+        max(1, state.groups.compactMap(\.interval).reduce(evaluationInterval, min))
     }
 
     /// When each partition of each split group was last evaluated (milliseconds, by partition id).
@@ -740,9 +757,9 @@ struct RuleEvaluationService: Service {
                 }
             }
             group.addTask {
-                // Time-driven: every group each evaluation_interval, and exactly when a pending
+                // Time-driven: every group each evaluation_interval (or its own interval), and exactly when a pending
                 // alert's `for` (or a `keep_firing_for`) ends, so `for` is not rounded up.
-                var nextFull = ContinuousClock.now + interval
+                var nextFull = ContinuousClock.now + .milliseconds(await engine.timeDrivenTick(interval.milliseconds))
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     var wake = nextFull
                     for due in [await engine.nextDue, await engine.deferredDue].compactMap({ $0 }) {
@@ -753,7 +770,7 @@ struct RuleEvaluationService: Service {
                     let now = WallClock.nowMilliseconds()
                     await engine.events?.resolveQuiet(now: now)
                     if ContinuousClock.now >= nextFull {
-                        nextFull = ContinuousClock.now + interval
+                        nextFull = ContinuousClock.now + .milliseconds(await engine.timeDrivenTick(interval.milliseconds))
                         await engine.evaluate(groups: nil, now: now, freshFor: interval.milliseconds)
                         store.sweep(now: now)
                     } else if let due = await engine.nextDue, due <= now {

@@ -34,7 +34,7 @@ struct RulesAPI: Sendable {
 
     static func alertObject(_ a: Alert) -> [String: Any] {
         ["labels": labelsObject(a.labels), "annotations": a.annotations, "state": a.state.rawValue,
-         "activeAt": time(a.activeAt), "value": formatSampleValue(a.value)]
+         "activeAt": time(a.activeAt), "value": goExponentFormat(a.value)]
     }
 
     func rules() async -> Response {
@@ -170,7 +170,7 @@ struct RulesAPI: Sendable {
             let t = Double(time) / 1000
             let data: [String: Any]
             switch value {
-            case .scalar(let v): data = ["resultType": "scalar", "result": [t, formatSampleValue(v)]]
+            case .scalar(let v): data = ["resultType": "scalar", "result": [t, formatValue(v)]]  // always without exponent, as Prometheus' Scalar
             case .string(let s): data = ["resultType": "string", "result": [t, s]]
             case .vector(let v):
                 data = ["resultType": "vector", "result": v.map { ["metric": RulesAPI.labelsObject($0.labels), "value": [t, formatSampleValue($0.value)]] }]
@@ -196,10 +196,10 @@ struct RulesAPI: Sendable {
     }
 }
 
-/// A sample value as Prometheus' API prints it.
+/// A sample value as Prometheus' query API prints it: the shortest digits, without an exponent
+/// unless below 1e-6 or from 1e21 (`0.00001`, `1000000000000000`, `1e+21`, `1e-07`).
 func formatSampleValue(_ v: Double) -> String {
-    if v.isNaN { return "NaN" }
-    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-    if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
-    return String(v)
+    let magnitude = abs(v)
+    if !v.isFinite || (magnitude != 0 && (magnitude < 1e-6 || magnitude >= 1e21)) { return goExponentFormat(v) }
+    return formatValue(v)
 }

@@ -257,6 +257,39 @@ import Testing
         #expect(try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text.contains("firing"))
     }
 
+    /// Values as Prometheus' API prints them (compared with Prometheus 2.42's answers): a
+    /// vector's without an exponent from 1e-6 to 1e21, a scalar's never, an alert's always.
+    @Test func valuesArePrintedAsPrometheusPrintsThem() async throws {
+        let s = try await RunningServer.start { $0.rulePaths = []; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        for (query, value) in [("vector(1e-5)", "0.00001"), ("vector(1e15)", "1000000000000000"), ("vector(1e21)", "1e+21"),
+                               ("vector(-1.25e-7)", "-1.25e-07"), ("vector(-0)", "-0"), ("2^70", "1180591620717411300000"),
+                               ("vector(1/0)", "+Inf"), ("-1e-7", "-0.0000001")] {
+            let r = try await HTTPClient.request("GET", s.base + "/api/v1/query?time=100&query=" + query.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+            #expect(r.text.contains(#"[100,"\#(value)"]"#), "\(query): \(r.text)")
+        }
+    }
+
+    /// A group's `interval` is its period, data or not: `interval: 1s` with a rule that reads no
+    /// series fires within seconds, though `rules.evaluation_interval` is 15 s; its alert's value
+    /// printed as Prometheus prints an alert's (`1e+00`).
+    @Test func aGroupIsEvaluatedEveryIntervalOfItsOwn() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: heartbeat
+                interval: 1s
+                rules:
+                  - alert: Watchdog
+                    expr: vector(1)
+                    event: false
+            """)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        // Within poll's 5 s (the first pass of 15 s would come after).
+        let alerts = try await poll(s.base, "/api/v1/alerts") { $0.contains("firing") }
+        #expect(alerts.contains(#""state":"firing""#) && alerts.contains(#""value":"1e+00""#), "\(alerts)")
+    }
+
     @Test func queryErrorsAre400() async throws {
         let s = try await RunningServer.start { $0.rulePaths = []; $0.rulePathsAreDefault = false }
         defer { Task { await s.stop() } }

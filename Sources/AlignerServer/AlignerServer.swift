@@ -135,9 +135,16 @@ public struct AlignerServer: Sendable {
         router.get("/-/healthy") { _, _ in "Healthy\n" }
         router.get("/-/ready") { _, _ in "Ready\n" }
         router.get("/metrics") { _, _ in metricsResponse() }
-        router.get("/api/v1/series") { request, _ in try seriesResponse(request) }
         let api = RulesAPI(engine: rules, windows: windows)
-        router.get("/api/v1/rules") { _, _ in await api.rules() }
+        let metadata = SeriesAPI(table: ingestor.table, api: api)
+        router.get("/api/v1/series") { request, _ in await metadata.seriesResponse(request) }
+        router.post("/api/v1/series") { request, _ in await metadata.seriesResponse(request) }
+        router.get("/api/v1/labels") { request, _ in await metadata.labelsResponse(request) }
+        router.post("/api/v1/labels") { request, _ in await metadata.labelsResponse(request) }
+        router.get("/api/v1/label/:name/values") { request, context in
+            await metadata.labelValuesResponse(request, name: context.parameters.get("name") ?? "")
+        }
+        router.get("/api/v1/rules") { request, _ in await api.rules(request) }
         router.get("/api/v1/alerts") { _, _ in await api.alerts() }
         router.get("/api/v1/query") { request, _ in await api.query(request) }
         router.post("/api/v1/query") { request, _ in await api.query(request) }
@@ -185,42 +192,6 @@ public struct AlignerServer: Sendable {
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
-    }
-
-    /// `GET /api/v1/series?match[]=NAME&limit=N`: the series Aligner holds, in Prometheus' shape.
-    /// Until PromQL lands, a matcher is a metric name (or `{__name__="NAME"}`); none means all.
-    func seriesResponse(_ request: Request) throws -> Response {
-        let form = FormValues(query: request)
-        let matchers = form.getAll("match[]")
-        var names: Set<String> = []
-        for m in matchers {
-            var name = m
-            if name.hasPrefix("{__name__=\""), name.hasSuffix("\"}") {
-                name = String(name.dropFirst(11).dropLast(2))
-            }
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" }) else {
-                throw HTTPError(.badRequest, message: "match[]=\(m): only metric names or {__name__=\"NAME\"} are supported for now")
-            }
-            names.insert(name)
-        }
-        var limit = 10_000
-        if let text = form.get("limit") {
-            guard let n = Int(text), n >= 0 else {
-                throw HTTPError(.badRequest, message: "limit=\(text): want a whole number of series, 0 or more")
-            }
-            if n > 0 { limit = n }
-        }
-        let series = ingestor.table.snapshot(limit: limit) { labels in
-            names.isEmpty || labels.contains { $0.name == metricNameLabel && names.contains($0.value) }
-        }
-        var json = "{\"status\":\"success\",\"data\":["
-        for (i, s) in series.enumerated() {
-            if i > 0 { json += "," }
-            json += "{" + s.labels.map { "\(jsonString($0.name)):\(jsonString($0.value))" }.joined(separator: ",") + "}"
-        }
-        json += "]}"
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
     }
 }
 

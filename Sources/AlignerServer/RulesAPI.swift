@@ -37,7 +37,12 @@ struct RulesAPI: Sendable {
          "activeAt": time(a.activeAt), "value": goExponentFormat(a.value)]
     }
 
-    func rules() async -> Response {
+    /// `GET /api/v1/rules?type=alert|record`: every group, with its rules of that type (all without).
+    func rules(_ request: Request) async -> Response {
+        let type = FormValues(query: request).get("type") ?? ""
+        guard ["", "alert", "record"].contains(type) else {
+            return error("bad_data", "invalid parameter \"type\": not supported value \"\(type)\"")
+        }
         let state = await engine.state
         let last = await engine.lastEvaluation
         let seconds = await engine.evaluationSeconds
@@ -45,6 +50,10 @@ struct RulesAPI: Sendable {
         for (gi, g) in state.groups.enumerated() {
             var rules: [[String: Any]] = []
             for (ri, r) in g.rules.enumerated() {
+                switch (r.kind, type) {
+                case (.alert, "record"), (.record, "alert"): continue
+                default: break
+                }
                 let error = state.lastErrors[gi][ri]
                 let run = state.lastRuns[gi][ri]
                 var o: [String: Any] = [
@@ -107,7 +116,7 @@ struct RulesAPI: Sendable {
     /// Prometheus answers it (a matrix), over the rules' windows.
     func queryRange(_ request: Request) async -> Response {
         let form = await form(request)
-        guard let text = form.get("query"), !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
+        let text = form.get("query") ?? ""  // none is an empty expression, as Prometheus parses it
         var bounds: [Int64] = []
         for name in ["start", "end"] {
             let given = form.get(name) ?? ""
@@ -153,12 +162,12 @@ struct RulesAPI: Sendable {
 
     func query(_ request: Request) async -> Response {
         let form = await form(request)
-        guard let text = form.get("query"), !text.isEmpty else { return error("bad_data", "missing query parameter \"query\"") }
+        let text = form.get("query") ?? ""  // none is an empty expression, as Prometheus parses it
         var time = WallClock.nowMilliseconds()
         // An empty time is the default, as in Prometheus.
         if let t = form.get("time"), !t.isEmpty {
             if let ms = parseAPITime(t) { time = ms } else {
-                return error("bad_data", "invalid parameter \"time\": cannot parse \"\(t)\" to a valid timestamp")
+                return error("bad_data", "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"\(t)\" to a valid timestamp")
             }
         }
         let expr: Expr

@@ -88,7 +88,7 @@ import Testing
         }
         // One `up` series, without the replica label.
         let series = try await HTTPClient.request("GET", up).text
-        #expect(series == #"{"status":"success","data":[{"__name__":"up","instance":"127.0.0.1:\#(s.port)","job":"aligner","prometheus":"monitoring/k8s"}]}"#)
+        #expect(series == #"{"data":[{"__name__":"up","instance":"127.0.0.1:\#(s.port)","job":"aligner","prometheus":"monitoring/k8s"}],"status":"success"}"#)
         #expect(try await s.metric("aligner_ingest_requests_deduplicated_total") ?? 0 >= 3)
         #expect(try await s.metric(#"aligner_http_requests_total{handler="write",code="400"}"#) == 0)
         // The elected replica stops: the standby's samples are taken, into the same series.

@@ -24,7 +24,7 @@ import Testing
         #expect(try await s.metric("aligner_ingest_series_active") == 2)
         #expect(try await s.metric("aligner_http_requests_total{handler=\"write\",code=\"204\"}") == 1)
         let series = try await HTTPClient.request("GET", "\(s.base)/api/v1/series?match[]=kube_deployment_spec_replicas").text
-        #expect(series == #"{"status":"success","data":[{"__name__":"kube_deployment_spec_replicas","deployment":"darwin-store","namespace":"shop"}]}"#)
+        #expect(series == #"{"data":[{"__name__":"kube_deployment_spec_replicas","deployment":"darwin-store","namespace":"shop"}],"status":"success"}"#)
     }
 
     /// Writes `request` as 1.0 and checks it was accepted.

@@ -296,6 +296,27 @@ import Testing
         let r = try await HTTPClient.request("GET", s.base + "/api/v1/query?query=rate(x)")
         #expect(r.status == 400)
         #expect(r.text.contains("expected type range vector"))
+        // Worded as Prometheus 2.42 words them.
+        for (path, message) in [
+            ("/api/v1/query", #"invalid parameter \"query\": 1:1: parse error: no expression found in input"#),
+            ("/api/v1/query?query=up&time=abc", #"invalid parameter \"time\": Invalid time value for 'time': cannot parse \"abc\" to a valid timestamp"#),
+            ("/api/v1/query_range?query=up&start=abc&end=1&step=1", #"invalid parameter \"start\": cannot parse \"abc\" to a valid timestamp"#),
+            ("/api/v1/rules?type=bogus", #"invalid parameter \"type\": not supported value \"bogus\""#),
+        ] {
+            let bad = try await HTTPClient.request("GET", s.base + path)
+            #expect(bad.status == 400 && bad.text.contains(message), "\(path): \(bad.text)")
+        }
+    }
+
+    /// `GET /api/v1/rules?type=alert|record` lists every group with the rules of that type.
+    @Test func rulesFilteredByType() async throws {
+        let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let alerting = try await HTTPClient.request("GET", s.base + "/api/v1/rules?type=alert").text
+        #expect(alerting.contains(#""type":"alerting""#) && !alerting.contains(#""type":"recording""#), "\(alerting)")
+        let recording = try await HTTPClient.request("GET", s.base + "/api/v1/rules?type=record").text
+        #expect(recording.contains(#""type":"recording""#) && !recording.contains(#""type":"alerting""#), "\(recording)")
     }
 
     /// Parameters are read as Go's url.ParseQuery reads them: `+` is a space and names are
@@ -315,12 +336,44 @@ import Testing
         #expect(post.text.contains(#""value":[1,"4"]"#), "\(post.text)")
         try await RemoteWriteEndpointTests.writeSample(s)
         let series = try await HTTPClient.request("GET", s.base + "/api/v1/series?match%5B%5D=kube_deployment_spec_replicas").text
-        #expect(series == #"{"status":"success","data":[{"__name__":"kube_deployment_spec_replicas","deployment":"darwin-store","namespace":"shop"}]}"#)
+        #expect(series == #"{"data":[{"__name__":"kube_deployment_spec_replicas","deployment":"darwin-store","namespace":"shop"}],"status":"success"}"#)
         let events = try await HTTPClient.request("GET", s.base + "/api/v1/events?since=1%2E5&state=open")
         #expect(events.status == 200)
         #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events?state=open,acknowledged&state=resolved").status == 200)
         let bad = try await HTTPClient.request("GET", s.base + "/api/v1/events?state=open,gone")
         #expect(bad.status == 400 && bad.text.contains(#"invalid state \"gone\""#), "\(bad.text)")
+    }
+
+    /// Prometheus' metadata endpoints over every series held (rules or not): series by any
+    /// selector, label names, a label's values; bad selectors are 400 as Prometheus words them.
+    @Test func seriesLabelsAndLabelValues() async throws {
+        let s = try await RunningServer.start { $0.rulePaths = []; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        let t = WallClock.nowMilliseconds()
+        let request = TestRequest(series: [
+            TestSeries("up", [("job", "api"), ("instance", "a:1")], samples: [(t, 1)]),
+            TestSeries("up", [("job", "db"), ("instance", "b:2")], samples: [(t, 0)]),
+            TestSeries("http_requests_total", [("job", "api"), ("code", "500")], samples: [(t, 3)]),
+        ])
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        func get(_ path: String) async throws -> HTTPClient.Response { try await HTTPClient.request("GET", s.base + path) }
+        let regex = try await get("/api/v1/series?match%5B%5D=%7B__name__%3D~%22up%7Chttp_.%2A%22%2Cjob%3D%22api%22%7D").text
+        #expect(regex.contains(#""instance":"a:1""#) && regex.contains(#""code":"500""#) && !regex.contains("b:2"), "\(regex)")
+        #expect(try await get("/api/v1/labels").text == #"{"data":["__name__","code","instance","job"],"status":"success"}"#)
+        #expect(try await get("/api/v1/labels?match[]=up").text == #"{"data":["__name__","instance","job"],"status":"success"}"#)
+        #expect(try await get("/api/v1/label/job/values").text == #"{"data":["api","db"],"status":"success"}"#)
+        #expect(try await get("/api/v1/label/__name__/values").text == #"{"data":["http_requests_total","up"],"status":"success"}"#)
+        #expect(try await get("/api/v1/label/instance/values?match[]=up%7Bjob%3D%22db%22%7D").text == #"{"data":["b:2"],"status":"success"}"#)
+        for (path, message) in [
+            ("/api/v1/series", "no match[] parameter provided"),
+            ("/api/v1/series?match[]=%7Bjob%3D~%22.%2A%22%7D", "vector selector must contain at least one non-empty matcher"),
+            ("/api/v1/series?match[]=rate(up%5B1m%5D)", "is not a series selector"),
+            ("/api/v1/series?match[]=up%7B", "parse error"),
+            ("/api/v1/label/a-b/values", "invalid label name"),
+        ] {
+            let r = try await get(path)
+            #expect(r.status == 400 && r.text.contains(#""errorType":"bad_data""#) && r.text.contains(message), "\(path): \(r.text)")
+        }
     }
 
     /// A server with the bundled pack (`rules/kubernetes.yml`) loaded.

@@ -67,7 +67,7 @@ let package = Package(
                 swiftSettings: strict),
         .executableTarget(name: "aligner",
                           dependencies: [
-                              "AlignerServer",
+                              "AlignerEngine", "AlignerServer",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ],
                           swiftSettings: strict),

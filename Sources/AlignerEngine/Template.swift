@@ -38,6 +38,16 @@ public struct AlertTemplate: Sendable {
 
     let nodes: [Node]
 
+    /// What is wrong with a template's text, or nil when it parses (for rule file checks).
+    @Sendable public static func problem(_ source: String) -> String? {
+        do {
+            _ = try AlertTemplate(source)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
     public init(_ source: String) throws {
         // Cut the text into literal text and actions, applying the trim markers.
         var items: [(isAction: Bool, text: String)] = []

@@ -170,7 +170,9 @@ public struct RuleFileError: Error, Sendable, CustomStringConvertible {
 /// Reads Prometheus rule files (with Aligner's extensions), reporting every problem in one pass.
 public enum RuleFileLoader {
     /// Loads files; all or nothing.
-    public static func load(files: [String]) throws -> [RuleGroup] {
+    /// `templates`, when given, checks a label or annotation template of an alerting rule and
+    /// returns what is wrong with it (as Prometheus parses them when it loads a file).
+    public static func load(files: [String], templates: (@Sendable (String) -> String?)? = nil) throws -> [RuleGroup] {
         var groups: [RuleGroup] = []
         var problems: [String] = []
         for file in files {
@@ -185,7 +187,7 @@ public enum RuleFileLoader {
             }
             do {
                 let text = try String(contentsOfFile: file, encoding: .utf8)
-                let (g, p) = parse(yaml: text, file: file)
+                let (g, p) = parse(yaml: text, file: file, templates: templates)
                 groups += g
                 problems += p
             } catch {
@@ -214,11 +216,12 @@ public enum RuleFileLoader {
     }
 
     /// Parses one file's text: the groups, and every problem found.
-    public static func parse(yaml text: String, file: String) -> ([RuleGroup], [String]) {
+    public static func parse(yaml text: String, file: String, templates: (@Sendable (String) -> String?)? = nil) -> ([RuleGroup], [String]) {
         var context = Context(file: file, lines: text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
+        context.templates = templates
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try Yams.compose(yaml: text).map(resolvingMerges)
         } catch let error as YamlError {
             return ([], ["\(file): \(error)"])
         } catch {
@@ -252,10 +255,38 @@ public enum RuleFileLoader {
     }
 }
 
+/// The node with YAML merge keys (`<<: *anchor`) resolved, as Prometheus' YAML reader resolves
+/// them: a mapping takes the merged mappings' keys it does not have itself.
+func resolvingMerges(_ node: Node) -> Node {
+    switch node {
+    case .mapping(let mapping):
+        var own: [(Node, Node)] = []
+        var merged: [(Node, Node)] = []
+        for (key, value) in mapping {
+            guard key.string == "<<", key.scalar?.style == .plain || key.scalar?.style == .any else {
+                own.append((key, resolvingMerges(value)))
+                continue
+            }
+            let sources = value.sequence.map { Array($0) } ?? [value]
+            for source in sources {
+                if case .mapping(let m) = resolvingMerges(source) { merged += m.map { ($0.key, $0.value) } }
+            }
+        }
+        var keys = Set(own.compactMap { $0.0.string })
+        for (key, value) in merged where keys.insert(key.string ?? "").inserted { own.append((key, value)) }
+        return .mapping(Node.Mapping(own, mapping.tag, mapping.style, mapping.mark))
+    case .sequence(let sequence):
+        return .sequence(Node.Sequence(sequence.map(resolvingMerges), sequence.tag, sequence.style, sequence.mark))
+    default:
+        return node
+    }
+}
+
 struct Context {
     let file: String
     let lines: [String]
     var problems: [String] = []
+    var templates: (@Sendable (String) -> String?)?
 
     func at(_ node: Node) -> String {
         guard let mark = node.mark else { return file }
@@ -270,6 +301,10 @@ struct Context {
     }
 
     func stringMap(_ node: Node, _ what: String, prefix: String, _ problems: inout [String]) -> [String: String] {
+        // `labels:` with nothing after it is null: no labels.
+        if let scalar = node.scalar, scalar.style == .plain || scalar.style == .any, ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
+            return [:]
+        }
         guard let mapping = node.mapping else {
             problems.append("\(at(node)): \(prefix)\(what) must be a mapping")
             return [:]
@@ -297,11 +332,13 @@ struct Context {
             switch k.string ?? "" {
             case "name": break
             case "interval":
-                if let d = duration(v), d > 0 { group.interval = d } else { problem(v, prefix + "interval must be a positive duration such as 30s") }
+                // 0 is the default (rules.evaluation_interval), as in Prometheus.
+                if let d = duration(v) { group.interval = d > 0 ? d : nil } else { problem(v, prefix + "interval must be a duration such as 30s") }
             case "query_offset":
                 if let d = duration(v) { group.queryOffset = d } else { problem(v, prefix + "query_offset must be a duration") }
             case "limit":
-                if let l = v.int, l >= 0 { group.limit = l } else { problem(v, prefix + "limit must be a non-negative integer") }
+                // 0 or less: no limit, as in Prometheus.
+                if let l = v.int { group.limit = max(0, l) } else { problem(v, prefix + "limit must be an integer") }
             case "labels":
                 group.labels = stringMap(v, "labels", prefix: prefix, &problems)
             case "rules":
@@ -363,10 +400,12 @@ struct Context {
                 rule.labels = stringMap(v, "labels", prefix: label, &p)
                 problems += p
                 if rule.labels["__name__"] != nil { fail(v, "invalid label name: \"__name__\"") }
+                if alert != nil { checkTemplates(v, "label", fail) }
             case "annotations":
                 var p: [String] = []
                 rule.annotations = stringMap(v, "annotations", prefix: label, &p)
                 problems += p
+                checkTemplates(v, "annotation", fail)
             case "event":
                 if v.bool == false { rule.eventOff = true } else { rule.event = eventSpec(v, fail: fail) }
             case "resolve":
@@ -390,6 +429,14 @@ struct Context {
             }
         }
         return problems.count == start ? rule : nil
+    }
+
+    /// An alerting rule's label or annotation templates that do not parse, each where it is.
+    func checkTemplates(_ node: Node, _ what: String, _ fail: (Node, String) -> Void) {
+        guard let templates, let mapping = node.mapping else { return }
+        for (k, v) in mapping {
+            if let message = templates(v.string ?? "") { fail(v, "\(what) \"\(k.string ?? "")\": \(message)") }
+        }
     }
 
     func eventSpec(_ node: Node, fail: (Node, String) -> Void) -> EventSpec? {

@@ -65,7 +65,7 @@ actor RuleEngine {
         for path in paths where !FileManager.default.fileExists(atPath: path) {
             throw RuleFileError(problems: ["\(path): no such rule file or folder (rules.paths)"])
         }
-        return try RuleFileLoader.load(files: RuleFileLoader.expandingFolders(paths))
+        return try RuleFileLoader.load(files: RuleFileLoader.expandingFolders(paths), templates: AlertTemplate.problem)
     }
 
     /// Reloads every rule file, all or nothing; unchanged rules keep their alert states.

@@ -31,7 +31,7 @@ public enum RuleTestRunner {
         }
         let evaluationInterval = top["evaluation_interval"]?.string.flatMap(parseDurationMilliseconds) ?? 60_000
         var groups: [RuleGroup]
-        do { groups = try RuleFileLoader.load(files: ruleFiles) } catch {
+        do { groups = try RuleFileLoader.load(files: ruleFiles, templates: AlertTemplate.problem) } catch {
             return ["\(error)"]
         }
         // group_eval_order, as promtool orders by it: a listed group by its place, an unlisted one

@@ -1,3 +1,4 @@
+import AlignerEngine
 import AlignerRules
 import AlignerServer
 import ArgumentParser
@@ -91,7 +92,7 @@ struct Rules: ParsableCommand {
             for file in RuleFileLoader.expandingFolders(files) {
                 print("Checking \(file)")
                 do {
-                    let groups = try RuleFileLoader.load(files: [file])
+                    let groups = try RuleFileLoader.load(files: [file], templates: AlertTemplate.problem)
                     print("  SUCCESS: \(groups.reduce(0) { $0 + $1.rules.count }) rules found")
                 } catch let error as RuleFileError {
                     failed = true

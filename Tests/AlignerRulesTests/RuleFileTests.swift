@@ -76,6 +76,30 @@ import Testing
         ])
     }
 
+    /// What Prometheus' loader takes, Aligner takes: YAML merge keys, `labels:` with nothing
+    /// after it, `interval: 0s` (the default) and a negative `limit` (none).
+    @Test func acceptsWhatPrometheusAccepts() {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                interval: 0s
+                limit: -1
+                rules:
+                  - &base
+                    alert: A
+                    expr: up == 0
+                    for: 5m
+                    labels: {severity: page}
+                  - <<: *base
+                    alert: B
+                    labels:
+            """, file: "merge.yml")
+        #expect(problems == [])
+        #expect(groups.first?.interval == nil && groups.first?.limit == 0)
+        let b = groups.first?.rules.last
+        #expect(b?.name == "B" && b?.exprText == "up == 0" && b?.holdDuration == 300_000 && b?.labels == [:])
+    }
+
     /// `event.subject.name` is a label, or labels of which the first one set names the workload.
     /// A path that is missing, or a folder, is named as such (with every other problem).
     @Test func missingFilesAndFoldersAreNamed() {

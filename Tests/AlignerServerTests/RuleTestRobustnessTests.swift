@@ -1,3 +1,5 @@
+import AlignerEngine
+import AlignerRules
 import AlignerTesting
 @testable import AlignerServer
 import Foundation
@@ -11,6 +13,28 @@ import Testing
     @Test(arguments: ["x3", "x", "-x3", "+x3", "1x-1", "_x-1", "1+", "1-", "2x", "1+-1x2", "e", "1e", "+", "-", "_x", "1+1x"])
     func badExpandingNotationIsAFailure(_ values: String) {
         #expect(throws: (any Error).self) { try RuleTestRunner.expandValues(values) }
+    }
+
+    /// An alerting rule's templates are parsed when its file loads (as Prometheus does): one that
+    /// does not parse is a problem where it is, in `rules check` as in `serve`.
+    @Test func templatesThatDoNotParseAreLoadProblems() {
+        let (_, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: A
+                    expr: up == 0
+                    labels: {summary_label: '{{ $value'}
+                    annotations:
+                      ok: '{{ $labels.job }}'
+                      bad: '{{ nosuch 1 }}'
+                  - record: r
+                    expr: up
+                    labels: {note: '{{ not a template for a recording rule'}
+            """, file: "t.yml", templates: AlertTemplate.problem)
+        #expect(problems.count == 2, "\(problems)")
+        #expect(problems.first?.hasPrefix(#"t.yml:6:33: group "g", rule 1 "A": label "summary_label": unclosed action"#) == true, "\(problems)")
+        #expect(problems.last?.hasPrefix(#"t.yml:9:16: group "g", rule 1 "A": annotation "bad": function "nosuch" not defined"#) == true, "\(problems)")
     }
 
     /// Corpus files with characters deleted, doubled or replaced at random (seeded): the runner

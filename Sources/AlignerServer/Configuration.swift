@@ -23,6 +23,9 @@ public struct AlignerConfiguration: Sendable {
     public var rulePathsAreDefault = true
     /// Every group is evaluated at least this often, data or not (`rules.evaluation_interval`).
     public var ruleEvaluationInterval: Duration = .seconds(15)
+    /// The step of a subquery that names none (`[1h:]`): Prometheus takes its global
+    /// evaluation_interval, 1m unless configured (`rules.subquery_step`).
+    public var ruleSubqueryStep: Duration = .seconds(60)
     /// A pending alert survives evaluations that miss its series for this long (`rules.gap_tolerance`).
     public var ruleGapTolerance: Duration = .seconds(15)
     /// `$externalLabels` and `$externalURL` in rule templates (`rules.external_labels`, `rules.external_url`).
@@ -46,8 +49,8 @@ public struct AlignerConfiguration: Sendable {
         "listen", "log_level", "cpu_scheduling", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
         "ingest.ha_replica_label", "ingest.ha_cluster_labels", "ingest.ha_failover_timeout",
-        "rules.paths", "rules.evaluation_interval", "rules.gap_tolerance", "rules.external_labels", "rules.external_url",
-        "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
+        "rules.paths", "rules.evaluation_interval", "rules.subquery_step", "rules.gap_tolerance", "rules.external_labels",
+        "rules.external_url", "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
         "events.flood_window", "events.flap_reopenings", "events.flap_window",
     ]
 }
@@ -214,6 +217,10 @@ extension AlignerConfiguration {
                         if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ruleEvaluationInterval = d } else {
                             problems.append("\(at(v)): rules.evaluation_interval must be a duration such as 15s")
                         }
+                    case "subquery_step":
+                        if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ruleSubqueryStep = d } else {
+                            problems.append("\(at(v)): rules.subquery_step must be a duration such as 1m")
+                        }
                     case "gap_tolerance":
                         if let s = v.string, let d = s == "0" ? .zero : parsePrometheusDuration(s) { config.ruleGapTolerance = d } else {
                             problems.append("\(at(v)): rules.gap_tolerance must be a duration such as 15s, or 0")
@@ -229,7 +236,7 @@ extension AlignerConfiguration {
                             problems.append("\(at(v)): rules.external_url must be a URL")
                         }
                     default:
-                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval, rules.gap_tolerance, rules.external_labels, rules.external_url)")
+                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval, rules.subquery_step, rules.gap_tolerance, rules.external_labels, rules.external_url)")
                     }
                 }
             default:

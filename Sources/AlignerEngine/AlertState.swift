@@ -159,6 +159,13 @@ public struct AlertingRuleState: Sendable {
         }
     }
 
+    /// The alerts of some partitions (keys of `partitionLabels`), or all of them (nil, or a
+    /// group that is not split).
+    func alerts(in partitions: Set<String>?) -> [Alert] {
+        guard let partitions, partitionLabels != nil else { return Array(alerts.values) }
+        return partitions.flatMap { byPartition[$0] ?? [] }.compactMap { alerts[$0] }
+    }
+
     /// The alerts now firing.
     public var firing: [Alert] { alerts.values.filter { $0.state == .firing } }
 
@@ -328,8 +335,7 @@ public struct RuleGroupsState: Sendable {
                         // Prometheus' ALERTS (1, with alertstate) and ALERTS_FOR_STATE (activeAt in
                         // seconds) for every pending or firing alert.
                         var written: [String: (Labels, Double)] = [:]
-                        for a in alerting[gi][ri]!.alerts.values where a.state != .inactive {
-                            if let partition, !partition.keys.contains(a.partitionKey) { continue }
+                        for a in alerting[gi][ri]!.alerts(in: partition?.keys) where a.state != .inactive {
                             let alerts = a.labels.setting(metricNameLabel, "ALERTS").setting("alertstate", a.state.rawValue)
                             let forState = a.labels.setting(metricNameLabel, "ALERTS_FOR_STATE")
                             let activeAt = a.activeAt >= 0 ? a.activeAt / 1000 : (a.activeAt - 999) / 1000

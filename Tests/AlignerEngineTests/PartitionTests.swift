@@ -120,6 +120,45 @@ import Testing
         #expect(whole.alerts.filter { $0.state == .firing }.map { $0.labels.value("namespace") } == firing)
         state = partial
     }
+
+    /// ALERTS follow partial evaluations: the touched partition's resolved alert ends with a
+    /// staleness marker, the untouched one's series is left as it was.
+    @Test func alertSeriesFollowPartialEvaluations() throws {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: Errors
+                    expr: sum by (namespace) (errors) > 5
+                  - record: firing:count
+                    expr: count by (namespace) (ALERTS{alertstate="firing"})
+            """, file: "g.yml")
+        #expect(problems.isEmpty)
+        #expect(groups[0].partitionLabels == ["namespace"])
+        let store = WindowStore()
+        store.select(groups)
+        var state = try RuleGroupsState(groups: groups)
+        #expect(state.writesAlertSeries)
+        func write(_ ns: String, _ t: Int64, _ v: Double) {
+            let id = store.admit(labels: [Label("__name__", "errors"), Label("namespace", ns)])
+            store.append(window: id, timestamp: t, valueBits: v.bitPattern)
+        }
+        write("a", 1_000, 9)
+        write("b", 1_000, 9)
+        _ = store.takeDirty()
+        #expect(state.evaluate(group: 0, at: 1_000, source: store, sink: store).isEmpty)
+        write("a", 2_000, 0)
+        guard case .partitions(let touched)? = store.takeDirty()[0] else {
+            Issue.record("expected a partial touch")
+            return
+        }
+        #expect(state.evaluate(group: 0, at: 2_000, source: PartitionedSource(store: store, group: 0, partitions: touched),
+                               sink: store, partition: (["namespace"], store.partitionKeys(group: 0, touched))).isEmpty)
+        let alerts = store.series(matching: [LabelMatcher("__name__", .equal, "ALERTS")], from: 0, through: 3_000)
+        let byNamespace = Dictionary(uniqueKeysWithValues: alerts.map { ($0.labels.value("namespace"), $0) })
+        #expect(byNamespace["a"]?.timestamps == [1_000, 2_000] && byNamespace["a"].map { SampleValue.isStale(bits: $0.values.last!.bitPattern) } == true)
+        #expect(byNamespace["b"]?.timestamps == [1_000] && byNamespace["b"]?.values == [1])
+    }
 }
 
 /// How windows take samples from ingestion.

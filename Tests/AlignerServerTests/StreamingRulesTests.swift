@@ -270,6 +270,41 @@ import Testing
         }
     }
 
+    /// Two groups that read ALERTS and alert themselves do not evaluate each other without end
+    /// (each writes ALERTS at every evaluation): ALERTS mark no group for evaluation, and the
+    /// reading group sees them at its next one.
+    @Test func groupsReadingAlertsSettle() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: first
+                rules:
+                  - alert: Missing
+                    expr: kube_deployment_spec_replicas > kube_deployment_status_replicas_ready
+                    event: false
+                  - alert: ManyAlertsA
+                    expr: count(ALERTS) > 0
+                    event: false
+              - name: second
+                rules:
+                  - alert: ManyAlertsB
+                    expr: count(ALERTS) > 0
+                    event: false
+            """)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        try await write(s, ready: 4, at: WallClock.nowMilliseconds())
+        _ = try await poll(s.base, "/api/v1/alerts") { $0.contains("Missing") }
+        try await Task.sleep(for: .milliseconds(500))
+        func evaluations() async throws -> Double {
+            (try await s.metric(#"aligner_rules_group_evaluations{scope="whole"}"#) ?? 0)
+                + (try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#) ?? 0)
+        }
+        let before = try await evaluations()
+        try await Task.sleep(for: .seconds(2))
+        let after = try await evaluations()
+        #expect(after - before <= 2, "\(before) → \(after) evaluations in 2 s without a write")
+    }
+
     /// A group's `interval` is its period, data or not: `interval: 1s` with a rule that reads no
     /// series fires within seconds, though `rules.evaluation_interval` is 15 s; its alert's value
     /// printed as Prometheus prints an alert's (`1e+00`).

@@ -50,7 +50,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
         /// Adds a sample in time order (two requests' samples of one series may come crossed),
         /// drops what fell out of the retention, and marks the groups (or the partitions of them)
-        /// that the series feeds dirty, except `writer`'s (none when `marking` is false). Returns
+        /// that the series feeds dirty: those after `writer` when a rule wrote it (none when
+        /// `marking` is false). Returns
         /// the change in samples held, or nil when the window already has a sample at that time.
         @inline(__always)
         mutating func add(
@@ -70,7 +71,11 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             guard marking else { return added }
             for feed in feeds {
                 let g = Int(feed.group), pid = feed.partition
-                if g == writer || dirtyWhole[g] { continue }
+                // A rule's result sets only later groups evaluating: groups that read each
+                // other's results would otherwise evaluate each other without end. An earlier
+                // group reads it at its next evaluation.
+                if let writer, g <= writer { continue }
+                if dirtyWhole[g] { continue }
                 anyDirty = true
                 if pid == 0 || dirtyParts[g].count >= WindowStore.wholeGroupAbove {
                     dirtyWhole[g] = true

@@ -272,7 +272,8 @@ import Testing
 
     /// Two groups that read ALERTS and alert themselves do not evaluate each other without end
     /// (each writes ALERTS at every evaluation): ALERTS mark no group for evaluation, and the
-    /// reading group sees them at its next one.
+    /// reading group sees them at its next one. Nor do groups that read each other's recorded
+    /// series: a result sets only later groups evaluating.
     @Test func groupsReadingAlertsSettle() async throws {
         let path = try StreamingRulesTests.ruleFile("""
             groups:
@@ -288,6 +289,16 @@ import Testing
                 rules:
                   - alert: ManyAlertsB
                     expr: count(ALERTS) > 0
+                    event: false
+                  # Groups that read each other's recorded series (x from the third, y for it).
+                  - record: y
+                    expr: sum(x) + 1 or vector(1)
+              - name: third
+                rules:
+                  - record: x
+                    expr: sum(y) + 1 or vector(1)
+                  - alert: Ready
+                    expr: kube_deployment_status_replicas_ready > 0
                     event: false
             """)
         let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }

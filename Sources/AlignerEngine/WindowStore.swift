@@ -50,12 +50,12 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
         /// Adds a sample in time order (two requests' samples of one series may come crossed),
         /// drops what fell out of the retention, and marks the groups (or the partitions of them)
-        /// that the series feeds dirty: those after `writer` when a rule wrote it (none when
-        /// `marking` is false). Returns
-        /// the change in samples held, or nil when the window already has a sample at that time.
+        /// that the series feeds dirty: when group `writer`'s rule wrote it, the groups after that
+        /// one only; none when `marking` is false. Returns the change in samples held, or nil
+        /// when the window already has a sample at that time.
         @inline(__always)
         mutating func add(
-            _ timestamp: Int64, _ valueBits: UInt64, except writer: Int?, marking: Bool = true,
+            _ timestamp: Int64, _ valueBits: UInt64, from writer: Int?, marking: Bool = true,
             dirtyWhole: inout [Bool], dirtyParts: inout [PartitionSet], anyDirty: inout Bool
         ) -> Int? {
             if timestamp > points.last?.t ?? .min {
@@ -354,7 +354,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                     if (0..<n).contains(k + ahead / 2) { WindowStore.prefetchHeaders(base, samples[k + ahead / 2].window) }
                     if (0..<n).contains(k + ahead / 4) { WindowStore.prefetchTails(base, samples[k + ahead / 4].window) }
                 }
-                if k >= 0 { WindowStore.append(&s, samples[k].window, samples[k].timestamp, samples[k].valueBits, except: nil) }
+                if k >= 0 { WindowStore.append(&s, samples[k].window, samples[k].timestamp, samples[k].valueBits, from: nil) }
             }
         }
     }
@@ -392,11 +392,11 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
 
     /// Appends one sample to a window (tests and tools; ingestion hands samples over in batches).
     public func append(window: UInt32, timestamp: Int64, valueBits: UInt64) {
-        append(window: window, timestamp: timestamp, valueBits: valueBits, except: nil)
+        append(window: window, timestamp: timestamp, valueBits: valueBits, from: nil)
     }
 
-    func append(window: UInt32, timestamp: Int64, valueBits: UInt64, except writer: Int?, marking: Bool = true) {
-        appending { s in WindowStore.append(&s, window, timestamp, valueBits, except: writer, marking: marking) }
+    func append(window: UInt32, timestamp: Int64, valueBits: UInt64, from writer: Int?, marking: Bool = true) {
+        appending { s in WindowStore.append(&s, window, timestamp, valueBits, from: writer, marking: marking) }
     }
 
     /// Runs `body` under the lock, and wakes the rule engine when it made the first group dirty.
@@ -412,9 +412,9 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// Adds a sample to a window and marks what it feeds dirty, in place (see `Window.add`).
     /// Runs for every sample a rule selects.
     @inline(__always)
-    static func append(_ s: inout State, _ window: UInt32, _ timestamp: Int64, _ valueBits: UInt64, except writer: Int?, marking: Bool = true) {
+    static func append(_ s: inout State, _ window: UInt32, _ timestamp: Int64, _ valueBits: UInt64, from writer: Int?, marking: Bool = true) {
         guard let added = s.windows[Int(window)]?.add(
-            timestamp, valueBits, except: writer, marking: marking,
+            timestamp, valueBits, from: writer, marking: marking,
             dirtyWhole: &s.dirtyWhole, dirtyParts: &s.dirtyParts, anyDirty: &s.anyDirty)
         else { return }
         s.samples += added
@@ -463,7 +463,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         // end; a group that reads them sees them at its next evaluation, as in Prometheus.
         let name = sorted.value(metricNameLabel)
         let marking = name != "ALERTS" && name != "ALERTS_FOR_STATE"
-        if isNewer { append(window: id, timestamp: timestamp, valueBits: value.bitPattern, except: group, marking: marking) }
+        if isNewer { append(window: id, timestamp: timestamp, valueBits: value.bitPattern, from: group, marking: marking) }
     }
 
     /// Empties windows whose newest sample is older than the retention (series that stopped).

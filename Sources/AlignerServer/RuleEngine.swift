@@ -760,6 +760,7 @@ struct RuleEvaluationService: Service {
                 // Time-driven: every group each evaluation_interval (or its own interval), and exactly when a pending
                 // alert's `for` (or a `keep_firing_for`) ends, so `for` is not rounded up.
                 var nextFull = ContinuousClock.now + .milliseconds(await engine.timeDrivenTick(interval.milliseconds))
+                var nextSweep = ContinuousClock.now + interval
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     var wake = nextFull
                     for due in [await engine.nextDue, await engine.deferredDue].compactMap({ $0 }) {
@@ -772,7 +773,11 @@ struct RuleEvaluationService: Service {
                     if ContinuousClock.now >= nextFull {
                         nextFull = ContinuousClock.now + .milliseconds(await engine.timeDrivenTick(interval.milliseconds))
                         await engine.evaluate(groups: nil, now: now, freshFor: interval.milliseconds)
-                        store.sweep(now: now)
+                        // Going over every window: each evaluation_interval, however short a group's interval.
+                        if ContinuousClock.now >= nextSweep {
+                            nextSweep = ContinuousClock.now + interval
+                            store.sweep(now: now)
+                        }
                     } else if let due = await engine.nextDue, due <= now {
                         await engine.evaluateDue(now: now)
                     } else if let due = await engine.deferredDue, due <= now {

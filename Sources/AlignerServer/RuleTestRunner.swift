@@ -66,16 +66,25 @@ public enum RuleTestRunner {
         var failures: [String] = []
         // promtool loads input samples as its clock advances: an evaluation at t sees samples up to
         // t, and the PromQL checks see samples up to the last eval_time of the test.
-        var inputs: [(labels: Labels, time: Int64, value: Double)] = []
+        // A series given twice is the later one's values only (promtool's load replaces it).
+        var defined: [(labels: Labels, values: [Double?])] = []
+        var place: [Labels: Int] = [:]
         for series in test["input_series"]?.sequence.map({ Array($0) }) ?? [] {
             do {
                 let labels = try parseSeriesLabels(series["series"]?.string ?? "")
                 let values = try expandValues(series["values"]?.string ?? "")
-                for (i, v) in values.enumerated() {
-                    if let v { inputs.append((labels, Int64(i) * interval, v)) }
+                if let i = place[labels] { defined[i].values = values } else {
+                    place[labels] = defined.count
+                    defined.append((labels, values))
                 }
             } catch {
                 failures.append("test \(name): input series \(series["series"]?.string ?? ""): \(error)")
+            }
+        }
+        var inputs: [(labels: Labels, time: Int64, value: Double)] = []
+        for (labels, values) in defined {
+            for (i, v) in values.enumerated() {
+                if let v { inputs.append((labels, Int64(i) * interval, v)) }
             }
         }
         if !failures.isEmpty { return failures }

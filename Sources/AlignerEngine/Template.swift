@@ -1,3 +1,4 @@
+import AlignerRules
 import Foundation
 
 /// Go's text/template as Prometheus rule labels and annotations use it: actions with pipelines
@@ -21,6 +22,7 @@ public struct AlertTemplate: Sendable {
         case dot(fields: [String])                // `.`, `.Labels.pod`
         case function(String)
         case pipeline(Pipeline)                   // `( ... )`
+        case fields(Word, [String])               // `( ... ).Labels.pod`
     }
 
     struct Pipeline: Sendable {
@@ -155,7 +157,16 @@ public struct AlertTemplate: Sendable {
                     return p
                 } else if c == "(" {
                     i += 1
-                    command.append(.pipeline(try parse(closing: ")")))
+                    let inner = try parse(closing: ")")
+                    // `(query "up" | first).Labels.job`: fields of what the parentheses give.
+                    var j = i
+                    while j < chars.count, !" \t\n\r|()".contains(chars[j]) { j += 1 }
+                    if j > i, chars[i] == "." {
+                        command.append(.fields(.pipeline(inner), String(chars[i + 1..<j]).split(separator: ".").map(String.init)))
+                        i = j
+                    } else {
+                        command.append(.pipeline(inner))
+                    }
                 } else if c == "\"" || c == "`" {
                     var j = i + 1
                     var word = ""
@@ -230,6 +241,7 @@ public struct AlertTemplate: Sendable {
         "humanize", "humanize1024", "humanizePercentage", "humanizeDuration", "humanizeTimestamp", "printf", "print",
         "title", "toUpper", "toLower", "query", "first", "value", "label", "sortByLabel", "strvalue", "or", "and", "not",
         "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "match", "reReplaceAll", "stripPort", "safeHtml",
+        "println", "html", "js", "urlquery", "slice", "args", "parseDuration", "pathPrefix",
     ]
 
     /// Runs a PromQL instant query for a template (`query`), at the evaluation's time.
@@ -332,6 +344,7 @@ public struct AlertTemplate: Sendable {
             guard let v = scope[name] else { throw Failure(description: "undefined variable \"\(name)\"") }
             return try v.field(fields)
         case .pipeline(let p): return try evaluate(p, dot: dot, &scope, data, declare: false)
+        case .fields(let word, let fields): return try operand(word, dot: dot, &scope, data).field(fields)
         case .function(let name): return try call(name, [], data)
         }
     }
@@ -391,6 +404,31 @@ public struct AlertTemplate: Sendable {
                 out += a.text
             }
             return .string(out)
+        case "pathPrefix":
+            // The path of the external URL, as Prometheus' web UI is served under it.
+            return .string(URL(string: data.externalURL)?.path ?? "")
+        case "println":
+            // Go's Sprintln: a space between every two operands, and a newline.
+            return .string(args.map(\.text).joined(separator: " ") + "\n")
+        case "html", "js", "urlquery":
+            // Go's builtins, over what Sprint makes of their arguments.
+            let text = try call("print", args, data).text
+            return .string(name == "html" ? goHTMLEscape(text) : name == "js" ? goJSEscape(text) : goQueryEscape(text))
+        case "slice":
+            // Of a string, by bytes as Go slices it: slice "abcdef" 1 3 is "bc".
+            guard case .string(let text)? = args.first else { throw Failure(description: "error calling slice: can't slice item of type \(args.first?.goType ?? "nil")") }
+            let bytes = Array(text.utf8)
+            let bounds = try args.dropFirst().map { a -> Int in
+                guard case .int(let n) = a, n >= 0, n <= bytes.count else { throw Failure(description: "error calling slice: index out of range: \(a.text)") }
+                return Int(n)
+            }
+            guard bounds.count <= 2 else { throw Failure(description: "error calling slice: too many slice indexes: \(bounds.count)") }
+            let from = bounds.first ?? 0, to = bounds.count > 1 ? bounds[1] : bytes.count
+            guard from <= to else { throw Failure(description: "error calling slice: invalid slice index: \(from) > \(to)") }
+            return .string(String(decoding: bytes[from..<to], as: UTF8.self))
+        case "args":
+            // Prometheus' args: its arguments as arg0, arg1, ... (for a template fed to itself).
+            return .labels(Dictionary(uniqueKeysWithValues: args.enumerated().map { ("arg\($0.offset)", $0.element.text) }))
         case "printf":
             guard case .string(let format)? = args.first else { throw Failure(description: "printf needs a format string") }
             return .string(goSprintf(format, Array(args.dropFirst())))
@@ -417,7 +455,16 @@ public struct AlertTemplate: Sendable {
         case "title": return .string(goTitle(last.text))
         case "toUpper": return .string(last.text.uppercased())
         case "toLower": return .string(last.text.lowercased())
-        case "safeHtml", "strvalue": return .string(last.text)
+        case "safeHtml": return .string(last.text)
+        // Prometheus' strvalue: a sample's `__value__` label (a string query result's value).
+        case "strvalue":
+            guard case .sample(let sample) = last else { return .string(last.text) }
+            return .string(sample.labels.value("__value__"))
+        case "parseDuration":
+            guard let ms = parseDurationMilliseconds(last.text) else {
+                throw Failure(description: "error calling parseDuration: not a valid duration string: \"\(last.text)\"")
+            }
+            return .number(Double(ms) / 1000)
         case "stripPort":
             let host = last.text
             if host.hasPrefix("["), let end = host.firstIndex(of: "]") { return .string(String(host[host.index(after: host.startIndex)..<end])) }
@@ -723,6 +770,62 @@ func goInteger(_ text: String) -> Int64? {
     else if lower.count > 1 && lower.hasPrefix("0") { value = Int64(lower.dropFirst(), radix: 8) }
     else { value = Int64(lower) }
     return value.map { negative ? -$0 : $0 }
+}
+
+/// Go's template.HTMLEscapeString.
+func goHTMLEscape(_ s: String) -> String {
+    var out = ""
+    for c in s.unicodeScalars {
+        switch c {
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "&": out += "&amp;"
+        case "'": out += "&#39;"
+        case "\"": out += "&#34;"
+        case "\u{0}": out += "\u{FFFD}"
+        default: out.unicodeScalars.append(c)
+        }
+    }
+    return out
+}
+
+/// Go's template.JSEscapeString.
+func goJSEscape(_ s: String) -> String {
+    var out = ""
+    for c in s.unicodeScalars {
+        switch c {
+        case "\\": out += "\\\\"
+        case "'": out += "\\'"
+        case "\"": out += "\\\""
+        case "<": out += "\\u003C"
+        case ">": out += "\\u003E"
+        case "&": out += "\\u0026"
+        case "=": out += "\\u003D"
+        default:
+            if c.value < 0x20 || c.value == 0x7F || (c.value >= 0x80 && !c.properties.isAlphabetic && c.properties.generalCategory == .control) {
+                out += String(format: "\\u%04X", c.value)
+            } else {
+                out.unicodeScalars.append(c)
+            }
+        }
+    }
+    return out
+}
+
+/// Go's url.QueryEscape: letters, digits and `-_.~` as they are, a space as `+`, every other
+/// byte as `%XX`.
+func goQueryEscape(_ s: String) -> String {
+    var out = ""
+    for b in s.utf8 {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+            out.unicodeScalars.append(Unicode.Scalar(b))
+        case UInt8(ascii: " "): out += "+"
+        default: out += String(format: "%%%02X", b)
+        }
+    }
+    return out
 }
 
 /// Go's strings.Title: every letter that follows a separator (a space or ASCII punctuation)

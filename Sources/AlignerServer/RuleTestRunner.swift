@@ -31,7 +31,9 @@ public enum RuleTestRunner {
         }
         let evaluationInterval = top["evaluation_interval"]?.string.flatMap(parseDurationMilliseconds) ?? 60_000
         var groups: [RuleGroup]
-        do { groups = try RuleFileLoader.load(files: ruleFiles, templates: AlertTemplate.problem) } catch {
+        do { groups = try RuleFileLoader.load(files: ruleFiles, templates: AlertTemplate.problem) } catch let error as RuleFileError {
+            return error.problems
+        } catch {
             return ["\(error)"]
         }
         // group_eval_order, as promtool orders by it: a listed group by its place, an unlisted one

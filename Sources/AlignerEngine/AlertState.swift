@@ -65,7 +65,7 @@ public struct AlertingRuleState: Sendable {
         // As Prometheus: a template that fails at run time expands to the error.
         func expand(_ template: AlertTemplate, _ labels: [String: String], _ value: Double) -> String {
             do {
-                return try template.render(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, query: query)
+                return try template.render(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, query: query, name: "__alert_" + rule.name)
             } catch {
                 return "<error expanding template: \(error)>"
             }

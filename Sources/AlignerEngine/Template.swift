@@ -13,6 +13,13 @@ import Foundation
 public struct AlertTemplate: Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        /// The function that failed while the template ran, if a function did.
+        var calling: String?
+
+        init(description: String, calling: String? = nil) {
+            self.description = description
+            self.calling = calling
+        }
     }
 
     /// One operand of a command.
@@ -28,6 +35,17 @@ public struct AlertTemplate: Sendable {
     struct Pipeline: Sendable {
         var declared: [String] = []               // `$x :=`, or `$k, $v :=` in a range
         var commands: [[Word]] = []
+        /// Each command's place in the template (a byte offset) and its text, for Go's error
+        /// messages (`template: __alert_X:1:118: executing "__alert_X" at <gt $value 1>: ...`).
+        var places: [Int] = []
+        var texts: [String] = []
+    }
+
+    /// A function that failed while the template ran, where it is written.
+    struct CallFailure: Error {
+        var place: Int
+        var command: String
+        var message: String
     }
 
     indirect enum Node: Sendable {
@@ -39,6 +57,7 @@ public struct AlertTemplate: Sendable {
     }
 
     let nodes: [Node]
+    let source: String
 
     /// What is wrong with a template's text, or nil when it parses (for rule file checks).
     @Sendable public static func problem(_ source: String) -> String? {
@@ -52,7 +71,7 @@ public struct AlertTemplate: Sendable {
 
     public init(_ source: String) throws {
         // Cut the text into literal text and actions, applying the trim markers.
-        var items: [(isAction: Bool, text: String)] = []
+        var items: [(isAction: Bool, text: String, offset: Int)] = []
         var rest = Substring(source)
         while let open = rest.range(of: "{{") {
             var text = String(rest[..<open.lowerBound])
@@ -70,55 +89,58 @@ public struct AlertTemplate: Sendable {
                 inner = inner.dropLast()
                 trimAfter = true
             }
-            items.append((false, text))
-            items.append((true, String(inner)))
+            items.append((false, text, 0))
+            items.append((true, String(inner), source.utf8.distance(from: source.startIndex, to: inner.startIndex)))
             rest = rest[close.upperBound...]
             if trimAfter { rest = rest.drop { $0.isWhitespace } }
         }
-        items.append((false, String(rest)))
+        items.append((false, String(rest), 0))
 
         var index = 0
-        func parseList(until ends: Set<String>) throws -> ([Node], String) {
+        func parseList(until ends: Set<String>) throws -> ([Node], String, Int) {
             var nodes: [Node] = []
             while index < items.count {
-                let (isAction, text) = items[index]
+                let (isAction, text, offset) = items[index]
                 index += 1
                 guard isAction else {
                     if !text.isEmpty { nodes.append(.text(text)) }
                     continue
                 }
                 let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                let at = offset + text.utf8.prefix { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }.count
                 if trimmed.hasPrefix("/*") { continue }
                 let keyword = trimmed.prefix { !$0.isWhitespace }
                 switch keyword {
                 case "end", "else":
                     guard ends.contains(String(keyword)) else { throw Failure(description: "unexpected {{\(keyword)}} in template") }
-                    return (nodes, trimmed)
+                    return (nodes, trimmed, at)
                 case "if", "with", "range":
-                    nodes.append(try parseBlock(String(keyword), trimmed.dropFirst(keyword.count)))
+                    nodes.append(try parseBlock(String(keyword), trimmed.dropFirst(keyword.count), at: at + keyword.utf8.count))
                 case "define", "template", "block", "break", "continue":
                     throw Failure(description: "\"\(keyword)\" is not supported in templates Aligner supports")
                 default:
-                    nodes.append(.action(try AlertTemplate.pipeline(trimmed)))
+                    nodes.append(.action(try AlertTemplate.pipeline(trimmed, at: at)))
                 }
             }
             guard ends.isEmpty else { throw Failure(description: "unexpected end of template: missing {{end}}") }
-            return (nodes, "")
+            return (nodes, "", 0)
         }
-        func parseBlock(_ keyword: String, _ condition: Substring) throws -> Node {
-            let pipeline = try AlertTemplate.pipeline(String(condition))
-            let (body, ending) = try parseList(until: ["end", "else"])
+        func parseBlock(_ keyword: String, _ condition: Substring, at: Int) throws -> Node {
+            let pipeline = try AlertTemplate.pipeline(String(condition), at: at)
+            let (body, ending, endingAt) = try parseList(until: ["end", "else"])
             var otherwise: [Node] = []
             if ending != "end" {
-                let elseRest = ending.dropFirst(4).trimmingCharacters(in: .whitespaces)
+                let afterElse = ending.dropFirst(4)
+                let elseRest = afterElse.trimmingCharacters(in: .whitespaces)
                 if elseRest.isEmpty {
-                    let (nodes, final) = try parseList(until: ["end"])
+                    let (nodes, final, _) = try parseList(until: ["end"])
                     guard final == "end" else { throw Failure(description: "expected {{end}}") }
                     otherwise = nodes
                 } else if elseRest.hasPrefix("if ") || elseRest.hasPrefix("with ") {
                     let next = String(elseRest.prefix { !$0.isWhitespace })
                     // `else if c` is `else` holding one `if` whose `end` is this block's.
-                    otherwise = [try parseBlock(next, elseRest.dropFirst(next.count))]
+                    let restAt = endingAt + 4 + afterElse.utf8.prefix { $0 == 0x20 || $0 == 0x09 }.count
+                    otherwise = [try parseBlock(next, elseRest.dropFirst(next.count), at: restAt + next.utf8.count)]
                     return .block(keyword, pipeline, body, otherwise)
                 } else {
                     throw Failure(description: "unexpected \"\(elseRest)\" after else")
@@ -126,34 +148,47 @@ public struct AlertTemplate: Sendable {
             }
             return .block(keyword, pipeline, body, otherwise)
         }
-        let (nodes, _) = try parseList(until: [])
+        let (nodes, _, _) = try parseList(until: [])
         self.nodes = nodes
+        self.source = source
     }
 
     /// Reads one pipeline: `[$a[, $b] :=] command | command ...`.
-    static func pipeline(_ text: String) throws -> Pipeline {
+    /// An action's pipeline; `at` is where the text starts in the template (a byte offset).
+    static func pipeline(_ text: String, at: Int = 0) throws -> Pipeline {
         let chars = Array(text)
+        // The byte offset of each character, for the commands' places.
+        var bytes: [Int] = [0]
+        for c in chars { bytes.append(bytes.last! + c.utf8.count) }
         var i = 0
         func parse(closing: Character?) throws -> Pipeline {
             var p = Pipeline()
             var command: [Word] = []
             var raw: [String] = []   // the words as written, to find a declaration
-            func finishCommand() throws {
+            var start: Int?          // where the command's first word is
+            func finishCommand(end: Int) throws {
                 guard !command.isEmpty else { throw Failure(description: "empty command in template action \"\(text)\"") }
                 p.commands.append(command)
+                let first = start ?? end
+                p.places.append(at + bytes[first])
+                p.texts.append(String(chars[first..<end]).split(whereSeparator: { $0.isWhitespace }).joined(separator: " "))
                 command = []
+                start = nil
             }
             while i < chars.count {
                 let c = chars[i]
                 if c == " " || c == "\t" || c == "\n" || c == "\r" {
                     i += 1
-                } else if c == "|" {
-                    try finishCommand()
+                    continue
+                }
+                if start == nil && c != "|" && c != ")" { start = i }
+                if c == "|" {
+                    try finishCommand(end: i)
                     i += 1
                 } else if c == ")" {
                     guard closing == ")" else { throw Failure(description: "unexpected \")\" in template action \"\(text)\"") }
+                    try finishCommand(end: i)
                     i += 1
-                    try finishCommand()
                     return p
                 } else if c == "(" {
                     i += 1
@@ -200,6 +235,7 @@ public struct AlertTemplate: Sendable {
                         p.declared = raw.map { $0.hasSuffix(",") ? String($0.dropLast()) : $0 }
                         command = []
                         raw = []
+                        start = nil
                         continue
                     }
                     raw.append(word)
@@ -208,7 +244,7 @@ public struct AlertTemplate: Sendable {
                 }
             }
             guard closing == nil else { throw Failure(description: "unclosed \"(\" in template action \"\(text)\"") }
-            try finishCommand()
+            try finishCommand(end: i)
             return p
         }
         let p = try parse(closing: nil)
@@ -248,9 +284,32 @@ public struct AlertTemplate: Sendable {
     public typealias Query = (String) throws -> [VectorSample]
 
     /// Expands the template for one alert.
+    /// Prometheus runs an alert's templates after four variable definitions
+    /// (`{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}`),
+    /// which count in the places its errors name.
+    static let definitionsLength = 112
+
+    /// Renders the template; with `name` (Prometheus' `__alert_<rule>`) a function's failure is
+    /// worded as Go words it: `error executing template NAME: template: NAME:1:118: executing
+    /// "NAME" at <gt $value 1>: error calling gt: incompatible types for comparison`.
     public func render(
         labels: [String: String], value: Double, externalLabels: [String: String] = [:], externalURL: String = "",
-        query: Query? = nil
+        query: Query? = nil, name: String? = nil
+    ) throws -> String {
+        do {
+            return try expand(labels: labels, value: value, externalLabels: externalLabels, externalURL: externalURL, query: query)
+        } catch let failure as CallFailure {
+            guard let name else { throw Failure(description: failure.message) }
+            let before = source.utf8.prefix(failure.place)
+            let newlines = before.filter { $0 == 0x0A }.count
+            let column = newlines == 0 ? AlertTemplate.definitionsLength + failure.place
+                : failure.place - (before.lastIndex(of: 0x0A).map { before.distance(from: before.startIndex, to: $0) + 1 } ?? 0)
+            throw Failure(description: "error executing template \(name): template: \(name):\(1 + newlines):\(column): executing \"\(name)\" at <\(failure.command)>: \(failure.message)")
+        }
+    }
+
+    func expand(
+        labels: [String: String], value: Double, externalLabels: [String: String], externalURL: String, query: Query?
     ) throws -> String {
         let data = TemplateData(labels: labels, value: value, external: externalLabels, externalURL: externalURL, query: query)
         if let plain = simpleExpansion(data) { return plain }
@@ -328,8 +387,13 @@ public struct AlertTemplate: Sendable {
 
     func evaluate(_ p: Pipeline, dot: TemplateValue, _ scope: inout [String: TemplateValue], _ data: TemplateData, declare: Bool = true) throws -> TemplateValue {
         var current: TemplateValue?
-        for command in p.commands {
-            current = try evaluate(command, piped: current, dot: dot, &scope, data)
+        for (k, command) in p.commands.enumerated() {
+            do {
+                current = try evaluate(command, piped: current, dot: dot, &scope, data)
+            } catch let failure as Failure where failure.calling != nil {
+                // A function's failure, where it is written (the innermost command that failed).
+                throw CallFailure(place: p.places[k], command: p.texts[k], message: "error calling \(failure.calling!): \(failure.description)")
+            }
         }
         let value = current ?? .string("")
         if declare, let name = p.declared.first { scope[name] = value }
@@ -356,7 +420,12 @@ public struct AlertTemplate: Sendable {
         }
         var args = try command.dropFirst().map { try operand($0, dot: dot, &scope, data) }
         if let piped { args.append(piped) }
-        return try call(name, args, data)
+        do {
+            return try call(name, args, data)
+        } catch var failure as Failure {
+            failure.calling = failure.calling ?? name
+            throw failure
+        }
     }
 
     func call(_ name: String, _ args: [TemplateValue], _ data: TemplateData) throws -> TemplateValue {
@@ -365,7 +434,7 @@ public struct AlertTemplate: Sendable {
             case .number(let d): return d
             case .int(let n): return Double(n)
             case .string(let s):
-                guard let d = Double(s) else { throw Failure(description: "cannot convert \"\(s)\" to a number") }
+                guard let d = Double(s) else { throw Failure(description: "strconv.ParseFloat: parsing \"\(goQuoted(s, quote: "\""))\": invalid syntax") }
                 return d
             default:
                 throw Failure(description: "cannot convert \(v.text) to a number (a query result goes through first and value)")
@@ -416,15 +485,15 @@ public struct AlertTemplate: Sendable {
             return .string(name == "html" ? goHTMLEscape(text) : name == "js" ? goJSEscape(text) : goQueryEscape(text))
         case "slice":
             // Of a string, by bytes as Go slices it: slice "abcdef" 1 3 is "bc".
-            guard case .string(let text)? = args.first else { throw Failure(description: "error calling slice: can't slice item of type \(args.first?.goType ?? "nil")") }
+            guard case .string(let text)? = args.first else { throw Failure(description: "can't slice item of type \(args.first?.goType ?? "nil")") }
             let bytes = Array(text.utf8)
             let bounds = try args.dropFirst().map { a -> Int in
-                guard case .int(let n) = a, n >= 0, n <= bytes.count else { throw Failure(description: "error calling slice: index out of range: \(a.text)") }
+                guard case .int(let n) = a, n >= 0, n <= bytes.count else { throw Failure(description: "index out of range: \(a.text)") }
                 return Int(n)
             }
-            guard bounds.count <= 2 else { throw Failure(description: "error calling slice: too many slice indexes: \(bounds.count)") }
+            guard bounds.count <= 2 else { throw Failure(description: "too many slice indexes: \(bounds.count)") }
             let from = bounds.first ?? 0, to = bounds.count > 1 ? bounds[1] : bytes.count
-            guard from <= to else { throw Failure(description: "error calling slice: invalid slice index: \(from) > \(to)") }
+            guard from <= to else { throw Failure(description: "invalid slice index: \(from) > \(to)") }
             return .string(String(decoding: bytes[from..<to], as: UTF8.self))
         case "args":
             // Prometheus' args: its arguments as arg0, arg1, ... (for a template fed to itself).
@@ -462,7 +531,7 @@ public struct AlertTemplate: Sendable {
             return .string(sample.labels.value("__value__"))
         case "parseDuration":
             guard let ms = parseDurationMilliseconds(last.text) else {
-                throw Failure(description: "error calling parseDuration: not a valid duration string: \"\(last.text)\"")
+                throw Failure(description: "not a valid duration string: \"\(last.text)\"")
             }
             return .number(Double(ms) / 1000)
         case "stripPort":
@@ -473,11 +542,11 @@ public struct AlertTemplate: Sendable {
         case "query":
             guard let query = data.query else { throw Failure(description: "query is not available here") }
             do { return .samples(try query(last.text)) } catch {
-                throw Failure(description: "error calling query: \(error)")
+                throw Failure(description: "\(error)")
             }
         case "first":
             guard case .samples(let samples) = last else { throw Failure(description: "first needs a query result") }
-            guard let first = samples.first else { throw Failure(description: "error calling first: first() called on vector with no elements") }
+            guard let first = samples.first else { throw Failure(description: "first() called on vector with no elements") }
             return .sample(first)
         case "value":
             guard case .sample(let sample) = last else { throw Failure(description: "value needs a sample (query | first)") }
@@ -602,7 +671,7 @@ enum TemplateValue: Sendable {
         case (.int(let x), .int(let y)): return x < y ? -1 : (x > y ? 1 : 0)
         case (.string(let x), .string(let y)): return x < y ? -1 : (x > y ? 1 : 0)
         case (.bool(let x), .bool(let y)): return x == y ? 0 : (x ? 1 : -1)
-        default: throw AlertTemplate.Failure(description: "incompatible types for comparison: \(a.text) and \(b.text)")
+        default: throw AlertTemplate.Failure(description: "incompatible types for comparison")
         }
     }
 

@@ -8,18 +8,83 @@ public struct SkimmingCheck {
 
     public init() {}
 
-    /// Applies a 1.0 body to both; nil when they did the same, else the difference.
+    /// Applies a 1.0 body to both; nil when they did the same, else the difference. A body that
+    /// sends one series twice, encoded two ways, may have its samples applied in another order by
+    /// the skimming path (`SeriesTable.apply`: such a series' second encoding is applied after the
+    /// rest of the request, which no known sender makes happen): then which of its samples were
+    /// out of order may differ, but not how many samples were taken in all.
     public func difference(_ body: [UInt8]) -> String? {
         let a = SkimmingCheck.apply(skimming, body), b = SkimmingCheck.apply(reading, body)
         switch (a, b) {
         case (.success(let x), .success(let y)) where x == y: return nil
+        case (.success(let x), .success(let y)) where SkimmingCheck.repeatsASeries(body) && SkimmingCheck.inAnyOrder(x) == SkimmingCheck.inAnyOrder(y):
+            return nil
         case (.failure(let x), .failure(let y)) where x.message == y.message: return nil
         default: return "skimming \(a), reading every label \(b)"
         }
     }
 
-    /// The series each holds, with their last samples; equal when both did the same all along.
-    public var tables: (skimming: [String], reading: [String]) { (SkimmingCheck.table(skimming), SkimmingCheck.table(reading)) }
+    /// The series each holds, with their last samples; equal when both did the same all along
+    /// (the label sets alone, when `inAnyOrder`: see `difference`).
+    public func tables(inAnyOrder: Bool = false) -> (skimming: [String], reading: [String]) {
+        (SkimmingCheck.table(skimming, labelsOnly: inAnyOrder), SkimmingCheck.table(reading, labelsOnly: inAnyOrder))
+    }
+
+    /// The counts with the samples written and those refused for their time merged.
+    static func inAnyOrder(_ c: [String: Int]) -> [String: Int] {
+        var c = c
+        let timing = ["written", "duplicate", "outOfOrder", "duplicateTimestamp"]
+        c["samplesTaken"] = timing.reduce(0) { $0 + (c[$1] ?? 0) }
+        for k in timing { c[k] = nil }
+        return c
+    }
+
+    /// Whether two series of the body have the same labels once empty values are dropped and
+    /// the names sorted (as the ingest path takes them); bodies it cannot walk say no.
+    public static func repeatsASeries(_ body: [UInt8]) -> Bool {
+        var seen: Set<[[UInt8]]> = []
+        var r = body[...]
+        func varint(_ b: inout ArraySlice<UInt8>) -> Int? {
+            var v = 0, shift = 0
+            while let x = b.first, shift < 63 {
+                b = b.dropFirst()
+                v |= Int(x & 0x7f) << shift
+                if x < 0x80 { return v }
+                shift += 7
+            }
+            return nil
+        }
+        func field(_ b: inout ArraySlice<UInt8>) -> (Int, ArraySlice<UInt8>?)? {
+            guard let tag = varint(&b) else { return nil }
+            switch tag & 7 {
+            case 0: guard varint(&b) != nil else { return nil }; return (tag >> 3, nil)
+            case 1: guard b.count >= 8 else { return nil }; b = b.dropFirst(8); return (tag >> 3, nil)
+            case 5: guard b.count >= 4 else { return nil }; b = b.dropFirst(4); return (tag >> 3, nil)
+            case 2:
+                guard let n = varint(&b), n <= b.count else { return nil }
+                defer { b = b.dropFirst(n) }
+                return (tag >> 3, b.prefix(n))
+            default: return nil
+            }
+        }
+        while !r.isEmpty {
+            guard let (number, payload) = field(&r) else { return false }
+            guard number == 1, var series = payload else { continue }
+            var labels: [[UInt8]] = []
+            while !series.isEmpty {
+                guard let (n, p) = field(&series) else { return false }
+                guard n == 1, var label = p else { continue }
+                var name: [UInt8] = [], value: [UInt8] = []
+                while !label.isEmpty {
+                    guard let (k, v) = field(&label) else { return false }
+                    if k == 1, let v { name = Array(v) } else if k == 2, let v { value = Array(v) }
+                }
+                if !value.isEmpty { labels.append(name + [0] + value) }
+            }
+            if !seen.insert(labels.sorted { $0.lexicographicallyPrecedes($1) }).inserted { return true }
+        }
+        return false
+    }
 
     static func apply(_ ingestor: Ingestor, _ body: [UInt8]) -> Result<[String: Int], IngestError> {
         body.withUnsafeBytes { raw in
@@ -51,9 +116,10 @@ public struct SkimmingCheck {
         return c
     }
 
-    static func table(_ ingestor: Ingestor) -> [String] {
+    static func table(_ ingestor: Ingestor, labelsOnly: Bool = false) -> [String] {
         ingestor.table.snapshot().map {
-            "\($0.labels.map { "\($0.name)=\($0.value)" }) \($0.lastTimestamp) \($0.lastValue.bitPattern) \($0.samples)"
+            let labels = "\($0.labels.map { "\($0.name)=\($0.value)" })"
+            return labelsOnly ? labels : "\(labels) \($0.lastTimestamp) \($0.lastValue.bitPattern) \($0.samples)"
         }.sorted()
     }
 }

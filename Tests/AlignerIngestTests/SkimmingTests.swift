@@ -68,8 +68,31 @@ import Testing
             if let d = check.difference(body) { disagreements.append("round \(round): \(d)") }
         }
         #expect(disagreements.isEmpty, "\(disagreements.count) disagreements, first: \(disagreements.first ?? "")")
-        #expect(check.tables.skimming == check.tables.reading)
+        #expect(check.tables().skimming == check.tables().reading)
         #expect(check.skimming.table.activeSeries > 10)
+    }
+
+    /// One series sent twice in a request, encoded two ways (the fuzzer's find, 2026-11-27):
+    /// `up` with an unknown field after its labels at t1, then `up{job\x12\x03a=""}` (an empty
+    /// value: no label) at a later t2. Reading every label takes both samples in order; the
+    /// skimming path applies the first encoding after the rest, so it finds t1 out of order. The
+    /// same samples are taken in all, the same series held; which one was late differs.
+    @Test func aSeriesEncodedTwoWaysIsTakenInAnyOrder() {
+        let body: [UInt8] = [
+            10, 46, 10, 14, 10, 8, 95, 95, 110, 97, 109, 101, 95, 95, 18, 2, 117, 112, 10, 10, 10, 2, 0, 0, 0, 0, 0, 0, 0,
+            105, 18, 16, 9, 2, 0, 0, 0, 0, 0, 240, 63, 16, 128, 128, 179, 193, 156, 51, 10, 36, 10, 14, 10, 8, 95, 95,
+            110, 97, 109, 101, 95, 95, 18, 2, 117, 112, 74, 9, 10, 3, 106, 111, 98, 18, 2, 100, 98, 18, 7, 16, 128, 128,
+            179, 193, 156, 51, 10, 46, 10, 14, 10, 8, 95, 95, 110, 97, 109, 101, 95, 95, 18, 2, 117, 112, 10, 10, 10, 6,
+            106, 111, 98, 18, 3, 97, 112, 105, 18, 16, 9, 0, 0, 0, 0, 0, 0, 240, 63, 16, 152, 245, 179, 193, 156, 52,
+        ]
+        #expect(SkimmingCheck.repeatsASeries(body))
+        #expect(!SkimmingCheck.repeatsASeries(ProtobufC.encodeV1(TestRequest(series: [
+            TestSeries("up", [("job", "a")], samples: [(1, 1)]), TestSeries("up", [("job", "b")], samples: [(1, 1)]),
+        ]))))
+        let check = SkimmingCheck()
+        #expect(check.difference(body) == nil)
+        #expect(check.tables(inAnyOrder: true).skimming == check.tables(inAnyOrder: true).reading)
+        #expect(check.skimming.table.activeSeries == 1)
     }
 
     func apply(_ ingestor: Ingestor, _ body: [UInt8]) throws(IngestError) -> WriteOutcome {
@@ -130,7 +153,7 @@ import Testing
                 #expect(o.samplesWritten == (round == 0 ? first : then), "\(name), round \(round)")
                 #expect(o.seriesTotal == 1 && o.seriesRejected == 0 && o.seriesCreated == (round == 0 ? 1 : 0), "\(name), round \(round)")
             }
-            #expect(check.tables.skimming == check.tables.reading, "\(name)")
+            #expect(check.tables().skimming == check.tables().reading, "\(name)")
         }
     }
 

@@ -86,5 +86,16 @@ for e in exprs:
             bad += 1
             k, pv, av = diffs[0]
             print(f'DIFF {kind} {e}: {len(diffs)} series differ; e.g. {k}\n   prom {str(pv)[:300]}\n   alig {str(av)[:300]}')
-print('differ:', bad, 'of', 2 * len(exprs))
+# The metadata endpoints over the same series: every series Aligner holds (rules or not), which
+# here are the ones Prometheus scraped (its own `up` included, and the ALERTS it writes excluded).
+meta = [('/api/v1/series', {'match[]': 'http_requests_total'}), ('/api/v1/series', {'match[]': '{__name__=~"cpu.*|up"}'}),
+        ('/api/v1/labels', {}), ('/api/v1/label/pod/values', {}), ('/api/v1/label/__name__/values', {'match[]': '{job="app"}'})]
+for path, params in meta:
+    p = get(P, path, **params)['data']; a = get(A, path, **params)['data']
+    if isinstance(p, list) and p and isinstance(p[0], dict):
+        p = sorted(json.dumps(x, sort_keys=True) for x in p); a = sorted(json.dumps(x, sort_keys=True) for x in a)
+    if p != a:
+        bad += 1
+        print(f'DIFF {path} {params}:\n   prom {str(p)[:300]}\n   alig {str(a)[:300]}')
+print('differ:', bad, 'of', 2 * len(exprs) + len(meta))
 sys.exit(1 if bad else 0)

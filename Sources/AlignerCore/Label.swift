@@ -24,18 +24,19 @@ public struct Label: Hashable, Sendable, Comparable, Codable, CustomStringConver
 /// A string in double quotes as PromQL and Prometheus print it: `\\`, `\"`, `\n`, `\t` and `\r`
 /// escaped.
 public func promQuoted(_ s: String) -> String {
-    var out = "\""
+    "\"" + escaping(s, ["\\": "\\\\", "\"": "\\\"", "\n": "\\n", "\t": "\\t", "\r": "\\r"]) + "\""
+}
+
+/// `s` with each character `replacements` names replaced, and the others that `other` gives a
+/// text for (nil: the character as it is).
+public func escaping(
+    _ s: String, _ replacements: [Unicode.Scalar: String], other: (Unicode.Scalar) -> String? = { _ in nil }
+) -> String {
+    var out = ""
     for c in s.unicodeScalars {
-        switch c {
-        case "\\": out += "\\\\"
-        case "\"": out += "\\\""
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        default: out.unicodeScalars.append(c)
-        }
+        if let r = replacements[c] ?? other(c) { out += r } else { out.unicodeScalars.append(c) }
     }
-    return out + "\""
+    return out
 }
 
 /// The reserved label that holds a series' metric name.

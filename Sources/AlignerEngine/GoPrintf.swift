@@ -1,3 +1,4 @@
+import AlignerCore
 import Foundation
 
 /// Go's `fmt.Sprintf` over template values, as a Prometheus template's `printf` prints them.
@@ -227,31 +228,18 @@ func goFormatString(_ s: String, _ verb: Character, _ spec: GoSpec) -> String? {
 /// Go's strconv.Quote without the quotes: escapes for the quote, the backslash and control
 /// characters; other printable characters as they are.
 func goQuoted(_ s: String, quote: Character) -> String {
-    var out = ""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\u{07}": out += "\\a"
-        case "\u{08}": out += "\\b"
-        case "\u{0C}": out += "\\f"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\u{0B}": out += "\\v"
-        case "\\": out += "\\\\"
+    var replacements: [Unicode.Scalar: String] = [
+        "\u{07}": "\\a", "\u{08}": "\\b", "\u{0C}": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\u{0B}": "\\v", "\\": "\\\\",
+    ]
+    replacements[quote.unicodeScalars.first!] = "\\" + String(quote)
+    return escaping(s, replacements) { c in
+        if c.value >= 0x20 && c.value < 0x7F { return nil }
+        switch c.properties.generalCategory {
+        case .control, .format, .unassigned, .surrogate, .privateUse, .lineSeparator, .paragraphSeparator, .spaceSeparator:
+            return c.value < 0x80 ? String(format: "\\x%02x", c.value)
+                : c.value < 0x10000 ? String(format: "\\u%04x", c.value) : String(format: "\\U%08x", c.value)
         default:
-            if Character(scalar) == quote { out += "\\" + String(quote); continue }
-            if scalar == " " || (scalar.value > 0x20 && scalar.value < 0x7F) {
-                out.unicodeScalars.append(scalar)
-                continue
-            }
-            switch scalar.properties.generalCategory {
-            case .control, .format, .unassigned, .surrogate, .privateUse, .lineSeparator, .paragraphSeparator, .spaceSeparator:
-                out += scalar.value < 0x80 ? String(format: "\\x%02x", scalar.value)
-                    : scalar.value < 0x10000 ? String(format: "\\u%04x", scalar.value) : String(format: "\\U%08x", scalar.value)
-            default:
-                out.unicodeScalars.append(scalar)
-            }
+            return nil
         }
     }
-    return out
 }

@@ -1,3 +1,4 @@
+import AlignerCore
 import AlignerRules
 import Foundation
 
@@ -843,42 +844,15 @@ func goInteger(_ text: String) -> Int64? {
 
 /// Go's template.HTMLEscapeString.
 func goHTMLEscape(_ s: String) -> String {
-    var out = ""
-    for c in s.unicodeScalars {
-        switch c {
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "&": out += "&amp;"
-        case "'": out += "&#39;"
-        case "\"": out += "&#34;"
-        case "\u{0}": out += "\u{FFFD}"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out
+    escaping(s, ["<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&#39;", "\"": "&#34;", "\u{0}": "\u{FFFD}"])
 }
 
-/// Go's template.JSEscapeString.
+/// Go's template.JSEscapeString: quotes, the backslash and what could close a script escaped,
+/// characters that do not print as `\uXXXX`.
 func goJSEscape(_ s: String) -> String {
-    var out = ""
-    for c in s.unicodeScalars {
-        switch c {
-        case "\\": out += "\\\\"
-        case "'": out += "\\'"
-        case "\"": out += "\\\""
-        case "<": out += "\\u003C"
-        case ">": out += "\\u003E"
-        case "&": out += "\\u0026"
-        case "=": out += "\\u003D"
-        default:
-            if c.value < 0x20 || c.value == 0x7F || (c.value >= 0x80 && !c.properties.isAlphabetic && c.properties.generalCategory == .control) {
-                out += String(format: "\\u%04X", c.value)
-            } else {
-                out.unicodeScalars.append(c)
-            }
-        }
+    escaping(s, ["\\": "\\\\", "'": "\\'", "\"": "\\\"", "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"]) { c in
+        c.value < 0x20 || c.value == 0x7F || c.properties.generalCategory == .control ? String(format: "\\u%04X", c.value) : nil
     }
-    return out
 }
 
 /// Go's url.QueryEscape: letters, digits and `-_.~` as they are, a space as `+`, every other

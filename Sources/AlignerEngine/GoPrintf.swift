@@ -61,11 +61,11 @@ func goSprintf(_ format: String, _ args: [TemplateValue]) -> String {
             out += "%!\(verb)(MISSING)"
             continue
         }
-        out += goFormat(args[next], verb, spec)
+        out += goFormatValue(args[next], verb, spec)
         next += 1
     }
     if next < args.count {
-        out += "%!(EXTRA " + args[next...].map { "\($0.goType)=\(goFormat($0, "v", GoSpec()))" }.joined(separator: ", ") + ")"
+        out += "%!(EXTRA " + args[next...].map { "\($0.goType)=\(goFormatValue($0, "v", GoSpec()))" }.joined(separator: ", ") + ")"
     }
     return out
 }
@@ -105,7 +105,7 @@ struct GoSpec {
     }
 }
 
-func goFormat(_ value: TemplateValue, _ verb: Character, _ spec: GoSpec) -> String {
+func goFormatValue(_ value: TemplateValue, _ verb: Character, _ spec: GoSpec) -> String {
     switch value {
     case .int(let n): return goFormatInt(n, verb, spec) ?? goBadVerb(value, verb, spec)
     case .number(let d): return goFormatFloat(d, verb, spec) ?? goBadVerb(value, verb, spec)
@@ -116,7 +116,7 @@ func goFormat(_ value: TemplateValue, _ verb: Character, _ spec: GoSpec) -> Stri
     case .labels(let m):
         // A map prints each key and value with the verb: map[a:x b:y].
         return "map[" + m.sorted { $0.key < $1.key }.map {
-            goFormat(.string($0.key), verb, spec) + ":" + goFormat(.string($0.value), verb, spec)
+            goFormatValue(.string($0.key), verb, spec) + ":" + goFormatValue(.string($0.value), verb, spec)
         }.joined(separator: " ") + "]"
     default:
         return spec.pad(value.text)
@@ -125,7 +125,7 @@ func goFormat(_ value: TemplateValue, _ verb: Character, _ spec: GoSpec) -> Stri
 
 /// `%!d(float64=2.5)`: the verb, the value's Go type, and the value as `%v` with the same flags.
 func goBadVerb(_ value: TemplateValue, _ verb: Character, _ spec: GoSpec) -> String {
-    "%!\(verb)(\(value.goType)=\(goFormat(value, "v", spec)))"
+    "%!\(verb)(\(value.goType)=\(goFormatValue(value, "v", spec)))"
 }
 
 func goFormatInt(_ n: Int64, _ verb: Character, _ spec: GoSpec) -> String? {

@@ -51,11 +51,11 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         /// Adds a sample in time order (two requests' samples of one series may come crossed),
         /// drops what fell out of the retention, and marks the groups (or the partitions of them)
         /// that the series feeds dirty: when group `writer`'s rule wrote it, the groups after that
-        /// one only; none when `marking` is false. Returns the change in samples held, or nil
-        /// when the window already has a sample at that time.
+        /// one only. Returns the change in samples held, or nil when the window already has a
+        /// sample at that time.
         @inline(__always)
         mutating func add(
-            _ timestamp: Int64, _ valueBits: UInt64, from writer: Int?, marking: Bool = true,
+            _ timestamp: Int64, _ valueBits: UInt64, from writer: Int?,
             dirtyWhole: inout [Bool], dirtyParts: inout [PartitionSet], anyDirty: inout Bool
         ) -> Int? {
             if timestamp > points.last?.t ?? .min {
@@ -68,12 +68,11 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             }
             var added = 1
             if timestamp > trimAt { added -= trim() }
-            guard marking else { return added }
             for feed in feeds {
                 let g = Int(feed.group), pid = feed.partition
-                // A rule's result sets only later groups evaluating: groups that read each
-                // other's results would otherwise evaluate each other without end. An earlier
-                // group reads it at its next evaluation.
+                // A rule's result (ALERTS included) sets only later groups evaluating: groups
+                // that read each other's results would otherwise evaluate each other without
+                // end. An earlier group reads it at its next evaluation.
                 if let writer, g <= writer { continue }
                 if dirtyWhole[g] { continue }
                 anyDirty = true
@@ -395,8 +394,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         append(window: window, timestamp: timestamp, valueBits: valueBits, from: nil)
     }
 
-    func append(window: UInt32, timestamp: Int64, valueBits: UInt64, from writer: Int?, marking: Bool = true) {
-        appending { s in WindowStore.append(&s, window, timestamp, valueBits, from: writer, marking: marking) }
+    func append(window: UInt32, timestamp: Int64, valueBits: UInt64, from writer: Int?) {
+        appending { s in WindowStore.append(&s, window, timestamp, valueBits, from: writer) }
     }
 
     /// Runs `body` under the lock, and wakes the rule engine when it made the first group dirty.
@@ -412,9 +411,9 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// Adds a sample to a window and marks what it feeds dirty, in place (see `Window.add`).
     /// Runs for every sample a rule selects.
     @inline(__always)
-    static func append(_ s: inout State, _ window: UInt32, _ timestamp: Int64, _ valueBits: UInt64, from writer: Int?, marking: Bool = true) {
+    static func append(_ s: inout State, _ window: UInt32, _ timestamp: Int64, _ valueBits: UInt64, from writer: Int?) {
         guard let added = s.windows[Int(window)]?.add(
-            timestamp, valueBits, from: writer, marking: marking,
+            timestamp, valueBits, from: writer,
             dirtyWhole: &s.dirtyWhole, dirtyParts: &s.dirtyParts, anyDirty: &s.anyDirty)
         else { return }
         s.samples += added
@@ -458,12 +457,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             let id = s.ids[sorted.key] ?? WindowStore.add(&s, labels: sorted, groups: WindowStore.groups(for: sorted, s.selection))
             return (id, (s.windows[Int(id)]?.points.last?.t ?? .min) < timestamp)
         }
-        // Prometheus' ALERTS series mark nothing dirty: every alerting rule writes them at each
-        // evaluation, so two groups that read them (and alert) would evaluate each other without
-        // end; a group that reads them sees them at its next evaluation, as in Prometheus.
-        let name = sorted.value(metricNameLabel)
-        let marking = name != "ALERTS" && name != "ALERTS_FOR_STATE"
-        if isNewer { append(window: id, timestamp: timestamp, valueBits: value.bitPattern, from: group, marking: marking) }
+        if isNewer { append(window: id, timestamp: timestamp, valueBits: value.bitPattern, from: group) }
     }
 
     /// Empties windows whose newest sample is older than the retention (series that stopped).

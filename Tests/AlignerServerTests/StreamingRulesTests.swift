@@ -271,9 +271,9 @@ import Testing
     }
 
     /// Two groups that read ALERTS and alert themselves do not evaluate each other without end
-    /// (each writes ALERTS at every evaluation): ALERTS mark no group for evaluation, and the
-    /// reading group sees them at its next one. Nor do groups that read each other's recorded
-    /// series: a result sets only later groups evaluating.
+    /// (each writes ALERTS at every evaluation), nor do groups that read each other's recorded
+    /// series: a result sets only later groups evaluating; an earlier one reads it at its next
+    /// evaluation.
     @Test func groupsReadingAlertsSettle() async throws {
         let path = try StreamingRulesTests.ruleFile("""
             groups:

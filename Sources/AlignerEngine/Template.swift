@@ -828,7 +828,7 @@ func humanizeTimestamp(_ v: Double) throws -> String {
 }
 
 /// A Go integer literal: decimal, `0x`, `0o`, `0b` or a leading `0` for octal, `_` between digits.
-func goInteger(_ text: String) -> Int64? {
+public func goInteger(_ text: String) -> Int64? {
     var t = Substring(text.replacingOccurrences(of: "_", with: ""))
     var negative = false
     if let first = t.first, first == "-" || first == "+" { negative = first == "-"; t = t.dropFirst() }

@@ -314,20 +314,8 @@ public enum RuleTestRunner {
     /// A YAML 1.1 integer (decimal, `0x`, `0o`, `0b`, or a leading `0` for octal) or float
     /// (`[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, finite), as yaml.v2 resolves it.
     static func yamlNumber(_ text: String) -> Double? {
-        var digits = Substring(text)
-        var sign = 1.0
-        if let first = digits.first, first == "+" || first == "-" {
-            sign = first == "-" ? -1 : 1
-            digits = digits.dropFirst()
-        }
-        let radix: (prefix: Int, base: Int)? =
-            digits.hasPrefix("0x") ? (2, 16) : digits.hasPrefix("0o") ? (2, 8) : digits.hasPrefix("0b") ? (2, 2)
-            : (digits.count > 1 && digits.hasPrefix("0") && digits.allSatisfy(\.isNumber)) ? (1, 8) : nil
-        if let radix {
-            guard let v = UInt64(digits.dropFirst(radix.prefix), radix: radix.base) else { return nil }
-            return sign * Double(v)
-        }
-        if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let v = UInt64(digits) { return sign * Double(v) }
+        // yaml.v2 reads an integer as Go's ParseInt with base 0 does.
+        if let n = goInteger(text) { return Double(n) }
         let pattern = /[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?/
         guard text.wholeMatch(of: pattern) != nil, let v = Double(text), v.isFinite else { return nil }
         return v

@@ -410,42 +410,70 @@ actor RuleEngine {
         // A peak is the first point of each run of times at the top value (a burst two scrapes
         // long is one moment).
         var peaks: [Evidence.Point] = []
+        var peakIndex: [Int] = []  // each peak's index in `times`
         var inRun = false
         var next = 0
-        for isPresent in present {
+        for (i, isPresent) in present.enumerated() {
             guard isPresent else { inRun = false; continue }
             let p = points[next]
             next += 1
             let atTop = p.v >= top - abs(top) * 1e-9
-            if atTop && !inRun { peaks.append(p) }
+            if atTop && !inRun {
+                peaks.append(p)
+                peakIndex.append(i)
+            }
             inRun = atTop
         }
+        // The stretch of times through the last peak at which the alert's condition held: 3 or
+        // more over 30 s or more, none below half the top, is a level (an error ratio held at 30%
+        // for minutes, wavering between 29 and 31%), not a burst. Bursts to 100% with a 1-minute
+        // ratio of 8% between them stay bursts, each at its time.
+        var stretch = (first: peakIndex.last!, last: peakIndex.last!)
+        while stretch.first > 0 && present[stretch.first - 1] { stretch.first -= 1 }
+        while stretch.last + 1 < present.count && present[stretch.last + 1] { stretch.last += 1 }
+        var stretchStart = times[stretch.first]
+        let presentBefore = present[..<stretch.first].filter { $0 }.count
+        let stretchValues = points[presentBefore ..< presentBefore + stretch.last - stretch.first + 1].map(\.v)
+        let isLevel = stretch.last - stretch.first >= 2 && times[stretch.last] - stretchStart >= 30_000
+            && top > 0 && stretchValues.allSatisfy { $0 >= top / 2 }
+        let lasts = stretch.last == present.count - 1
         // A recorded series carries the time of the evaluation that wrote it, seconds after the
         // samples' own when the sender lags. Each peak read through recording rules is given the
         // time of the newest sample before it (at most 8, in the 10 s before) at which the rule,
         // with the recording rules written out in place, reaches the peak (within the budget).
         let inlined = inliningRecordings(expr, group: gi)
         if inlined != expr {
-            for i in peaks.indices.suffix(3) where evidenceSpent + (ContinuousClock.now - started) < RuleEngine.evidenceBudget {
-                let t = peaks[i].t
+            /// The newest sample time in the 10 s up to `t` (at most 8 looked at) at which the
+            /// expression with the recordings written out holds (`reaches` its value there).
+            func sampleTime(_ t: Int64, _ reaches: (Double) -> Bool) -> Int64? {
                 var candidates = Set<Int64>()
                 for s in inlined.selectors {
                     for series in source.series(matching: s.matchers, from: t - s.offset - 10_000, through: t - s.offset) {
                         for x in series.timestamps { candidates.insert(x + s.offset) }
                     }
                 }
-                for x in candidates.sorted().suffix(8).reversed() where (value(of: inlined, at: x) ?? -.infinity) >= top - abs(top) * 1e-9 {
-                    peaks[i].t = x
-                    break
-                }
+                return candidates.sorted().suffix(8).reversed().first { x in value(of: inlined, at: x).map(reaches) ?? false }
+            }
+            for i in peaks.indices.suffix(3) where evidenceSpent + (ContinuousClock.now - started) < RuleEngine.evidenceBudget {
+                if let x = sampleTime(peaks[i].t, { $0 >= top - abs(top) * 1e-9 }) { peaks[i].t = x }
+            }
+            if isLevel, evidenceSpent + (ContinuousClock.now - started) < RuleEngine.evidenceBudget,
+               let x = sampleTime(stretchStart, { _ in true }) {
+                stretchStart = x
             }
         }
-        let what = summary(rule: rule, alert: alert, top: top, now: now)
         let text: String
-        if peaks.count == 1 && inRun {
+        if isLevel && lasts {
+            // A level that lasts until now: its value now, since when it began.
+            text = "\(summary(rule: rule, alert: alert, top: points.last!.v, now: now)) since \(RuleEngine.clock(stretchStart))"
+        } else if isLevel {
+            // A level that ended: its top, and from when to when.
+            text = "\(summary(rule: rule, alert: alert, top: top, now: now)) from \(RuleEngine.clock(stretchStart)) to \(RuleEngine.clock(times[stretch.last]))"
+        } else if peaks.count == 1 && inRun {
             // One stretch at the top that lasts until now: a level, not bursts; since when.
-            text = "\(what) since \(RuleEngine.clock(peaks[0].t))"
+            text = "\(summary(rule: rule, alert: alert, top: top, now: now)) since \(RuleEngine.clock(peaks[0].t))"
         } else {
+            let what = summary(rule: rule, alert: alert, top: top, now: now)
             let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
         }

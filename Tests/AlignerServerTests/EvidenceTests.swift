@@ -40,6 +40,43 @@ import Testing
         #expect(RuleEngine.downsample(Array(points.prefix(5)), to: 10).count == 5)
     }
 
+    /// A value held for a minute and a half, wavering, is a level "since" it began, at its value
+    /// now; bursts to the top with low values between them stay bursts "at" their times, however
+    /// long the condition holds between them; a level that ended (kept firing) is "from" "to".
+    @Test func levelsAreSinceAndBurstsAreAt() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: shapes
+                rules:
+                  - alert: High
+                    expr: max by (namespace, pod) (x) > 0.05
+                    annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
+                    event: {class: high, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+                  - alert: Kept
+                    expr: max by (namespace, pod) (y) > 0.05
+                    keep_firing_for: 10m
+                    annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
+                    event: {class: kept, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+            """)
+        let store = WindowStore()
+        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
+        let now = WallClock.nowMilliseconds() / 1000 * 1000
+        let start = now - 90_000
+        func series(_ name: String, _ pod: String, _ value: (Int64) -> Double) {
+            let id = store.admit(labels: [Label("__name__", name), Label("namespace", "ns"), Label("pod", pod)])
+            for k in Int64(0)...18 { store.append(window: id, timestamp: start + k * 5_000, valueBits: value(k).bitPattern) }
+        }
+        series("x", "level", { 0.3 + ($0 % 3 == 0 ? 0.01 : -0.01) + ($0 == 7 ? 0.02 : 0) })
+        series("x", "bursts", { $0 == 4 || $0 == 12 ? 1 : 0.08 })
+        series("y", "ended", { $0 == 2 ? 0.35 : $0 < 12 ? 0.3 : 0 })
+        await engine.evaluate(groups: nil, now: now - 40_000)  // "ended" fires, then is kept firing
+        await engine.evaluate(groups: nil, now: now)
+        let texts = Dictionary(uniqueKeysWithValues: await engine.signals().map { ($0.labels["pod"] ?? "", $0.evidence?.text ?? "") })
+        #expect(texts["level"] == "level at 0.31 since \(RuleEngine.clock(start))")
+        #expect(texts["bursts"] == "bursts at 1 at \(RuleEngine.clock(start + 20_000)) and \(RuleEngine.clock(start + 60_000))")
+        #expect(texts["ended"] == "ended at 0.35 from \(RuleEngine.clock(start)) to \(RuleEngine.clock(start + 55_000))")
+    }
+
     /// Thousands of alerts firing at once: each gets evidence at once, its value now where the
     /// budget is spent, and the rest once the budget allows (the next second).
     @Test func aFloodOfNewAlertsStaysWithinTheBudget() async throws {

@@ -424,18 +424,22 @@ actor RuleEngine {
             }
             inRun = atTop
         }
-        // The stretch of times through the last peak at which the alert's condition held: 3 or
-        // more over 30 s or more, none below half the top, is a level (an error ratio held at 30%
-        // for minutes, wavering between 29 and 31%), not a burst. Bursts to 100% with a 1-minute
-        // ratio of 8% between them stay bursts, each at its time.
+        // The stretch of times through the last peak at which the value stayed at half the top
+        // or more (the peak's full width at half its height): 3 or more times over 30 s or more
+        // is a level (an error ratio held at 30% for minutes, wavering between 29 and 31%, or
+        // climbing to it as a 1-minute rate's window fills), not a burst. Bursts to 100% with a
+        // 1-minute ratio of 8% between them stay bursts, each at its time.
+        var high: [Bool] = []  // per time: present, at half the top or more
+        var nextPoint = 0
+        for isPresent in present {
+            high.append(isPresent && points[nextPoint].v >= top / 2)
+            if isPresent { nextPoint += 1 }
+        }
         var stretch = (first: peakIndex.last!, last: peakIndex.last!)
-        while stretch.first > 0 && present[stretch.first - 1] { stretch.first -= 1 }
-        while stretch.last + 1 < present.count && present[stretch.last + 1] { stretch.last += 1 }
+        while stretch.first > 0 && high[stretch.first - 1] { stretch.first -= 1 }
+        while stretch.last + 1 < high.count && high[stretch.last + 1] { stretch.last += 1 }
         var stretchStart = times[stretch.first]
-        let presentBefore = present[..<stretch.first].filter { $0 }.count
-        let stretchValues = points[presentBefore ..< presentBefore + stretch.last - stretch.first + 1].map(\.v)
-        let isLevel = stretch.last - stretch.first >= 2 && times[stretch.last] - stretchStart >= 30_000
-            && top > 0 && stretchValues.allSatisfy { $0 >= top / 2 }
+        let isLevel = top > 0 && stretch.last - stretch.first >= 2 && times[stretch.last] - stretchStart >= 30_000
         let lasts = stretch.last == present.count - 1
         // A recorded series carries the time of the evaluation that wrote it, seconds after the
         // samples' own when the sender lags. Each peak read through recording rules is given the
@@ -458,7 +462,7 @@ actor RuleEngine {
                 if let x = sampleTime(peaks[i].t, { $0 >= top - abs(top) * 1e-9 }) { peaks[i].t = x }
             }
             if isLevel, evidenceSpent + (ContinuousClock.now - started) < RuleEngine.evidenceBudget,
-               let x = sampleTime(stretchStart, { _ in true }) {
+               let x = sampleTime(stretchStart, { $0 >= top / 2 }) {
                 stretchStart = x
             }
         }

@@ -41,7 +41,7 @@ import Testing
     }
 
     /// A value held for a minute and a half, wavering, is a level "since" it began, at its value
-    /// now; bursts to the top with low values between them stay bursts "at" their times, however
+    /// now (one climbing to its level, since it reached half of it); bursts to the top with low values between them stay bursts "at" their times, however
     /// long the condition holds between them; a level that ended (kept firing) is "from" "to".
     @Test func levelsAreSinceAndBurstsAreAt() async throws {
         let path = try StreamingRulesTests.ruleFile("""
@@ -68,11 +68,13 @@ import Testing
         }
         series("x", "level", { 0.3 + ($0 % 3 == 0 ? 0.01 : -0.01) + ($0 == 7 ? 0.02 : 0) })
         series("x", "bursts", { $0 == 4 || $0 == 12 ? 1 : 0.08 })
+        series("x", "ramp", { min(0.3, 0.06 + 0.05 * Double($0)) })  // a 1-minute rate's window filling
         series("y", "ended", { $0 == 2 ? 0.35 : $0 < 12 ? 0.3 : 0 })
         await engine.evaluate(groups: nil, now: now - 40_000)  // "ended" fires, then is kept firing
         await engine.evaluate(groups: nil, now: now)
         let texts = Dictionary(uniqueKeysWithValues: await engine.signals().map { ($0.labels["pod"] ?? "", $0.evidence?.text ?? "") })
         #expect(texts["level"] == "level at 0.31 since \(RuleEngine.clock(start))")
+        #expect(texts["ramp"] == "ramp at 0.3 since \(RuleEngine.clock(start + 10_000))")  // from half its height
         #expect(texts["bursts"] == "bursts at 1 at \(RuleEngine.clock(start + 20_000)) and \(RuleEngine.clock(start + 60_000))")
         #expect(texts["ended"] == "ended at 0.35 from \(RuleEngine.clock(start)) to \(RuleEngine.clock(start + 55_000))")
     }

@@ -49,15 +49,20 @@ public struct Evidence: Codable, Sendable, Equatable {
 
     /// The value over the last minutes, oldest first.
     public var points: [Point]
-    /// The highest points (the bursts), by time.
+    /// The highest points (the bursts), by time; for a level, its start at its top value.
     public var peaks: [Point]
     /// One line with the numbers and times, for the event's summary.
     public var text: String
+    /// A level (a value held, not bursts): since when (ms), and until when once it ended.
+    public var since: Int64?
+    public var until: Int64?
 
-    public init(points: [Point], peaks: [Point], text: String) {
+    public init(points: [Point], peaks: [Point], text: String, since: Int64? = nil, until: Int64? = nil) {
         self.points = points
         self.peaks = peaks
         self.text = text
+        self.since = since
+        self.until = until
     }
 }
 

@@ -244,8 +244,10 @@ public actor EventManager {
                     if e.signals[i].state == "firing" { why = "\(input.rule) still firing" }
                     e.signals[i].value = input.value
                     if let evidence = input.evidence, evidence != e.signals[i].evidence {
-                        // New peaks are worth recording; a moving value alone is not.
-                        if evidence.peaks != e.signals[i].evidence?.peaks { note("evidence") }
+                        // New peaks, or a level's start or end, are worth recording; a moving
+                        // value alone is not.
+                        let old = e.signals[i].evidence
+                        if evidence.peaks != old?.peaks || evidence.since != old?.since || evidence.until != old?.until { note("evidence") }
                         e.signals[i].evidence = evidence
                     }
                     if e.signals[i].state != "firing" {

@@ -466,13 +466,19 @@ actor RuleEngine {
                 stretchStart = x
             }
         }
+        // A level reaching back to the first of these 5 minutes began where this alert's last
+        // evidence said (minutes ago, for a replica mismatch held for an hour).
+        if isLevel && stretch.first == 0, let earlier = cached?.evidence.since, earlier < stretchStart {
+            stretchStart = earlier
+        }
         let text: String
-        if isLevel && lasts {
-            // A level that lasts until now: its value now, since when it began.
-            text = "\(summary(rule: rule, alert: alert, top: points.last!.v, now: now)) since \(RuleEngine.clock(stretchStart))"
-        } else if isLevel {
-            // A level that ended: its top, and from when to when.
-            text = "\(summary(rule: rule, alert: alert, top: top, now: now)) from \(RuleEngine.clock(stretchStart)) to \(RuleEngine.clock(times[stretch.last]))"
+        if isLevel {
+            // A level, at its top (not its value of the moment: the line changes when the level
+            // does), since when it began, and until when once it ended.
+            peaks = [Evidence.Point(t: stretchStart, v: top)]
+            let what = summary(rule: rule, alert: alert, top: top, now: now)
+            text = lasts ? "\(what) since \(RuleEngine.clock(stretchStart))"
+                : "\(what) from \(RuleEngine.clock(stretchStart)) to \(RuleEngine.clock(times[stretch.last]))"
         } else if peaks.count == 1 && inRun {
             // One stretch at the top that lasts until now: a level, not bursts; since when.
             text = "\(summary(rule: rule, alert: alert, top: top, now: now)) since \(RuleEngine.clock(peaks[0].t))"
@@ -481,7 +487,8 @@ actor RuleEngine {
             let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
         }
-        let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text)
+        let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text,
+                         since: isLevel ? stretchStart : nil, until: isLevel && !lasts ? times[stretch.last] : nil)
         evidenceCache[key] = (now, generation, cached != nil, e)
         evidenceValues[seriesKey] = (now, values)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }

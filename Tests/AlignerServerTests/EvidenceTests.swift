@@ -40,8 +40,8 @@ import Testing
         #expect(RuleEngine.downsample(Array(points.prefix(5)), to: 10).count == 5)
     }
 
-    /// A value held for a minute and a half, wavering, is a level "since" it began, at its value
-    /// now (one climbing to its level, since it reached half of it); bursts to the top with low values between them stay bursts "at" their times, however
+    /// A value held for a minute and a half, wavering, is a level "since" it began, at its top
+    /// (one climbing to its level, since it reached half of it); bursts to the top with low values between them stay bursts "at" their times, however
     /// long the condition holds between them; a level that ended (kept firing) is "from" "to".
     @Test func levelsAreSinceAndBurstsAreAt() async throws {
         let path = try StreamingRulesTests.ruleFile("""
@@ -72,7 +72,13 @@ import Testing
         series("y", "ended", { $0 == 2 ? 0.35 : $0 < 12 ? 0.3 : 0 })
         await engine.evaluate(groups: nil, now: now - 40_000)  // "ended" fires, then is kept firing
         await engine.evaluate(groups: nil, now: now)
-        let texts = Dictionary(uniqueKeysWithValues: await engine.signals().map { ($0.labels["pod"] ?? "", $0.evidence?.text ?? "") })
+        let evidence = Dictionary(uniqueKeysWithValues: await engine.signals().map { ($0.labels["pod"] ?? "", $0.evidence) })
+        let texts = evidence.mapValues { $0?.text ?? "" }
+        // What the event keeps (its changes are saved when these change, not the value's wobble).
+        #expect(evidence["level"]??.since == start && evidence["level"]??.until == nil)
+        #expect(evidence["level"]??.peaks == [Evidence.Point(t: start, v: 0.31)])
+        #expect(evidence["ended"]??.since == start && evidence["ended"]??.until == start + 55_000)
+        #expect(evidence["bursts"]??.since == nil && evidence["bursts"]??.peaks.map(\.t) == [start + 20_000, start + 60_000])
         #expect(texts["level"] == "level at 0.31 since \(RuleEngine.clock(start))")
         #expect(texts["ramp"] == "ramp at 0.3 since \(RuleEngine.clock(start + 10_000))")  // from half its height
         #expect(texts["bursts"] == "bursts at 1 at \(RuleEngine.clock(start + 20_000)) and \(RuleEngine.clock(start + 60_000))")

@@ -82,6 +82,10 @@ public actor EventManager {
     var events: [String: Event] = [:]
     /// Every event as last committed: what the API shows, so nothing is visible before it is durable.
     var committed: [String: Event] = [:]
+    /// The journals: each event as it was closed, per subject, oldest first, the newest
+    /// `journalCap` kept (an event reopened within the cooldown keeps the outcome it was closed with).
+    var closings: [Subject: [Event]] = [:]
+    public static let journalCap = 500
     /// Event ids by subject (an event's subject never changes).
     var bySubject: [Subject: [String]] = [:]
     var subscribers: [UUID: Subscriber] = [:]
@@ -139,6 +143,13 @@ public actor EventManager {
         }
         lastSequence = loaded.lastSequence
         announced = loaded.lastSequence
+        for e in try store.closingsSync() { EventManager.journal(e, into: &closings) }
+    }
+
+    /// Adds a closed event to its subject's journal.
+    static func journal(_ closed: Event, into closings: inout [Subject: [Event]]) {
+        closings[closed.subject, default: []].append(closed)
+        if closings[closed.subject]!.count > journalCap { closings[closed.subject]!.removeFirst() }
     }
 
     /// The event a new signal for `subject` joins: its open one, or one resolved or closed within the cooldown.
@@ -383,6 +394,7 @@ public actor EventManager {
         while let next = unannounced.removeValue(forKey: announced + 1) {
             announced = next.sequence
             committed[next.eventID] = next.event  // sequence order is commit order
+            if next.type == "closed" { EventManager.journal(next.event, into: &closings) }
             for (_, s) in subscribers {
                 if s.catchingUp { s.buffer.append(next) } else { s.send(next) }
             }
@@ -434,10 +446,12 @@ public actor EventManager {
         return e
     }
 
-    /// Closed events of a workload (in one cluster, or in any when nil), newest first.
+    /// A workload's journal (in one cluster, or in any when nil): each closing of its events, the
+    /// event as it was closed with its outcome, newest first. An event closed, reopened and closed
+    /// again is there twice, each time with what was said then.
     public func journal(namespace: String, name: String, cluster: String? = nil, limit: Int) -> [Event] {
-        Array(committed.values.filter { $0.state == .closed && $0.subject.namespace == namespace && $0.subject.name == name && $0.subject.isIn(cluster: cluster) }
-            .sorted { ($0.closedAt ?? 0) > ($1.closedAt ?? 0) }.prefix(limit))
+        Array(closings.filter { $0.key.namespace == namespace && $0.key.name == name && $0.key.isIn(cluster: cluster) }
+            .flatMap(\.value).sorted { ($0.closedAt ?? 0) > ($1.closedAt ?? 0) }.prefix(limit))
     }
 
     /// The open event of a workload (in one cluster, or in any when nil), if any.

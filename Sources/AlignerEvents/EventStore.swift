@@ -34,6 +34,9 @@ public protocol EventStore: Sendable {
     func saveState(_ key: String, _ body: String) async throws
     /// Every event, newest first, and the newest sequence number (0 for none).
     func loadSync() throws -> (events: [Event], lastSequence: Int64)
+    /// Every event as it was when it was closed (the changes of type `closed`), oldest first: the
+    /// workloads' journals, kept when an event is reopened and closed again.
+    func closingsSync() throws -> [Event]
     /// Every silence saved.
     func silencesSync() throws -> [Silence]
     /// A named piece of state, if saved.

@@ -29,6 +29,7 @@ public final class SQLiteEventStore: EventStore, @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS changes (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, type TEXT NOT NULL,
                 at INTEGER NOT NULL, body TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS changes_type ON changes(type);
             """)
     }
 
@@ -97,6 +98,14 @@ public final class SQLiteEventStore: EventStore, @unchecked Sendable {
         try await onQueue { [self] in
             try run("INSERT INTO silences (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body=?2",
                     [.text(silence.id), .text(String(decoding: try SQLiteEventStore.encoder.encode(silence), as: UTF8.self))])
+        }
+    }
+
+    public func closingsSync() throws -> [Event] {
+        try queue.sync {
+            try query("SELECT body FROM changes WHERE type = 'closed' ORDER BY seq", []).map {
+                try JSONDecoder().decode(Event.self, from: Data($0[0].utf8))
+            }
         }
     }
 

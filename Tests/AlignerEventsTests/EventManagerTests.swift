@@ -41,18 +41,26 @@ import Testing
     }
 
     /// Closed by hand while a signal still fires: the next evaluation reopens it, saying so (the
-    /// workload is still broken; its journal has no entry until the event closes again).
+    /// workload is still broken). The journal keeps what was done: each closing, with its outcome,
+    /// also after the event reopened and closed again, and after a restart.
     @Test func closedWhileStillFiringReopens() async throws {
-        let (m, _) = try Self.manager()
+        let (m, dir) = try Self.manager()
         await m.sync(firing: [Self.signal("A", "web")], at: 1000)
         let id = try #require(await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil).first?.id)
         _ = try await m.act(id, action: "close", actor: "brain", text: "restarted it", now: 2000)
-        #expect(await m.journal(namespace: "shop", name: "web", limit: 10).count == 1)
+        #expect(await m.journal(namespace: "shop", name: "web", limit: 10).map(\.outcome) == ["restarted it"])
         await m.sync(firing: [Self.signal("A", "web")], at: 3000)
         let e = try #require(await m.get(id))
         #expect(e.state == .open)
         #expect(e.timeline.last?.action == "reopened" && e.timeline.last?.detail == "A still firing", "\(e.timeline)")
-        #expect(await m.journal(namespace: "shop", name: "web", limit: 10).isEmpty)
+        #expect(await m.journal(namespace: "shop", name: "web", limit: 10).map(\.outcome) == ["restarted it"])
+        _ = try await m.act(id, action: "close", actor: "brain", text: "rolled back", now: 4000)
+        let journal = await m.journal(namespace: "shop", name: "web", limit: 10)
+        #expect(journal.map(\.outcome) == ["rolled back", "restarted it"] && journal.allSatisfy { $0.id == id && $0.state == .closed })
+        #expect(await m.journal(namespace: "shop", name: "web", limit: 1).map(\.outcome) == ["rolled back"])
+        #expect(await m.journal(namespace: "shop", name: "api", limit: 10).isEmpty)
+        let (restarted, _) = try Self.manager(directory: dir)
+        #expect(await restarted.journal(namespace: "shop", name: "web", limit: 10).map(\.outcome) == ["rolled back", "restarted it"])
     }
 
     /// A signal that only joins, seen firing shortly before its subject's event opened (a CPU

@@ -42,6 +42,27 @@ import Testing
         #expect(after.sequence > acked.sequence)
     }
 
+    /// Each closing is kept as the event was then (the journals), oldest first, across a reopen
+    /// of the event and a restart of the store.
+    @Test(arguments: stores.map(\.0))
+    func closingsAreKeptAsTheyWere(_ name: String) async throws {
+        let open = Self.opener(name)
+        let dir = ScratchDirectory.path("aligner-store")
+        var store = try open(dir)
+        #expect(try store.closingsSync().isEmpty)
+        var e = Self.event("evt-00000001", "a", state: .closed, at: 1000)
+        e.outcome = "restarted"
+        _ = try await store.record(e, type: "closed", at: 1000)
+        e.state = .open
+        _ = try await store.record(e, type: "reopened", at: 2000)
+        e.state = .closed
+        e.outcome = "rolled back"
+        _ = try await store.record(e, type: "closed", at: 3000)
+        store = try open(dir)
+        let closings = try store.closingsSync()
+        #expect(closings.map(\.outcome) == ["restarted", "rolled back"] && closings.allSatisfy { $0.state == .closed })
+    }
+
     @Test(arguments: stores.map(\.0))
     func changesResumeAfterASequenceInPages(_ name: String) async throws {
         let open = Self.opener(name)

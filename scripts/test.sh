@@ -7,6 +7,6 @@ scripts/deps.sh --test
 swift build --build-tests
 # A hung test must not hold CI for its whole budget.
 timeout --kill-after=30 1800 swift test --skip-build
-# Eight workloads, four in trouble, played for 4 minutes through a real Prometheus into the bundled pack.
+# Nine workloads and two nodes, five in trouble, played for 4 minutes through a real Prometheus into the bundled pack.
 timeout --kill-after=30 600 Tests/incidents/run.sh .build/debug/aligner 240
 fuzz/run.sh "${ALIGNER_FUZZ_SECONDS:-60}"

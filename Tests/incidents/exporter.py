@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A cluster in trouble, as its exporters show it: kube-state-metrics, cAdvisor and application
-series for eight workloads, each playing one scenario in real time from the moment this starts.
+series for nine workloads and two nodes, each playing one scenario in real time from the moment
+this starts.
 Served as Prometheus text on 127.0.0.1:PORT/metrics (default 19310), for a real Prometheus to scrape
 and remote-write to Aligner (Tests/incidents/run.sh). The scenarios, and what an operator expects:
 
@@ -12,6 +13,8 @@ and remote-write to Aligner (Tests/incidents/run.sh). The scenarios, and what an
   img/Deployment/api        a rollout whose new pod cannot pull its image from 30 s on           event: image_pull_failure
   scale/Deployment/worker   scaled from 3 to 6 at 60 s, the new pods ready 30-50 s later         quiet
   db/StatefulSet/pg         pg-2 crash loops from 30 s on, 2/3 ready                             event: crash_loop
+  edge/Deployment/cache     one of its 3 pods is on node n-bad, which stops being ready at 60 s   quiet
+  Node n-bad                not ready from 60 s on                                              event: node_not_ready
 
 EXPECTED (below) is what run.sh checks against GET /api/v1/events after the play.
 """
@@ -26,8 +29,10 @@ EXPECTED = {
     'shop/Deployment/checkout': 'error_rate_spike',
     'img/Deployment/api': 'image_pull_failure',
     'db/StatefulSet/pg': 'crash_loop',
+    '/Node/n-bad': 'node_not_ready',
 }
-QUIET = ['web/Deployment/frontend', 'data/Deployment/etl', 'shop/Deployment/quiet', 'scale/Deployment/worker']
+QUIET = ['web/Deployment/frontend', 'data/Deployment/etl', 'shop/Deployment/quiet', 'scale/Deployment/worker',
+         'edge/Deployment/cache']
 
 
 def series(out, name, value, **labels):
@@ -168,6 +173,20 @@ def scrape():
         pod(out, 'db', f'pg-{i}', 'StatefulSet', 'pg', started=long_ago, ready=not crashing, restarts=restarts,
             waiting='CrashLoopBackOff' if crashing and not running else None,
             last_terminated='Error' if crashing else None, cpu=0.1 * t)
+    # Node n-bad stops being ready at 60 s (its kubelet gone): the node controller marks it and
+    # its pods not ready; cache, one of whose 3 pods ran there, has 2 ready until the pod is
+    # evicted and replaced (after 5 minutes, past the play).
+    down = t >= 60
+    for node in ('n-good', 'n-bad'):
+        bad = node == 'n-bad' and down
+        for status in ('true', 'false', 'unknown'):
+            series(out, 'kube_node_status_condition', int(status == ('unknown' if bad else 'true')), node=node, condition='Ready', status=status)
+    replicaset(out, 'edge', 'cache-6a7b', 'cache')
+    deployment(out, 'edge', 'cache', spec=3, ready=2 if down else 3)
+    for i in range(3):
+        node = 'n-bad' if i == 0 else 'n-good'
+        series(out, 'kube_pod_info', 1, namespace='edge', pod=f'cache-6a7b-{i}', node=node)
+        pod(out, 'edge', f'cache-6a7b-{i}', 'ReplicaSet', 'cache-6a7b', started=long_ago, ready=not (node == 'n-bad' and down), cpu=0.1 * t)
     return '\n'.join(out) + '\n'
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Nine workloads and two nodes, five in trouble, played in real time (Tests/incidents/exporter.py): Debian's
-# Prometheus scrapes them every 5 s and remote-writes to an Aligner running the bundled pack with
-# its defaults; after the play, each troubled workload must have exactly one event of the expected
-# class and no other workload any. Loopback only; everything stops at the end.
+# Nine workloads and two nodes, five in trouble, played in real time (Tests/incidents/exporter.py):
+# Debian's Prometheus scrapes them every 5 s and remote-writes to an Aligner running the bundled
+# pack with its defaults; after the play, each troubled subject must have exactly one event of the
+# expected class and no other subject any. Loopback only; everything stops at the end.
 #   Tests/incidents/run.sh [ALIGNER_BINARY] [SECONDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -52,6 +52,14 @@ actor RuleEngine {
            let saved = try? JSONDecoder().decode([String: [Alert]].self, from: Data(text.utf8)) {
             state.restore(saved)
         }
+        // Where the levels of firing signals began (a replica mismatch held for an hour), so that
+        // the first evidence after a restart, which sees only the last 5 minutes, keeps that start.
+        for e in (try? events?.store.loadSync().events) ?? [] where e.state == .open || e.state == .acknowledged {
+            for s in e.signals where s.state == "firing" && s.evidence?.until == nil {
+                guard let since = s.evidence?.since else { continue }
+                levelStarts[s.rule + "\u{0}" + s.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] = since
+            }
+        }
         lastEvaluation = groups.map { _ in 0 }
         lastTimeDriven = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
@@ -322,6 +330,9 @@ actor RuleEngine {
     var evidenceDue: Int64?
     /// Per alert (rule, labels and `activeAt`): when its evidence was computed, and the evidence.
     var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence)] = [:]
+    /// The starts of firing signals' levels saved before a restart, by the alert's series key;
+    /// each used by that alert's first evidence.
+    var levelStarts: [String: Int64] = [:]
     /// Per alert series (rule and labels, whatever its `activeAt`: a flapping alert is not
     /// evaluated anew each time it fires again): the rule's value at each time computed, when it
     /// was last used. Times more than 30 s old are not evaluated again: remote-write senders
@@ -467,10 +478,12 @@ actor RuleEngine {
             }
         }
         // A level reaching back to the first of these 5 minutes began where this alert's last
-        // evidence said (minutes ago, for a replica mismatch held for an hour).
-        if isLevel && stretch.first == 0, let earlier = cached?.evidence.since, earlier < stretchStart {
+        // evidence said (minutes ago, for a replica mismatch held for an hour), or, after a
+        // restart, where its event's signal said.
+        if isLevel && stretch.first == 0, let earlier = cached?.evidence.since ?? levelStarts[seriesKey], earlier < stretchStart {
             stretchStart = earlier
         }
+        levelStarts[seriesKey] = nil
         let text: String
         if isLevel {
             // A level, at its top (not its value of the moment: the line changes when the level

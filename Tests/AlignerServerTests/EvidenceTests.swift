@@ -2,6 +2,7 @@ import AlignerCore
 import AlignerEngine
 import AlignerEvents
 import AlignerRules
+import AlignerTesting
 @testable import AlignerServer
 import Foundation
 import Logging
@@ -83,6 +84,37 @@ import Testing
         #expect(texts["ramp"] == "ramp at 0.3 since \(RuleEngine.clock(start + 10_000))")  // from half its height
         #expect(texts["bursts"] == "bursts at 1 at \(RuleEngine.clock(start + 20_000)) and \(RuleEngine.clock(start + 60_000))")
         #expect(texts["ended"] == "ended at 0.35 from \(RuleEngine.clock(start)) to \(RuleEngine.clock(start + 55_000))")
+    }
+
+    /// After a restart, a level still firing keeps the start its event's signal had, older than
+    /// the 5 minutes the first evidence sees.
+    @Test func aLevelKeepsItsStartAcrossARestart() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: shapes
+                rules:
+                  - alert: High
+                    expr: max by (namespace, pod) (x) > 0.05
+                    annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
+                    event: {class: high, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+            """)
+        let now = WallClock.nowMilliseconds() / 1000 * 1000
+        let start = now - 90_000, began = now - 3_600_000
+        // The event as the process left it: the level since an hour ago.
+        let events = try EventManager(store: SQLiteEventStore(directory: ScratchDirectory.path("aligner-evidence")),
+                                      resolveAfter: 60_000, cooldown: 600_000, logger: Logger(label: "test"))
+        let labels = ["alertname": "High", "namespace": "ns", "pod": "level"]
+        await events.sync(firing: [SignalInput(rule: "High", anomalyClass: "high", severity: "warning",
+                                               subject: Subject(namespace: "ns", kind: "Pod", name: "level"), labels: labels,
+                                               annotations: [:], value: 0.3, since: began,
+                                               evidence: Evidence(points: [], peaks: [], text: "", since: began))], at: now - 1000)
+        let store = WindowStore()
+        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), events: events, onReload: {})
+        let id = store.admit(labels: [Label("__name__", "x"), Label("namespace", "ns"), Label("pod", "level")])
+        for k in Int64(0)...18 { store.append(window: id, timestamp: start + k * 5_000, valueBits: (0.3).bitPattern) }
+        await engine.evaluate(groups: nil, now: now)
+        let evidence = try #require(await engine.signals().first?.evidence)
+        #expect(evidence.since == began && evidence.text == "level at 0.3 since \(RuleEngine.clock(began))", "\(evidence.text)")
     }
 
     /// Thousands of alerts firing at once: each gets evidence at once, its value now where the

@@ -86,6 +86,10 @@ public actor EventManager {
     /// `journalCap` kept (an event reopened within the cooldown keeps the outcome it was closed with).
     var closings: [Subject: [Event]] = [:]
     public static let journalCap = 500
+    /// Where the levels of firing signals began when the store was loaded (by
+    /// `SignalInput.key`): the rule engine's first evidence after a restart, which sees only the
+    /// last 5 minutes, keeps a start older than that (a replica mismatch held for an hour).
+    public nonisolated let levelStartsAtLoad: [String: Int64]
     /// Event ids by subject (an event's subject never changes).
     var bySubject: [Subject: [String]] = [:]
     var subscribers: [UUID: Subscriber] = [:]
@@ -136,11 +140,17 @@ public actor EventManager {
         self.logger = logger
         for s in try store.silencesSync() { silences[s.id] = s }
         let loaded = try store.loadSync()
+        var levelStarts: [String: Int64] = [:]
         for e in loaded.events {
             events[e.id] = e
             committed[e.id] = e
             bySubject[e.subject, default: []].append(e.id)
+            guard e.state == .open || e.state == .acknowledged else { continue }
+            for s in e.signals where s.state == "firing" && s.evidence?.until == nil {
+                if let since = s.evidence?.since { levelStarts[SignalInput.key(rule: s.rule, labels: s.labels)] = since }
+            }
         }
+        levelStartsAtLoad = levelStarts
         lastSequence = loaded.lastSequence
         announced = loaded.lastSequence
         for e in try store.closingsSync() { EventManager.journal(e, into: &closings) }
@@ -512,7 +522,8 @@ public actor EventManager {
 }
 
 extension SignalInput {
-    static func key(rule: String, labels: [String: String]) -> String {
+    /// One alert instance: its rule and labels (`rule`, NUL, `name=value` sorted by name, joined by commas).
+    public static func key(rule: String, labels: [String: String]) -> String {
         rule + "\u{0}" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 }

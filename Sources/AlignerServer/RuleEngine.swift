@@ -52,14 +52,7 @@ actor RuleEngine {
            let saved = try? JSONDecoder().decode([String: [Alert]].self, from: Data(text.utf8)) {
             state.restore(saved)
         }
-        // Where the levels of firing signals began (a replica mismatch held for an hour), so that
-        // the first evidence after a restart, which sees only the last 5 minutes, keeps that start.
-        for e in (try? events?.store.loadSync().events) ?? [] where e.state == .open || e.state == .acknowledged {
-            for s in e.signals where s.state == "firing" && s.evidence?.until == nil {
-                guard let since = s.evidence?.since else { continue }
-                levelStarts[s.rule + "\u{0}" + s.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] = since
-            }
-        }
+        levelStarts = events?.levelStartsAtLoad ?? [:]
         lastEvaluation = groups.map { _ in 0 }
         lastTimeDriven = groups.map { _ in 0 }
         evaluationSeconds = groups.map { _ in 0 }
@@ -330,8 +323,8 @@ actor RuleEngine {
     var evidenceDue: Int64?
     /// Per alert (rule, labels and `activeAt`): when its evidence was computed, and the evidence.
     var evidenceCache: [String: (at: Int64, generation: Int, settled: Bool, evidence: Evidence)] = [:]
-    /// The starts of firing signals' levels saved before a restart, by the alert's series key;
-    /// each used by that alert's first evidence.
+    /// The starts of firing signals' levels saved before a restart, by the alert's series key
+    /// (`SignalInput.key`'s form); each used by that alert's first evidence.
     var levelStarts: [String: Int64] = [:]
     /// Per alert series (rule and labels, whatever its `activeAt`: a flapping alert is not
     /// evaluated anew each time it fires again): the rule's value at each time computed, when it
@@ -422,10 +415,15 @@ actor RuleEngine {
         // long is one moment).
         var peaks: [Evidence.Point] = []
         var peakIndex: [Int] = []  // each peak's index in `times`
+        var high: [Bool] = []  // per time: present, at half the top or more
         var inRun = false
         var next = 0
         for (i, isPresent) in present.enumerated() {
-            guard isPresent else { inRun = false; continue }
+            guard isPresent else {
+                inRun = false
+                high.append(false)
+                continue
+            }
             let p = points[next]
             next += 1
             let atTop = p.v >= top - abs(top) * 1e-9
@@ -434,18 +432,13 @@ actor RuleEngine {
                 peakIndex.append(i)
             }
             inRun = atTop
+            high.append(p.v >= top / 2)
         }
         // The stretch of times through the last peak at which the value stayed at half the top
         // or more (the peak's full width at half its height): 3 or more times over 30 s or more
         // is a level (an error ratio held at 30% for minutes, wavering between 29 and 31%, or
         // climbing to it as a 1-minute rate's window fills), not a burst. Bursts to 100% with a
         // 1-minute ratio of 8% between them stay bursts, each at its time.
-        var high: [Bool] = []  // per time: present, at half the top or more
-        var nextPoint = 0
-        for isPresent in present {
-            high.append(isPresent && points[nextPoint].v >= top / 2)
-            if isPresent { nextPoint += 1 }
-        }
         var stretch = (first: peakIndex.last!, last: peakIndex.last!)
         while stretch.first > 0 && high[stretch.first - 1] { stretch.first -= 1 }
         while stretch.last + 1 < high.count && high[stretch.last + 1] { stretch.last += 1 }
@@ -484,19 +477,19 @@ actor RuleEngine {
             stretchStart = earlier
         }
         levelStarts[seriesKey] = nil
+        // At its top (for a level too, not its value of the moment: the line changes when the
+        // level does).
+        let what = summary(rule: rule, alert: alert, top: top, now: now)
         let text: String
         if isLevel {
-            // A level, at its top (not its value of the moment: the line changes when the level
-            // does), since when it began, and until when once it ended.
+            // A level: since when it began, and until when once it ended.
             peaks = [Evidence.Point(t: stretchStart, v: top)]
-            let what = summary(rule: rule, alert: alert, top: top, now: now)
             text = lasts ? "\(what) since \(RuleEngine.clock(stretchStart))"
                 : "\(what) from \(RuleEngine.clock(stretchStart)) to \(RuleEngine.clock(times[stretch.last]))"
         } else if peaks.count == 1 && inRun {
             // One stretch at the top that lasts until now: a level, not bursts; since when.
-            text = "\(summary(rule: rule, alert: alert, top: top, now: now)) since \(RuleEngine.clock(peaks[0].t))"
+            text = "\(what) since \(RuleEngine.clock(peaks[0].t))"
         } else {
-            let what = summary(rule: rule, alert: alert, top: top, now: now)
             let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
         }

@@ -41,32 +41,38 @@ import Testing
         #expect(RuleEngine.downsample(Array(points.prefix(5)), to: 10).count == 5)
     }
 
+    /// The shapes' rules: `High` over `x`, and `Kept` over `y`, kept firing 10 minutes.
+    static let shapes = """
+        groups:
+          - name: shapes
+            rules:
+              - alert: High
+                expr: max by (namespace, pod) (x) > 0.05
+                annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
+                event: {class: high, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+              - alert: Kept
+                expr: max by (namespace, pod) (y) > 0.05
+                keep_firing_for: 10m
+                annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
+                event: {class: kept, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+        """
+
+    /// `name{namespace="ns",pod=pod}` every 5 s from `start` for 90 s, its k-th value `value(k)`.
+    static func series(_ store: WindowStore, _ name: String, _ pod: String, from start: Int64, _ value: (Int64) -> Double) {
+        let id = store.admit(labels: [Label("__name__", name), Label("namespace", "ns"), Label("pod", pod)])
+        for k in Int64(0)...18 { store.append(window: id, timestamp: start + k * 5_000, valueBits: value(k).bitPattern) }
+    }
+
     /// A value held for a minute and a half, wavering, is a level "since" it began, at its top
-    /// (one climbing to its level, since it reached half of it); bursts to the top with low values between them stay bursts "at" their times, however
-    /// long the condition holds between them; a level that ended (kept firing) is "from" "to".
+    /// (one climbing to its level, since it reached half of it); bursts to the top with low values
+    /// between them stay bursts "at" their times, however long the condition holds between them;
+    /// a level that ended (kept firing) is "from" "to".
     @Test func levelsAreSinceAndBurstsAreAt() async throws {
-        let path = try StreamingRulesTests.ruleFile("""
-            groups:
-              - name: shapes
-                rules:
-                  - alert: High
-                    expr: max by (namespace, pod) (x) > 0.05
-                    annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
-                    event: {class: high, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
-                  - alert: Kept
-                    expr: max by (namespace, pod) (y) > 0.05
-                    keep_firing_for: 10m
-                    annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
-                    event: {class: kept, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
-            """)
         let store = WindowStore()
-        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), onReload: {})
+        let engine = try RuleEngine(store: store, paths: [StreamingRulesTests.ruleFile(Self.shapes)], logger: Logger(label: "test"), onReload: {})
         let now = WallClock.nowMilliseconds() / 1000 * 1000
         let start = now - 90_000
-        func series(_ name: String, _ pod: String, _ value: (Int64) -> Double) {
-            let id = store.admit(labels: [Label("__name__", name), Label("namespace", "ns"), Label("pod", pod)])
-            for k in Int64(0)...18 { store.append(window: id, timestamp: start + k * 5_000, valueBits: value(k).bitPattern) }
-        }
+        func series(_ name: String, _ pod: String, _ value: (Int64) -> Double) { Self.series(store, name, pod, from: start, value) }
         series("x", "level", { 0.3 + ($0 % 3 == 0 ? 0.01 : -0.01) + ($0 == 7 ? 0.02 : 0) })
         series("x", "bursts", { $0 == 4 || $0 == 12 ? 1 : 0.08 })
         series("x", "ramp", { min(0.3, 0.06 + 0.05 * Double($0)) })  // a 1-minute rate's window filling
@@ -89,29 +95,23 @@ import Testing
     /// After a restart, a level still firing keeps the start its event's signal had, older than
     /// the 5 minutes the first evidence sees.
     @Test func aLevelKeepsItsStartAcrossARestart() async throws {
-        let path = try StreamingRulesTests.ruleFile("""
-            groups:
-              - name: shapes
-                rules:
-                  - alert: High
-                    expr: max by (namespace, pod) (x) > 0.05
-                    annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
-                    event: {class: high, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
-            """)
         let now = WallClock.nowMilliseconds() / 1000 * 1000
         let start = now - 90_000, began = now - 3_600_000
         // The event as the process left it: the level since an hour ago.
-        let events = try EventManager(store: SQLiteEventStore(directory: ScratchDirectory.path("aligner-evidence")),
-                                      resolveAfter: 60_000, cooldown: 600_000, logger: Logger(label: "test"))
+        let dir = ScratchDirectory.path("aligner-evidence")
+        func manager() throws -> EventManager {
+            try EventManager(store: SQLiteEventStore(directory: dir), resolveAfter: 60_000, cooldown: 600_000, logger: Logger(label: "test"))
+        }
         let labels = ["alertname": "High", "namespace": "ns", "pod": "level"]
-        await events.sync(firing: [SignalInput(rule: "High", anomalyClass: "high", severity: "warning",
-                                               subject: Subject(namespace: "ns", kind: "Pod", name: "level"), labels: labels,
-                                               annotations: [:], value: 0.3, since: began,
-                                               evidence: Evidence(points: [], peaks: [], text: "", since: began))], at: now - 1000)
+        try await manager().sync(firing: [SignalInput(rule: "High", anomalyClass: "high", severity: "warning",
+                                                  subject: Subject(namespace: "ns", kind: "Pod", name: "level"), labels: labels,
+                                                  annotations: [:], value: 0.3, since: began,
+                                                  evidence: Evidence(points: [], peaks: [], text: "", since: began))], at: now - 1000)
+        // The restart: a new manager over the same store, a new engine.
         let store = WindowStore()
-        let engine = try RuleEngine(store: store, paths: [path], logger: Logger(label: "test"), events: events, onReload: {})
-        let id = store.admit(labels: [Label("__name__", "x"), Label("namespace", "ns"), Label("pod", "level")])
-        for k in Int64(0)...18 { store.append(window: id, timestamp: start + k * 5_000, valueBits: (0.3).bitPattern) }
+        let engine = try RuleEngine(store: store, paths: [StreamingRulesTests.ruleFile(Self.shapes)], logger: Logger(label: "test"),
+                                    events: manager(), onReload: {})
+        Self.series(store, "x", "level", from: start) { _ in 0.3 }
         await engine.evaluate(groups: nil, now: now)
         let evidence = try #require(await engine.signals().first?.evidence)
         #expect(evidence.since == began && evidence.text == "level at 0.3 since \(RuleEngine.clock(began))", "\(evidence.text)")

@@ -88,7 +88,6 @@ def requests(out, ns, service, t, rate, failing):
 
 def scrape():
     t = time.time() - START
-    now = time.time()
     long_ago = START - 86400
     out = []
 
@@ -96,9 +95,9 @@ def scrape():
     # before it is ready, the old one it replaces goes when the new one is ready.
     replicaset(out, 'web', 'frontend-old', 'frontend')
     replicaset(out, 'web', 'frontend-new', 'frontend')
-    updated = min(4, max(0, int((t - 20) // 30) + 1)) if t >= 20 else 0
+    updated = min(4, int((t - 20) // 30) + 1) if t >= 20 else 0
     starting = any(20 + 30 * i <= t < 35 + 30 * i for i in range(4))
-    deployment(out, 'web', 'frontend', spec=4, ready=4 - (1 if starting else 0) + 0, updated=updated)
+    deployment(out, 'web', 'frontend', spec=4, ready=3 if starting else 4, updated=updated)
     for i in range(4):
         new_at = 20 + 30 * i
         if t >= new_at:

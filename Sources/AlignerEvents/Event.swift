@@ -64,6 +64,23 @@ public struct Evidence: Codable, Sendable, Equatable {
         self.since = since
         self.until = until
     }
+
+    /// A time of day as the evidence writes it, `22:10:50` (UTC).
+    public static func clock(_ ms: Int64) -> String {
+        let s = (ms / 1000) % 86_400
+        return String(format: "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+    }
+
+    /// The evidence of a signal that resolved at `at`: a value held "since 22:10:05" was held
+    /// "from 22:10:05 to 22:14:30" (the event's summary no longer says it lasts).
+    func ended(at: Int64) -> Evidence {
+        let start = since ?? (peaks.count == 1 ? peaks[0].t : nil)
+        guard until == nil, let start, text.hasSuffix(" since \(Evidence.clock(start))") else { return self }
+        var e = self
+        e.text = text.dropLast(" since \(Evidence.clock(start))".count) + " from \(Evidence.clock(start)) to \(Evidence.clock(at))"
+        if since != nil { e.until = at }
+        return e
+    }
 }
 
 /// One alert instance feeding an event.

@@ -313,6 +313,7 @@ public actor EventManager {
             for i in e.signals.indices where e.signals[i].state == "firing" && !current.contains(SignalInput.key(rule: e.signals[i].rule, labels: e.signals[i].labels)) {
                 e.signals[i].state = "resolved"
                 e.signals[i].resolvedAt = now
+                e.signals[i].evidence = e.signals[i].evidence?.ended(at: now)
                 e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_resolved", detail: "\(e.signals[i].rule) resolved"))
                 changed = true
             }

@@ -374,7 +374,7 @@ actor RuleEngine {
             // A first evidence past the budget (a flood of new alerts): the value now, computed
             // in full once the budget allows.
             let point = Evidence.Point(t: now, v: alert.value)
-            let e = Evidence(points: [point], peaks: [point], text: "\(summary(rule: rule, alert: alert, top: alert.value, now: now)) at \(RuleEngine.clock(now))")
+            let e = Evidence(points: [point], peaks: [point], text: "\(summary(rule: rule, alert: alert, top: alert.value, now: now)) at \(Evidence.clock(now))")
             evidenceCache[key] = (now - RuleEngine.evidenceMinInterval, generation - 1, false, e)
             return e
         }
@@ -484,13 +484,13 @@ actor RuleEngine {
         if isLevel {
             // A level: since when it began, and until when once it ended.
             peaks = [Evidence.Point(t: stretchStart, v: top)]
-            text = lasts ? "\(what) since \(RuleEngine.clock(stretchStart))"
-                : "\(what) from \(RuleEngine.clock(stretchStart)) to \(RuleEngine.clock(times[stretch.last]))"
+            text = lasts ? "\(what) since \(Evidence.clock(stretchStart))"
+                : "\(what) from \(Evidence.clock(stretchStart)) to \(Evidence.clock(times[stretch.last]))"
         } else if peaks.count == 1 && inRun {
             // One stretch at the top that lasts until now: a level, not bursts; since when.
-            text = "\(what) since \(RuleEngine.clock(peaks[0].t))"
+            text = "\(what) since \(Evidence.clock(peaks[0].t))"
         } else {
-            let times = peaks.suffix(3).map { RuleEngine.clock($0.t) }
+            let times = peaks.suffix(3).map { Evidence.clock($0.t) }
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
         }
         let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text,
@@ -565,12 +565,6 @@ actor RuleEngine {
     /// A template's `query`, over every window at `time`.
     func templateQuery(at time: Int64) -> AlertTemplate.Query {
         RuleGroupsState.templateQuery(source: store, at: time, subqueryStep: subqueryStep)
-    }
-
-    /// HH:MM:SS in UTC.
-    static func clock(_ ms: Int64) -> String {
-        let s = (ms / 1000) % 86_400
-        return String(format: "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
     }
 
     /// Pod → its owner (ReplicaSet → its Deployment, Job → its CronJob), from kube_pod_owner,

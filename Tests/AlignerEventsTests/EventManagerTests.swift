@@ -40,6 +40,24 @@ import Testing
         #expect(list[0].timeline.map(\.action).contains("reopened"))
     }
 
+    /// A value held "since 22:10:05" that stops firing was held "from 22:10:05 to" the time it
+    /// resolved: the summary no longer says it lasts. Bursts keep their times.
+    @Test func aResolvedLevelSaysWhenItEnded() async throws {
+        let (m, _) = try Self.manager()
+        let start: Int64 = 22 * 3_600_000 + 10 * 60_000 + 5_000
+        var level = Self.signal("A", "web")
+        level.evidence = Evidence(points: [], peaks: [Evidence.Point(t: start, v: 1)], text: "web: crash looping since 22:10:05", since: start)
+        var bursts = Self.signal("B", "web", cls: "error_rate_spike")
+        bursts.evidence = Evidence(points: [], peaks: [Evidence.Point(t: start, v: 1)], text: "web: 5xx ratio 100% at 22:10:05")
+        await m.sync(firing: [level, bursts], at: start + 60_000)
+        let id = try #require(await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil).first?.id)
+        #expect(await m.get(id)?.summary == "web: 5xx ratio 100% at 22:10:05; crash looping since 22:10:05")
+        await m.sync(firing: [], at: start + 265_000)
+        let e = try #require(await m.get(id))
+        #expect(e.summary == "web: 5xx ratio 100% at 22:10:05 (resolved); crash looping from 22:10:05 to 22:14:30 (resolved)", "\(e.summary)")
+        #expect(e.signals.first { $0.rule == "A" }?.evidence?.until == start + 265_000)
+    }
+
     /// Closed by hand while a signal still fires: the next evaluation reopens it, saying so (the
     /// workload is still broken). The journal keeps what was done: each closing, with its outcome,
     /// also after the event reopened and closed again, and after a restart.

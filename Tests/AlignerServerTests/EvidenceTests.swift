@@ -86,10 +86,10 @@ import Testing
         #expect(evidence["level"]??.peaks == [Evidence.Point(t: start, v: 0.31)])
         #expect(evidence["ended"]??.since == start && evidence["ended"]??.until == start + 55_000)
         #expect(evidence["bursts"]??.since == nil && evidence["bursts"]??.peaks.map(\.t) == [start + 20_000, start + 60_000])
-        #expect(texts["level"] == "level at 0.31 since \(RuleEngine.clock(start))")
-        #expect(texts["ramp"] == "ramp at 0.3 since \(RuleEngine.clock(start + 10_000))")  // from half its height
-        #expect(texts["bursts"] == "bursts at 1 at \(RuleEngine.clock(start + 20_000)) and \(RuleEngine.clock(start + 60_000))")
-        #expect(texts["ended"] == "ended at 0.35 from \(RuleEngine.clock(start)) to \(RuleEngine.clock(start + 55_000))")
+        #expect(texts["level"] == "level at 0.31 since \(Evidence.clock(start))")
+        #expect(texts["ramp"] == "ramp at 0.3 since \(Evidence.clock(start + 10_000))")  // from half its height
+        #expect(texts["bursts"] == "bursts at 1 at \(Evidence.clock(start + 20_000)) and \(Evidence.clock(start + 60_000))")
+        #expect(texts["ended"] == "ended at 0.35 from \(Evidence.clock(start)) to \(Evidence.clock(start + 55_000))")
     }
 
     /// After a restart, a level still firing keeps the start its event's signal had, older than
@@ -114,7 +114,7 @@ import Testing
         Self.series(store, "x", "level", from: start) { _ in 0.3 }
         await engine.evaluate(groups: nil, now: now)
         let evidence = try #require(await engine.signals().first?.evidence)
-        #expect(evidence.since == began && evidence.text == "level at 0.3 since \(RuleEngine.clock(began))", "\(evidence.text)")
+        #expect(evidence.since == began && evidence.text == "level at 0.3 since \(Evidence.clock(began))", "\(evidence.text)")
     }
 
     /// Thousands of alerts firing at once: each gets evidence at once, its value now where the
@@ -141,7 +141,7 @@ import Testing
         #expect(first.count == 3000 && first.allSatisfy { $0.evidence != nil })
         let provisional = first.filter { $0.evidence?.points.count == 1 }
         #expect(!provisional.isEmpty, "the budget should have run out")
-        #expect(provisional.allSatisfy { $0.evidence?.text.hasSuffix(RuleEngine.clock($0.evidence!.points[0].t)) == true })
+        #expect(provisional.allSatisfy { $0.evidence?.text.hasSuffix(Evidence.clock($0.evidence!.points[0].t)) == true })
         // The next second's budget completes some of them.
         try await Task.sleep(for: .milliseconds(1100))
         let later = await engine.signals()

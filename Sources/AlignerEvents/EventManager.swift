@@ -235,7 +235,7 @@ public actor EventManager {
                     let j = joiner.input
                     e.signals.append(Signal(rule: j.rule, anomalyClass: j.anomalyClass, severity: j.severity, labels: j.labels,
                                             value: j.value, since: j.since, state: "resolved", resolvedAt: joiner.seenAt,
-                                            annotations: j.annotations, evidence: j.evidence))
+                                            annotations: j.annotations, evidence: j.evidence?.ended(at: joiner.seenAt)))
                     e.timeline.append(TimelineEntry(at: now, actor: "aligner", action: "signal_joined",
                                                     detail: "\(j.rule) (\(j.anomalyClass)) joined, seen firing before the event opened"))
                 }

@@ -34,6 +34,10 @@ public struct EventSpec: Sendable, Equatable {
     /// Whether the signal may open an event (`event.opens`, default true). A signal that does not
     /// only joins its subject's open event: evidence, not an incident by itself (a CPU burst).
     public var opens = true
+    /// Whether the condition marks a moment (`event.moment`, default false): an OOM kill, a failed
+    /// run, held true for the rule's window after it happened. Its evidence says when it happened
+    /// ("at 22:10:05"), not since when the condition holds.
+    public var moment = false
 
     public init(anomalyClass: String, namespaceLabel: String, kind: String?, kindLabel: String?, nameLabels: [String], severity: String) {
         self.anomalyClass = anomalyClass
@@ -484,8 +488,10 @@ struct Context {
                 }
             case "opens":
                 if let b = v.bool { spec.opens = b } else { fail(v, "event.opens must be true or false"); ok = false }
+            case "moment":
+                if let b = v.bool { spec.moment = b } else { fail(v, "event.moment must be true or false"); ok = false }
             default:
-                fail(k, "unknown key \"\(k.string ?? "")\" in event (known: class, subject, severity, opens)"); ok = false
+                fail(k, "unknown key \"\(k.string ?? "")\" in event (known: class, subject, severity, opens, moment)"); ok = false
             }
         }
         if spec.anomalyClass.isEmpty && ok { fail(node, "event.class must be set"); ok = false }

@@ -481,7 +481,13 @@ actor RuleEngine {
         // level does).
         let what = summary(rule: rule, alert: alert, top: top, now: now)
         let text: String
-        if isLevel {
+        if rule.event?.moment == true {
+            // A moment held for the rule's window (an OOM kill): when it happened, each time
+            // (for a level, when it rose to half its top).
+            if isLevel { peaks = peaks.filter { $0.t < stretchStart } + [Evidence.Point(t: stretchStart, v: top)] }
+            let times = peaks.suffix(3).map { Evidence.clock($0.t) }
+            text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
+        } else if isLevel {
             // A level: since when it began, and until when once it ended.
             peaks = [Evidence.Point(t: stretchStart, v: top)]
             text = lasts ? "\(what) since \(Evidence.clock(stretchStart))"
@@ -494,7 +500,7 @@ actor RuleEngine {
             text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
         }
         let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text,
-                         since: isLevel ? stretchStart : nil, until: isLevel && !lasts ? times[stretch.last] : nil)
+                         since: isLevel ? stretchStart : nil, until: isLevel && !lasts && rule.event?.moment != true ? times[stretch.last] : nil)
         evidenceCache[key] = (now, generation, cached != nil, e)
         evidenceValues[seriesKey] = (now, values)
         if evidenceCache.count > 10_000 { evidenceCache = evidenceCache.filter { now - $0.value.at < 600_000 } }

@@ -89,6 +89,7 @@ import Testing
         var burst = Self.signal("CPU", "web", cls: "cpu_burst")
         burst.opens = false
         burst.since = 1000
+        burst.evidence = Evidence(points: [], peaks: [Evidence.Point(t: 1000, v: 0.7)], text: "web: CPU 70% of limit since 00:00:01", since: 1000)
         var old = Self.signal("CPUOld", "web", cls: "cpu_burst")
         old.opens = false
         var other = Self.signal("CPU", "cart", cls: "cpu_burst")
@@ -102,6 +103,7 @@ import Testing
         let signals = Dictionary(uniqueKeysWithValues: (list.first?.signals ?? []).map { ($0.rule, $0) })
         #expect(Set(signals.keys) == ["Errors", "CPU"])
         #expect(signals["CPU"]?.state == "resolved" && signals["CPU"]?.resolvedAt == 131_000 && signals["CPU"]?.since == 1000)
+        #expect(signals["CPU"]?.evidence?.text == "web: CPU 70% of limit from 00:00:01 to 00:02:11")
         #expect(list.first?.timeline.contains { $0.action == "signal_joined" && $0.detail.contains("before the event opened") } == true)
         // Taken once: the same subject's next event does not take it again.
         #expect(await m.recentJoiners[Self.signal("CPU", "web").subject] == nil)

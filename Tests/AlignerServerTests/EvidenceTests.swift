@@ -41,7 +41,8 @@ import Testing
         #expect(RuleEngine.downsample(Array(points.prefix(5)), to: 10).count == 5)
     }
 
-    /// The shapes' rules: `High` over `x`, and `Kept` over `y`, kept firing 10 minutes.
+    /// The shapes' rules: `High` over `x`; `Kept` over `y`, kept firing 10 minutes; `Killed` over
+    /// `z`, a moment (`event.moment`), kept firing 10 minutes.
     static let shapes = """
         groups:
           - name: shapes
@@ -55,6 +56,11 @@ import Testing
                 keep_firing_for: 10m
                 annotations: {summary: "{{ $labels.pod }} at {{ $value }}"}
                 event: {class: kept, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}}
+              - alert: Killed
+                expr: max by (namespace, pod) (z) > 0.05
+                keep_firing_for: 10m
+                annotations: {summary: "{{ $labels.pod }} killed"}
+                event: {class: killed, severity: warning, subject: {namespace: namespace, kind: Pod, name: pod}, moment: true}
         """
 
     /// `name{namespace="ns",pod=pod}` every 5 s from `start` for 90 s, its k-th value `value(k)`.
@@ -77,6 +83,8 @@ import Testing
         series("x", "bursts", { $0 == 4 || $0 == 12 ? 1 : 0.08 })
         series("x", "ramp", { min(0.3, 0.06 + 0.05 * Double($0)) })  // a 1-minute rate's window filling
         series("y", "ended", { $0 == 2 ? 0.35 : $0 < 12 ? 0.3 : 0 })
+        series("z", "oom", { $0 >= 4 ? 1 : 0 })  // killed, held for the rule's window
+        series("z", "past", { $0 >= 4 && $0 <= 10 ? 1 : 0 })  // the window over, kept firing
         await engine.evaluate(groups: nil, now: now - 40_000)  // "ended" fires, then is kept firing
         await engine.evaluate(groups: nil, now: now)
         let evidence = Dictionary(uniqueKeysWithValues: await engine.signals().map { ($0.labels["pod"] ?? "", $0.evidence) })
@@ -90,6 +98,10 @@ import Testing
         #expect(texts["ramp"] == "ramp at 0.3 since \(Evidence.clock(start + 10_000))")  // from half its height
         #expect(texts["bursts"] == "bursts at 1 at \(Evidence.clock(start + 20_000)) and \(Evidence.clock(start + 60_000))")
         #expect(texts["ended"] == "ended at 0.35 from \(Evidence.clock(start)) to \(Evidence.clock(start + 55_000))")
+        // A moment: when it happened, not since when it holds, nor from when to when.
+        #expect(texts["oom"] == "oom killed at \(Evidence.clock(start + 20_000))")
+        #expect(texts["past"] == "past killed at \(Evidence.clock(start + 20_000))")
+        #expect(evidence["past"]??.until == nil && evidence["past"]??.peaks.map(\.t) == [start + 20_000])
     }
 
     /// After a restart, a level still firing keeps the start its event's signal had, older than

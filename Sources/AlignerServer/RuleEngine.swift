@@ -439,6 +439,18 @@ actor RuleEngine {
         // is a level (an error ratio held at 30% for minutes, wavering between 29 and 31%, or
         // climbing to it as a 1-minute rate's window fills), not a burst. Bursts to 100% with a
         // 1-minute ratio of 8% between them stay bursts, each at its time.
+        // The rule's `keep_firing_for` says how short a gap in its condition does not end it (a
+        // crash-looping container running between crashes): a gap that short between two such
+        // times does not end the stretch either.
+        if rule.keepFiringFor > 0 {
+            var lastHigh: Int?
+            for i in high.indices where high[i] {
+                if let l = lastHigh, i > l + 1, (l + 1..<i).allSatisfy({ !present[$0] }), times[i] - times[l] <= rule.keepFiringFor {
+                    for j in l + 1..<i { high[j] = true }
+                }
+                lastHigh = i
+            }
+        }
         var stretch = (first: peakIndex.last!, last: peakIndex.last!)
         while stretch.first > 0 && high[stretch.first - 1] { stretch.first -= 1 }
         while stretch.last + 1 < high.count && high[stretch.last + 1] { stretch.last += 1 }

@@ -72,7 +72,8 @@ import Testing
     /// A value held for a minute and a half, wavering, is a level "since" it began, at its top
     /// (one climbing to its level, since it reached half of it); bursts to the top with low values
     /// between them stay bursts "at" their times, however long the condition holds between them;
-    /// a level that ended (kept firing) is "from" "to".
+    /// a level that ended (kept firing) is "from" "to"; a gap in a level shorter than the rule's
+    /// `keep_firing_for` does not end it.
     @Test func levelsAreSinceAndBurstsAreAt() async throws {
         let store = WindowStore()
         let engine = try RuleEngine(store: store, paths: [StreamingRulesTests.ruleFile(Self.shapes)], logger: Logger(label: "test"), onReload: {})
@@ -83,6 +84,7 @@ import Testing
         series("x", "bursts", { $0 == 4 || $0 == 12 ? 1 : 0.08 })
         series("x", "ramp", { min(0.3, 0.06 + 0.05 * Double($0)) })  // a 1-minute rate's window filling
         series("y", "ended", { $0 == 2 ? 0.35 : $0 < 12 ? 0.3 : 0 })
+        series("y", "gappy", { $0 == 5 || $0 == 6 ? 0 : 0.3 })  // a 15 s gap, shorter than keep_firing_for
         series("z", "oom", { $0 >= 4 ? 1 : 0 })  // killed, held for the rule's window
         series("z", "past", { $0 >= 4 && $0 <= 10 ? 1 : 0 })  // the window over, kept firing
         await engine.evaluate(groups: nil, now: now - 40_000)  // "ended" fires, then is kept firing
@@ -98,6 +100,8 @@ import Testing
         #expect(texts["ramp"] == "ramp at 0.3 since \(Evidence.clock(start + 10_000))")  // from half its height
         #expect(texts["bursts"] == "bursts at 1 at \(Evidence.clock(start + 20_000)) and \(Evidence.clock(start + 60_000))")
         #expect(texts["ended"] == "ended at 0.35 from \(Evidence.clock(start)) to \(Evidence.clock(start + 55_000))")
+        // A gap in the condition no longer than the rule's keep_firing_for does not end a level.
+        #expect(texts["gappy"] == "gappy at 0.3 since \(Evidence.clock(start))" && evidence["gappy"]??.since == start)
         // A moment: when it happened, not since when it holds, nor from when to when.
         #expect(texts["oom"] == "oom killed at \(Evidence.clock(start + 20_000))")
         #expect(texts["past"] == "past killed at \(Evidence.clock(start + 20_000))")

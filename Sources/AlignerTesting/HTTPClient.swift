@@ -18,10 +18,12 @@ public enum HTTPClient {
         public init(description: String) { self.description = description }
     }
 
-    /// Sends one request; every call is bounded by `timeout`.
+    /// Sends one request; every call is bounded by `timeout`. `onData` sees each piece of the
+    /// body as it arrives (a stream's events), and ends the transfer by returning false.
     public static func send(
         _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-        timeout: Duration = .seconds(10), partialOnTimeout: Bool = false
+        timeout: Duration = .seconds(10), partialOnTimeout: Bool = false,
+        onData: ((UnsafeRawBufferPointer) -> Bool)? = nil
     ) throws -> Response {
         curlGlobalInit
         guard let curl = curl_easy_init() else { throw Failure(description: "curl_easy_init failed") }
@@ -33,9 +35,12 @@ public enum HTTPClient {
         aligner_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(timeout.milliseconds))
         aligner_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
         aligner_curl_setopt_string(curl, CURLOPT_NOPROXY, "*")
+        box.onData = onData
         aligner_curl_setopt_write_function(curl) { data, size, count, context in
             let box = Unmanaged<Box>.fromOpaque(context!).takeUnretainedValue()
-            box.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+            let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+            box.body.append(contentsOf: bytes)
+            if let onData = box.onData, !onData(bytes) { return 0 }  // curl ends the transfer
             return size * count
         }
         aligner_curl_setopt_pointer(curl, CURLOPT_WRITEDATA, context)
@@ -63,7 +68,8 @@ public enum HTTPClient {
             }
             return curl_easy_perform(curl)
         }
-        guard code == CURLE_OK || (partialOnTimeout && code == CURLE_OPERATION_TIMEDOUT) else {
+        let stopped = onData != nil && code == CURLE_WRITE_ERROR
+        guard code == CURLE_OK || stopped || (partialOnTimeout && code == CURLE_OPERATION_TIMEDOUT) else {
             throw Failure(description: "\(method) \(url): \(String(cString: curl_easy_strerror(code)))")
         }
         var status = 0
@@ -72,6 +78,7 @@ public enum HTTPClient {
     }
 
     final class Box {
+        var onData: ((UnsafeRawBufferPointer) -> Bool)?
         var body: [UInt8] = []
         var headers: [String: String] = [:]
     }

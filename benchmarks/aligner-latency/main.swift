@@ -5,11 +5,12 @@ import AlignerServer
 import AlignerTesting
 import Foundation
 import Logging
+import Synchronization
 
 /// Detection latency: from the 2xx of the write that crosses a `for: 0` threshold to the alert
 /// being visible in `GET /api/v1/alerts` (firing), and back (resolved), and to the event being
-/// listed, over a real server on loopback with the bundled Kubernetes pack loaded too; then the
-/// event manager's throughput with its SQLite store.
+/// listed and announced on the stream, over a real server on loopback with the bundled
+/// Kubernetes pack loaded too; then the event manager's throughput with its SQLite store.
 ///
 ///     swift run -c release aligner-latency [iterations] [--normal-scheduling]
 ///
@@ -110,6 +111,53 @@ for i in 0..<iterations {
 }
 print(String(format: "write 2xx -> event listed in /api/v1/events: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d new workloads)",
              percentile(toEvent, 0.5), percentile(toEvent, 0.99), toEvent.max()!, toEvent.count))
+
+// Write -> event on the stream: a consumer of GET /api/v1/events/stream notes when each new
+// workload's `opened` change arrives; timed from just before the write is sent (the change can
+// reach the stream before the write's 2xx reaches its sender).
+let arrivals = Mutex<[String: ContinuousClock.Instant]>([:])
+let streamEnded = DispatchSemaphore(value: 0)
+DispatchQueue.global().async {
+    var pending = ""
+    _ = try? HTTPClient.send("GET", base + "/api/v1/events/stream", timeout: .seconds(300), partialOnTimeout: true) { bytes in
+        let now = ContinuousClock.now
+        pending += String(decoding: bytes, as: UTF8.self)
+        while let end = pending.range(of: "\n\n") {
+            let block = pending[..<end.lowerBound]
+            pending.removeSubrange(..<end.upperBound)
+            guard block.contains("event: opened"), let subject = block.range(of: "\"subject\":{"),
+                  let key = block.range(of: "\"name\":\"", range: subject.upperBound..<block.endIndex),
+                  let close = block[key.upperBound...].firstIndex(of: "\"") else { continue }
+            let name = String(block[key.upperBound..<close])
+            arrivals.withLock { if $0[name] == nil { $0[name] = now } }
+        }
+        return arrivals.withLock { $0["s\(iterations - 1)"] == nil }
+    }
+    streamEnded.signal()
+}
+// The consumer has read the changes made before it connected (the workloads above).
+while arrivals.withLock({ $0["w\(iterations - 1)"] }) == nil { try await Task.sleep(for: .milliseconds(1)) }
+var toStream: [Double] = [], writeTimes: [Double] = []
+for i in 0..<iterations {
+    let name = "s\(i)"
+    let body = Snappy.compress(ProtobufC.encodeV1(TestRequest(series: [
+        TestSeries("broken", [("namespace", "stream\(i)"), ("deployment", name)], samples: [(WallClock.nowMilliseconds(), 1)]),
+    ])))
+    let sent = ContinuousClock.now
+    let r = try HTTPClient.send("POST", base + "/api/v1/write", headers: headers, body: body)
+    precondition(r.status == 204)
+    let w = ContinuousClock.now - sent
+    writeTimes.append(Double(w.components.seconds) * 1000 + Double(w.components.attoseconds) / 1e15)
+    while arrivals.withLock({ $0[name] }) == nil {
+        if ContinuousClock.now - sent > .seconds(5) { fatalError("no event on the stream within 5 s") }
+        try await Task.sleep(for: .microseconds(100))
+    }
+    let d = arrivals.withLock { $0[name]! } - sent
+    toStream.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+}
+streamEnded.wait()
+print(String(format: "write sent -> event opened on /api/v1/events/stream: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d new workloads; the write's own round trip p50 %.2f ms)",
+             percentile(toStream, 0.5), percentile(toStream, 0.99), toStream.max()!, toStream.count, percentile(writeTimes, 0.5)))
 await group.triggerGracefulShutdown()
 _ = try? await runner.value
 

@@ -152,7 +152,7 @@ public struct Event: Codable, Sendable, Equatable {
     /// 5xx ratio 100% at ...; CPU 62.5% of limit at ...". Other classes follow, in joining order.
     static let summaryOrder = ["replica_mismatch", "error_rate_spike", "crash_loop", "oom_killed", "image_pull_failure",
                                "container_cannot_start", "volume_full", "job_failed", "pod_not_ready", "node_not_ready", "node_pressure",
-                               "cpu_saturation", "memory_pressure", "cpu_burst"]
+                               "memory_pressure", "cpu_burst"]
 
     /// Recomputes class, severity and summary from the signals: the class is the first signal's,
     /// or a more severe signal's when one joins.

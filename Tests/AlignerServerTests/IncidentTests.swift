@@ -87,7 +87,7 @@ import Testing
         #expect(id.hasPrefix("evt-") && id.count == 12)
         // Several states or classes at once, repeated or comma-separated.
         for (query, count) in [("state=open,acknowledged", 1), ("state=resolved&state=closed", 0), ("state=acknowledged&state=open", 1),
-                               ("class=oom_killed,replica_mismatch,crash_loop", 1), ("class=oom_killed,cpu_saturation", 0)] {
+                               ("class=oom_killed,replica_mismatch,crash_loop", 1), ("class=oom_killed,image_pull_failure", 0)] {
             let text = try await HTTPClient.request("GET", s.base + "/api/v1/events?" + query).text
             let found = ((try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["data"] as? [Any])?.count
             #expect(found == count, "\(query): \(text.prefix(200))")

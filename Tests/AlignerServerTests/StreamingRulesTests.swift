@@ -149,22 +149,22 @@ import Testing
             #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
         }
         try await write(["quiet", "busy"])
-        // busy is written every 100 ms for 6 s; quiet never again.
+        // busy is written every 100 ms for 10 s; quiet never again.
         var stale = ""
-        for _ in 0..<60 {
+        for _ in 0..<100 {
             try await Task.sleep(for: .milliseconds(100))
             try await write(["busy"])
             stale = try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text
         }
         #expect(stale.contains(#""deployment":"quiet""#), "\(stale)")
         #expect(!stale.contains(#""deployment":"busy""#), "\(stale)")
-        // The time-driven passes (three in these 6 s) covered quiet's partition, not the whole
-        // group: a whole evaluation happens only when every partition is stale at a pass (when
-        // a machine loaded by the other tests delays busy's writes and rounds by seconds), where
-        // going over the whole group each time made three. With a 500 ms interval the suite's
-        // load made that happen.
+        // The time-driven passes (five in these 10 s) covered quiet's partition, not the whole
+        // group: a whole evaluation happens only when every partition is stale at a pass (the
+        // first; or when a machine loaded by the other tests delays busy's writes and rounds by
+        // seconds: seen once in a suite's run), where going over the whole group each time made
+        // five. With a 500 ms interval the suite's load made that happen more.
         let whole = try await s.metric(#"aligner_rules_group_evaluations{scope="whole"}"#), parts = try await s.metric(#"aligner_rules_group_evaluations{scope="partitions"}"#)
-        #expect((whole ?? 99) < 2, "whole \(String(describing: whole)) partitions \(String(describing: parts))")
+        #expect((whole ?? 99) <= 2, "whole \(String(describing: whole)) partitions \(String(describing: parts))")
         #expect(parts ?? 0 >= 2)
     }
 

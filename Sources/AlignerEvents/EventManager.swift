@@ -42,6 +42,9 @@ public struct EventLimits: Sendable {
     /// Reopened this many times within `flapWindow`: the event is flapping and resolves 4x slower.
     public var flapReopenings = 3
     public var flapWindow: Int64 = 600_000
+    /// Events resolved or closed and silences ended longer ago than this are deleted, and changes
+    /// older than this (`events.retention`; 0 keeps everything).
+    public var retention: Int64 = 90 * 86_400_000
 
     public init() {}
 }
@@ -154,6 +157,42 @@ public actor EventManager {
         lastSequence = loaded.lastSequence
         announced = loaded.lastSequence
         for e in try store.closingsSync() { EventManager.journal(e, into: &closings) }
+    }
+
+    /// When `pruneIfDue` last ran.
+    var prunedAt: Int64?
+
+    /// Deletes what is older than `limits.retention`: events resolved or closed and not changed
+    /// since, every change (the stream and the journals then begin there), silences that ended
+    /// before. At most once an hour; the rule engine's periodic loop calls it.
+    public func pruneIfDue(now: Int64) async {
+        guard limits.retention > 0, prunedAt.map({ now - $0 >= 3_600_000 }) ?? true else { return }
+        prunedAt = now
+        let cutoff = now - limits.retention
+        let old = events.values.filter { ($0.state == .resolved || $0.state == .closed) && $0.updatedAt < cutoff }.map(\.id)
+        let ended = silences.values.filter { $0.endsAt < cutoff }.map(\.id)
+        do {
+            try await store.prune(events: old, changesBefore: cutoff, silences: ended)
+        } catch {
+            logger.error("cannot delete events older than the retention; tried again in an hour", metadata: ["error": "\(error)"])
+            return
+        }
+        // What changed while the store worked (an event reopened) is kept, as the store kept it.
+        for id in old {
+            guard let e = events[id], e.updatedAt < cutoff else { continue }
+            events[id] = nil
+            committed[id] = nil
+            bySubject[e.subject]?.removeAll { $0 == id }
+            if bySubject[e.subject]?.isEmpty == true { bySubject[e.subject] = nil }
+        }
+        for subject in Array(closings.keys) {
+            closings[subject]!.removeAll { ($0.closedAt ?? 0) < cutoff }
+            if closings[subject]!.isEmpty { closings[subject] = nil }
+        }
+        for id in ended where (silences[id]?.endsAt ?? .max) < cutoff { silences[id] = nil }
+        if !old.isEmpty || !ended.isEmpty {
+            logger.info("deleted what is older than the retention", metadata: ["events": "\(old.count)", "silences": "\(ended.count)"])
+        }
     }
 
     /// Adds a closed event to its subject's journal.

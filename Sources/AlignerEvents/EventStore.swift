@@ -30,6 +30,9 @@ public protocol EventStore: Sendable {
     func changes(after sequence: Int64, limit: Int) async throws -> [EventChange]
     /// Saves a silence (created or expired) under its id.
     func save(_ silence: Silence) async throws
+    /// Deletes, in one transaction, the events of `ids` not changed since `before`, every change
+    /// saved before `before`, and the silences of `silences`.
+    func prune(events ids: [String], changesBefore before: Int64, silences: [String]) async throws
     /// Saves a named piece of state (the rule engine's alert states) in place of the last.
     func saveState(_ key: String, _ body: String) async throws
     /// Every event, newest first, and the newest sequence number (0 for none).

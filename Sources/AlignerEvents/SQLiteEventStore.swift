@@ -115,6 +115,21 @@ public final class SQLiteEventStore: EventStore, @unchecked Sendable {
         }
     }
 
+    public func prune(events ids: [String], changesBefore before: Int64, silences: [String]) async throws {
+        try await onQueue { [self] in
+            try exec("BEGIN IMMEDIATE")
+            do {
+                for id in ids { try run("DELETE FROM events WHERE id = ?1 AND updated_at < ?2", [.text(id), .int(before)]) }
+                try run("DELETE FROM changes WHERE at < ?1", [.int(before)])
+                for id in silences { try run("DELETE FROM silences WHERE id = ?1", [.text(id)]) }
+                try exec("COMMIT")
+            } catch {
+                try? exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
     public func saveState(_ key: String, _ body: String) async throws {
         try await onQueue { [self] in
             try run("INSERT INTO state (key, body) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET body=?2", [.text(key), .text(body)])

@@ -51,7 +51,7 @@ public struct AlignerConfiguration: Sendable {
         "ingest.ha_replica_label", "ingest.ha_cluster_labels", "ingest.ha_failover_timeout",
         "rules.paths", "rules.evaluation_interval", "rules.subquery_step", "rules.gap_tolerance", "rules.external_labels",
         "rules.external_url", "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
-        "events.flood_window", "events.flap_reopenings", "events.flap_window",
+        "events.flood_window", "events.flap_reopenings", "events.flap_window", "events.retention",
     ]
 }
 
@@ -177,6 +177,12 @@ extension AlignerConfiguration {
                     switch k.string ?? "" {
                     case "data_dir":
                         if let s = v.string, !s.isEmpty { config.dataDirectory = s } else { problems.append("\(at(v)): events.data_dir must be a path") }
+                    case "retention":
+                        if let s = v.string, let d = s == "0" ? .zero : parsePrometheusDuration(s) {
+                            config.eventLimits.retention = d.milliseconds
+                        } else {
+                            problems.append("\(at(v)): events.retention must be a duration such as 90d (0 keeps everything)")
+                        }
                     case "resolve_after", "cooldown":
                         if let s = v.string, let d = parsePrometheusDuration(s) {
                             if k.string == "cooldown" { config.eventCooldown = d } else { config.eventResolveAfter = d }

@@ -827,6 +827,7 @@ struct RuleEvaluationService: Service {
                     try? await Task.sleep(until: min(wake, ContinuousClock.now + .seconds(1)), clock: .continuous)
                     let now = WallClock.nowMilliseconds()
                     await engine.events?.resolveQuiet(now: now)
+                    await engine.events?.pruneIfDue(now: now)
                     if ContinuousClock.now >= nextFull {
                         nextFull = ContinuousClock.now + .milliseconds(await engine.timeDrivenTick(interval.milliseconds))
                         await engine.evaluate(groups: nil, now: now, freshFor: interval.milliseconds)

@@ -58,6 +58,38 @@ import Testing
         #expect(e.signals.first { $0.rule == "A" }?.evidence?.until == start + 265_000)
     }
 
+    /// `events.retention`: events resolved or closed and unchanged for longer, their changes, the
+    /// journal entries and ended silences are deleted, from memory and from the store (a restart
+    /// does not bring them back); an open event stays, however old, and so do recent ones.
+    @Test func retentionDeletesWhatEndedLongAgo() async throws {
+        var limits = EventLimits()
+        limits.retention = 100_000
+        let (m, dir) = try Self.manager(cooldown: 1000, limits: limits)
+        await m.sync(firing: [Self.signal("A", "old"), Self.signal("A", "open")], at: 1000)
+        let old = try #require(await m.list(states: nil, classes: nil, namespace: nil, subject: "old", since: nil).first?.id)
+        _ = try await m.act(old, action: "close", actor: "brain", text: "fixed long ago", now: 2000)
+        _ = try await m.createSilence(Silence(id: "", matchers: [], startsAt: 0, endsAt: 3000, createdBy: "me", comment: "over"))
+        let kept = try await m.createSilence(Silence(id: "", matchers: [], startsAt: 0, endsAt: 500_000, createdBy: "me", comment: "on"))
+        await m.sync(firing: [Self.signal("A", "open"), Self.signal("A", "recent")], at: 150_000)
+        let recent = try #require(await m.list(states: nil, classes: nil, namespace: nil, subject: "recent", since: nil).first?.id)
+        _ = try await m.act(recent, action: "close", actor: "brain", text: "fixed", now: 160_000)
+        await m.pruneIfDue(now: 170_000)
+        func check(_ m: EventManager) async {
+            let subjects = await m.list(states: nil, classes: nil, namespace: nil, subject: nil, since: nil).map(\.subject.name)
+            #expect(Set(subjects) == ["open", "recent"], "\(subjects)")
+            #expect(await m.get(old) == nil)
+            #expect(await m.journal(namespace: "shop", name: "old", limit: 10).isEmpty)
+            #expect(await m.journal(namespace: "shop", name: "recent", limit: 10).map(\.outcome) == ["fixed"])
+            #expect(await m.silences.keys.sorted() == [kept.id])
+        }
+        await check(m)
+        // The stream begins after what was deleted.
+        let changes = try await m.store.changes(after: 0, limit: 100)
+        #expect(!changes.isEmpty && changes.allSatisfy { $0.at >= 70_000 })
+        let (restarted, _) = try Self.manager(directory: dir, cooldown: 1000, limits: limits)
+        await check(restarted)
+    }
+
     /// Closed by hand while a signal still fires: the next evaluation reopens it, saying so (the
     /// workload is still broken). The journal keeps what was done: each closing, with its outcome,
     /// also after the event reopened and closed again, and after a restart.

@@ -42,6 +42,27 @@ import Testing
         #expect(after.sequence > acked.sequence)
     }
 
+    /// Pruning deletes the events named that were not changed since the cutoff (one changed
+    /// meanwhile stays), every change before it, and the silences named; sequences keep growing.
+    @Test(arguments: stores.map(\.0))
+    func pruningDeletesWhatIsOlderThanTheCutoff(_ name: String) async throws {
+        let open = Self.opener(name)
+        let dir = ScratchDirectory.path("aligner-store")
+        var store = try open(dir)
+        _ = try await store.recordAll([(Self.event("evt-00000001", "a", state: .closed, at: 1000), "closed"),
+                                       (Self.event("evt-00000002", "b", state: .resolved, at: 1000), "resolved")], at: 1000)
+        let reopened = try await store.record(Self.event("evt-00000002", "b", at: 5000), type: "reopened", at: 5000)
+        try await store.save(Silence(id: "sil-1", matchers: [], startsAt: 0, endsAt: 1000, createdBy: "", comment: ""))
+        try await store.save(Silence(id: "sil-2", matchers: [], startsAt: 0, endsAt: 9000, createdBy: "", comment: ""))
+        try await store.prune(events: ["evt-00000001", "evt-00000002"], changesBefore: 3000, silences: ["sil-1"])
+        store = try open(dir)
+        #expect(try store.loadSync().events.map(\.id) == ["evt-00000002"])
+        #expect(try await store.changes(after: 0, limit: 10).map(\.sequence) == [reopened.sequence])
+        #expect(try store.closingsSync().isEmpty)
+        #expect(try store.silencesSync().map(\.id) == ["sil-2"])
+        #expect(try await store.record(Self.event("evt-00000003", "c", at: 6000), type: "opened", at: 6000).sequence > reopened.sequence)
+    }
+
     /// Each closing is kept as the event was then (the journals), oldest first, across a reopen
     /// of the event and a restart of the store.
     @Test(arguments: stores.map(\.0))

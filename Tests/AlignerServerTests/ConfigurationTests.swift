@@ -54,12 +54,16 @@ import Testing
               flood_window: 30s
               flap_reopenings: 5
               flap_window: 15m
+              retention: 30d
             """)
         #expect(c.eventLimits.maxOpen == 50)
         #expect(c.eventLimits.floodThreshold == 4)
         #expect(c.eventLimits.floodWindow == 30_000)
         #expect(c.eventLimits.flapReopenings == 5)
         #expect(c.eventLimits.flapWindow == 900_000)
+        #expect(c.eventLimits.retention == 30 * 86_400_000)
+        #expect(try AlignerConfiguration.parse(yaml: "events: {retention: 0}").eventLimits.retention == 0)
+        #expect(AlignerConfiguration().eventLimits.retention == 90 * 86_400_000)
     }
 
     @Test func everyProblemIsReportedWithItsPosition() {
@@ -83,9 +87,9 @@ import Testing
                 "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
                 "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout)",
                 "aligner.yml:5:22: ingest.ha_cluster_labels must be a list of label names such as [cluster, prometheus]",
-                "aligner.yml:6:1: unknown key \"extra\" (known: listen, log_level, cpu_scheduling, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout, rules.paths, rules.evaluation_interval, rules.subquery_step, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
+                "aligner.yml:6:1: unknown key \"extra\" (known: listen, log_level, cpu_scheduling, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout, rules.paths, rules.evaluation_interval, rules.subquery_step, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window, events.retention)",
                 "aligner.yml:9:16: events.flap_window must be a duration such as 1m",
-                "aligner.yml:10:3: unknown key \"events.flap\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window)",
+                "aligner.yml:10:3: unknown key \"events.flap\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window, events.retention)",
             ])
         } catch {
             Issue.record("unexpected error \(error)")

@@ -154,9 +154,29 @@ public struct Event: Codable, Sendable, Equatable {
                                "container_cannot_start", "volume_full", "job_failed", "pod_not_ready", "node_not_ready", "node_pressure",
                                "memory_pressure", "cpu_burst"]
 
+    /// At most this many timeline entries, however long the event lasts (a service failing in
+    /// bursts for a day re-fires its signal hundreds of times, and every change saves and sends
+    /// the whole event): the first (the opening) and the newest, with one `omitted` entry between
+    /// (every change is still on the stream and in the store, within `events.retention`).
+    static let timelineCap = 200
+    /// At most this many resolved signals, the last to resolve; firing ones are all kept.
+    static let resolvedSignalCap = 50
+
     /// Recomputes class, severity and summary from the signals: the class is the first signal's,
-    /// or a more severe signal's when one joins.
+    /// or a more severe signal's when one joins. Keeps the timeline and the resolved signals
+    /// within their caps.
     mutating func refresh() {
+        if timeline.count > Event.timelineCap {
+            let newest = Event.timelineCap - 2
+            let marker = TimelineEntry(at: timeline[timeline.count - newest - 1].at, actor: "aligner", action: "omitted",
+                                       detail: "earlier entries left out; every change is on the events stream")
+            timeline = [timeline[0], marker] + timeline.suffix(newest)
+        }
+        let resolved = signals.indices.filter { signals[$0].state != "firing" }
+        if resolved.count > Event.resolvedSignalCap {
+            let oldest = Set(resolved.sorted { (signals[$0].resolvedAt ?? 0) < (signals[$1].resolvedAt ?? 0) }.prefix(resolved.count - Event.resolvedSignalCap))
+            signals = signals.indices.filter { !oldest.contains($0) }.map { signals[$0] }
+        }
         if let top = signals.max(by: { Event.rank($0.severity) < Event.rank($1.severity) }) {
             if Event.rank(top.severity) > Event.rank(severity) || anomalyClass.isEmpty { anomalyClass = top.anomalyClass }
             severity = top.severity

@@ -90,6 +90,29 @@ import Testing
         await check(restarted)
     }
 
+    /// However long an event lasts, its timeline and its resolved signals stay within their caps:
+    /// the opening and the newest entries, one `omitted` between; the last resolved signals, and
+    /// every firing one.
+    @Test func aLongEventStaysBounded() async throws {
+        let (m, _) = try Self.manager()
+        let steady = Self.signal("Steady", "web", cls: "replica_mismatch")
+        var t: Int64 = 1000
+        for k in 0..<150 {  // a signal of bursts: firing, resolved, firing again
+            t += 1000
+            await m.sync(firing: [steady, Self.signal("Bursts", "web", cls: "error_rate_spike")], at: t)
+            t += 1000
+            await m.sync(firing: [steady] + (k < 70 ? [Self.signal("Pod\(k)", "web")] : []), at: t)
+        }
+        let e = try #require(await m.list(states: nil, classes: nil, namespace: nil, subject: "web", since: nil).first)
+        #expect(e.timeline.count == Event.timelineCap)
+        #expect(e.timeline[0].action == "opened" && e.timeline[1].action == "omitted")
+        #expect(e.timeline.last?.at == t && e.timeline.dropFirst(2).allSatisfy { $0.at > e.timeline[1].at - 1000 })
+        let firing = e.signals.filter { $0.state == "firing" }.map(\.rule)
+        #expect(firing == ["Steady"])
+        #expect(e.signals.count - firing.count == Event.resolvedSignalCap)
+        #expect(e.signals.contains { $0.rule == "Bursts" } && e.signals.contains { $0.rule == "Pod69" } && !e.signals.contains { $0.rule == "Pod0" })
+    }
+
     /// Closed by hand while a signal still fires: the next evaluation reopens it, saying so (the
     /// workload is still broken). The journal keeps what was done: each closing, with its outcome,
     /// also after the event reopened and closed again, and after a restart.

@@ -89,7 +89,9 @@ public final class SQLiteEventStore: EventStore, @unchecked Sendable {
             let events = try query("SELECT body FROM events ORDER BY opened_at DESC", []).map {
                 try JSONDecoder().decode(Event.self, from: Data($0[0].utf8))
             }
-            let last = try query("SELECT MAX(seq) FROM changes", []).first.flatMap { Int64($0[0]) } ?? 0
+            // The last number given, also when retention has deleted every change since.
+            let last = try query("SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM changes UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'changes')", [])
+                .first.flatMap { Int64($0[0]) } ?? 0
             return (events, last)
         }
     }

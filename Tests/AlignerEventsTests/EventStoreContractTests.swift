@@ -61,6 +61,13 @@ import Testing
         #expect(try store.closingsSync().isEmpty)
         #expect(try store.silencesSync().map(\.id) == ["sil-2"])
         #expect(try await store.record(Self.event("evt-00000003", "c", at: 6000), type: "opened", at: 6000).sequence > reopened.sequence)
+        // Every change deleted: the sequence still goes on from the last number given (the
+        // manager announces changes in order from the loaded one).
+        try await store.prune(events: [], changesBefore: 10_000, silences: [])
+        store = try open(dir)
+        let last = try store.loadSync().lastSequence
+        #expect(last == reopened.sequence + 1)
+        #expect(try await store.record(Self.event("evt-00000004", "d", at: 11_000), type: "opened", at: 11_000).sequence == last + 1)
     }
 
     /// Each closing is kept as the event was then (the journals), oldest first, across a reopen

@@ -434,14 +434,9 @@ actor RuleEngine {
             inRun = atTop
             high.append(p.v >= top / 2)
         }
-        // The stretch of times through the last peak at which the value stayed at half the top
-        // or more (the peak's full width at half its height): 3 or more times over 30 s or more
-        // is a level (an error ratio held at 30% for minutes, wavering between 29 and 31%, or
-        // climbing to it as a 1-minute rate's window fills), not a burst. Bursts to 100% with a
-        // 1-minute ratio of 8% between them stay bursts, each at its time.
         // The rule's `keep_firing_for` says how short a gap in its condition does not end it (a
         // crash-looping container running between crashes): a gap that short between two such
-        // times does not end the stretch either.
+        // times does not end the stretch below either.
         if rule.keepFiringFor > 0 {
             var lastHigh: Int?
             for i in high.indices where high[i] {
@@ -451,6 +446,11 @@ actor RuleEngine {
                 lastHigh = i
             }
         }
+        // The stretch of times through the last peak at which the value stayed at half the top
+        // or more (the peak's full width at half its height): 3 or more times over 30 s or more
+        // is a level (an error ratio held at 30% for minutes, wavering between 29 and 31%, or
+        // climbing to it as a 1-minute rate's window fills), not a burst. Bursts to 100% with a
+        // 1-minute ratio of 8% between them stay bursts, each at its time.
         var stretch = (first: peakIndex.last!, last: peakIndex.last!)
         while stretch.first > 0 && high[stretch.first - 1] { stretch.first -= 1 }
         while stretch.last + 1 < high.count && high[stretch.last + 1] { stretch.last += 1 }

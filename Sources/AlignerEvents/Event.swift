@@ -156,8 +156,9 @@ public struct Event: Codable, Sendable, Equatable {
 
     /// At most this many timeline entries, however long the event lasts (a service failing in
     /// bursts for a day re-fires its signal hundreds of times, and every change saves and sends
-    /// the whole event): the first (the opening) and the newest, with one `omitted` entry between
-    /// (every change is still on the stream and in the store, within `events.retention`).
+    /// the whole event): the first (the opening), the Brain's and people's, and Aligner's newest,
+    /// with one `omitted` entry where the first left out was (every change is still on the stream
+    /// and in the store, within `events.retention`).
     static let timelineCap = 200
     /// At most this many resolved signals, the last to resolve; firing ones are all kept.
     static let resolvedSignalCap = 50
@@ -167,10 +168,25 @@ public struct Event: Codable, Sendable, Equatable {
     /// within their caps.
     mutating func refresh() {
         if timeline.count > Event.timelineCap {
-            let newest = Event.timelineCap - 2
-            let marker = TimelineEntry(at: timeline[timeline.count - newest - 1].at, actor: "aligner", action: "omitted",
+            // The oldest of Aligner's own entries go first; the Brain's and people's (ack,
+            // notes, close) only if they alone pass the cap. One `omitted` entry stands where
+            // the first left out was, in time order.
+            let earlier = timeline.dropFirst().first { $0.action == "omitted" }
+            var rest = timeline.dropFirst().filter { $0.action != "omitted" }
+            var excess = rest.count + 2 - Event.timelineCap
+            var firstLeftOut = earlier?.at ?? .max
+            for anyone in [false, true] where excess > 0 {
+                rest = rest.filter { entry in
+                    guard excess > 0, anyone || entry.actor == "aligner" else { return true }
+                    excess -= 1
+                    firstLeftOut = min(firstLeftOut, entry.at)
+                    return false
+                }
+            }
+            let marker = TimelineEntry(at: firstLeftOut, actor: "aligner", action: "omitted",
                                        detail: "earlier entries left out; every change is on the events stream")
-            timeline = [timeline[0], marker] + timeline.suffix(newest)
+            rest.insert(marker, at: rest.firstIndex { $0.at > firstLeftOut } ?? rest.endIndex)
+            timeline = [timeline[0]] + rest
         }
         let resolved = signals.indices.filter { signals[$0].state != "firing" }
         if resolved.count > Event.resolvedSignalCap {

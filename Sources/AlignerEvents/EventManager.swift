@@ -83,6 +83,9 @@ public actor EventManager {
     /// The latest state of every event, including changes still being committed (what the manager
     /// works on).
     var events: [String: Event] = [:]
+    /// The ids of the open and acknowledged events, which each evaluation goes over (not every
+    /// event kept: those closed within `events.retention` are thousands). `put` keeps it.
+    var active: Set<String> = []
     /// Every event as last committed: what the API shows, so nothing is visible before it is durable.
     var committed: [String: Event] = [:]
     /// The journals: each event as it was closed, per subject, oldest first, the newest
@@ -149,6 +152,7 @@ public actor EventManager {
             committed[e.id] = e
             bySubject[e.subject, default: []].append(e.id)
             guard e.state == .open || e.state == .acknowledged else { continue }
+            active.insert(e.id)
             for s in e.signals where s.state == "firing" && s.evidence?.until == nil {
                 if let since = s.evidence?.since { levelStarts[SignalInput.key(rule: s.rule, labels: s.labels)] = since }
             }
@@ -181,6 +185,7 @@ public actor EventManager {
         for id in old {
             guard let e = events[id], e.updatedAt < cutoff else { continue }
             events[id] = nil
+            active.remove(id)
             committed[id] = nil
             bySubject[e.subject]?.removeAll { $0 == id }
             if bySubject[e.subject]?.isEmpty == true { bySubject[e.subject] = nil }
@@ -193,6 +198,12 @@ public actor EventManager {
         if !old.isEmpty || !ended.isEmpty {
             logger.info("deleted what is older than the retention", metadata: ["events": "\(old.count)", "silences": "\(ended.count)"])
         }
+    }
+
+    /// Puts an event's latest state in `events`, and its id in `active` while it is open.
+    func put(_ e: Event) {
+        events[e.id] = e
+        if e.state == .open || e.state == .acknowledged { active.insert(e.id) } else { active.remove(e.id) }
     }
 
     /// Adds a closed event to its subject's journal.
@@ -218,7 +229,7 @@ public actor EventManager {
         var joiningOrder: [String] = []
         // Every change of this evaluation is committed in one transaction at the end.
         var batch: [(event: Event, type: String)] = []
-        // Counted once per evaluation (a pass over every event copies each), then kept up to date.
+        // Counted once per evaluation, then kept up to date as events open.
         var open = openCount
         var recentByNamespace: [Subject: Int]?  // by namespace (and cluster)
         let firingKeys = Set(firing.map(\.key))
@@ -342,11 +353,11 @@ public actor EventManager {
                 stage(e, type: changed, at: now, into: &batch)
             } else {
                 e.refresh()
-                events[id] = e  // live values, not a change worth announcing
+                put(e)  // live values, not a change worth announcing
             }
         }
         // Signals no longer firing (nothing above suspends, so the events are as staged).
-        for id in Array(events.keys) {
+        for id in Array(active) {
             guard var e = events[id], e.state == .open || e.state == .acknowledged else { continue }
             var changed = false
             for i in e.signals.indices where e.signals[i].state == "firing" && !current.contains(SignalInput.key(rule: e.signals[i].rule, labels: e.signals[i].labels)) {
@@ -367,7 +378,7 @@ public actor EventManager {
         await resolveQuiet(now: now)
     }
 
-    var openCount: Int { events.values.filter { $0.state == .open || $0.state == .acknowledged }.count }
+    var openCount: Int { active.count }
 
     /// Drops remembered joiners last seen before `cutoff`.
     func forgetJoiners(before cutoff: Int64) {
@@ -392,7 +403,7 @@ public actor EventManager {
 
     /// Resolves events whose signals have all been resolved for `resolveAfter`.
     public func resolveQuiet(now: Int64) async {
-        for id in Array(events.keys) {
+        for id in Array(active) {
             guard var e = events[id], e.state == .open || e.state == .acknowledged else { continue }
             // A flapping event waits four times longer before resolving.
             let quiet = e.flapping == true ? resolveAfter * 4 : resolveAfter
@@ -422,7 +433,7 @@ public actor EventManager {
         var e = e
         applySilences(&e, now: at)
         if events[e.id] == nil { bySubject[e.subject, default: []].append(e.id) }
-        events[e.id] = e
+        put(e)
         batch.append((e, type))
     }
 
@@ -491,7 +502,7 @@ public actor EventManager {
         let type = ["ack": "acknowledged", "resolve": "resolved", "close": "closed", "notes": "note"][action]!
         e.timeline.append(TimelineEntry(at: now, actor: actor, action: type, detail: text))
         e.updatedAt = now
-        events[e.id] = e  // before suspending: see save(_:type:at:)
+        put(e)  // before suspending: see save(_:type:at:)
         announce(try await store.record(e, type: type, at: now))
         return e
     }

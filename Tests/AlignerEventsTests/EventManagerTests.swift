@@ -119,6 +119,23 @@ import Testing
         #expect(e.signals.contains { $0.rule == "Bursts" } && e.signals.contains { $0.rule == "Pod69" } && !e.signals.contains { $0.rule == "Pod0" })
     }
 
+    /// An event open when the process stopped is still worked on after a restart: its signal
+    /// resolves, and then the event; one reopened counts as open again.
+    @Test func anOpenEventGoesOnAfterARestart() async throws {
+        let (m, dir) = try Self.manager()
+        await m.sync(firing: [Self.signal("A", "web")], at: 1000)
+        let (restarted, _) = try Self.manager(directory: dir)
+        #expect(await restarted.openCount == 1)
+        await restarted.sync(firing: [], at: 2000)
+        await restarted.resolveQuiet(now: 3000)
+        let id = try #require(await restarted.list(states: nil, classes: nil, namespace: nil, subject: "web", since: nil).first?.id)
+        #expect(await restarted.get(id)?.state == .resolved)
+        #expect(await restarted.openCount == 0)
+        await restarted.sync(firing: [Self.signal("A", "web")], at: 4000)
+        #expect(await restarted.get(id)?.state == .open)
+        #expect(await restarted.openCount == 1)
+    }
+
     /// Closed by hand while a signal still fires: the next evaluation reopens it, saying so (the
     /// workload is still broken). The journal keeps what was done: each closing, with its outcome,
     /// also after the event reopened and closed again, and after a restart.

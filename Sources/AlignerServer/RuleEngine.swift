@@ -492,13 +492,17 @@ actor RuleEngine {
         // At its top (for a level too, not its value of the moment: the line changes when the
         // level does).
         let what = summary(rule: rule, alert: alert, top: top, now: now)
+        /// "what at 22:10:50 and 22:11:25": the last three peaks' times.
+        func atPeaks() -> String {
+            let times = peaks.suffix(3).map { Evidence.clock($0.t) }
+            return "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
+        }
         let text: String
         if rule.event?.moment == true {
             // A moment held for the rule's window (an OOM kill): when it happened, each time
             // (for a level, when it rose to half its top).
             if isLevel { peaks = peaks.filter { $0.t < stretchStart } + [Evidence.Point(t: stretchStart, v: top)] }
-            let times = peaks.suffix(3).map { Evidence.clock($0.t) }
-            text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
+            text = atPeaks()
         } else if isLevel {
             // A level: since when it began, and until when once it ended.
             peaks = [Evidence.Point(t: stretchStart, v: top)]
@@ -508,8 +512,7 @@ actor RuleEngine {
             // One stretch at the top that lasts until now: a level, not bursts; since when.
             text = "\(what) since \(Evidence.clock(peaks[0].t))"
         } else {
-            let times = peaks.suffix(3).map { Evidence.clock($0.t) }
-            text = "\(what) at " + (times.count > 1 ? times.dropLast().joined(separator: ", ") + " and " + times.last! : times[0])
+            text = atPeaks()
         }
         let e = Evidence(points: RuleEngine.downsample(points, to: RuleEngine.evidencePoints), peaks: Array(peaks.suffix(3)), text: text,
                          since: isLevel ? stretchStart : nil, until: isLevel && !lasts && rule.event?.moment != true ? times[stretch.last] : nil)

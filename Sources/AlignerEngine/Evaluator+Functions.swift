@@ -59,16 +59,16 @@ extension Evaluator {
         let rangeArg = name == "quantile_over_time" ? args[1] : args[0]
         if name == "count_over_time" || name == "present_over_time", case .matrix(let selector, let r) = unparen(rangeArg) {
             // Only the number of samples counts: they are counted where they are, not copied.
-            let end = end(selector)
-            let counts = source.counts(matching: selector.matchers, from: end - r, through: end)
+            let (from, through) = window(selector, range: r)
+            let counts = from <= through ? source.counts(matching: selector.matchers, from: from, through: through) : []
             let out = counts.map { VectorSample(labels: $0.labels.droppingMetricName(), value: name == "present_over_time" ? 1 : Double($0.count)) }
             return .vector(try distinct(out, ifNamesDiffer: counts.lazy.map(\.labels)))
         }
         let matrix: [RangeSeries]
         if name == "irate" || name == "idelta", case .matrix(let selector, let r) = unparen(rangeArg) {
             // Only the last two samples count: only they are read.
-            let end = end(selector)
-            matrix = source.tail(matching: selector.matchers, from: end - r, through: end, count: 2)
+            let (from, through) = window(selector, range: r)
+            matrix = from > through ? [] : source.tail(matching: selector.matchers, from: from, through: through, count: 2)
                 .map { RangeSeries(labels: $0.labels, timestamps: $0.timestamps, values: $0.values) }
         } else {
             guard case .matrix(let m) = try evaluate(rangeArg) else {
@@ -79,7 +79,7 @@ extension Evaluator {
         let rangeEnd: Int64, range: Int64
         switch unparen(rangeArg) {
         case .matrix(let selector, let r): (rangeEnd, range) = (end(selector), r)
-        case .subquery(let q): (rangeEnd, range) = ((q.at?.milliseconds(start: queryStart, end: queryEnd) ?? time) - q.offset, q.range)
+        case .subquery(let q): (rangeEnd, range) = (subqueryEnd(q), q.range)
         default: throw EvaluationError(message: "function \(name) needs a range selector or a subquery")
         }
         var smoothing = 0.0, trend = 0.0
@@ -174,8 +174,14 @@ extension Evaluator {
             let input = try vector(arg)
             return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double(time) / 1000) }, ifNamesDiffer: input.lazy.map(\.labels))
         }
-        let end = end(s)
-        let samples = source.latest(matching: s.matchers, from: end - lookback, through: end)
+        var (from, through) = window(s, range: lookback)
+        if case .offsets(let frame) = atReading, let at = atTime(s.at) {
+            // Prometheus 2.42 reads `timestamp(x @ t)` at t at every step, the selector's offset
+            // aside: only the samples selected for it (which the offset moves) bound what is found.
+            let selected = frame.selected(at: at, offset: s.offset, range: lookback, queryStart: queryStart, queryEnd: queryEnd)
+            (from, through) = (max(at - lookback, selected.from), min(at, selected.through))
+        }
+        let samples = from > through ? [] : source.latest(matching: s.matchers, from: from, through: through)
             .filter { !SampleValue.isStale(bits: $0.value.bitPattern) }
         let out = samples.map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double($0.timestamp) / 1000) }
         return try distinct(out, ifNamesDiffer: samples.lazy.map(\.labels))

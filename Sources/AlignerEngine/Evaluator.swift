@@ -16,6 +16,8 @@ public struct Evaluator {
     /// time, a range query's first and last steps; the same inside subqueries.
     public var queryStart: Int64
     public var queryEnd: Int64
+    /// How the times `@` names are read: see `AtFrame`. Decided by the outermost `evaluate`.
+    var atReading = AtReading.undecided
 
     public init(source: any SampleSource, time: Int64) {
         self.source = source
@@ -25,6 +27,23 @@ public struct Evaluator {
     }
 
     public func evaluate(_ expr: Expr) throws(EvaluationError) -> Value {
+        switch atReading {
+        case .undecided:
+            var outermost = self
+            outermost.atReading = expr.holdsAt ? .offsets(AtFrame(start: queryStart, end: queryEnd, base: queryStart)) : .asWritten
+            return try outermost.evaluate(expr)
+        case .offsets(let frame) where frame.preprocessed && !frame.pinned && expr.type != .rangeVector && expr.isStepInvariant:
+            // Prometheus evaluates it once, at the first step of its range, for every step.
+            var once = self
+            once.time = frame.start
+            once.atReading = .offsets(frame.pinnedAtStart)
+            return try once.evaluateNode(expr)
+        default:
+            return try evaluateNode(expr)
+        }
+    }
+
+    func evaluateNode(_ expr: Expr) throws(EvaluationError) -> Value {
         switch expr {
         case .number(let v): return .scalar(v)
         case .string(let s): return .string(s)
@@ -42,7 +61,12 @@ public struct Evaluator {
         case .call(let name, let args): return try call(name, args)
         case .aggregate(let op, let e, let p, let grouping, let without):
             var parameter: Value?
-            if let p { parameter = try evaluate(p) }
+            if let p {
+                // Prometheus 2.42 leaves an aggregation's parameter out of its preprocessing.
+                var unprocessed = self
+                if case .offsets(var frame) = atReading { frame.preprocessed = false; unprocessed.atReading = .offsets(frame) }
+                parameter = try unprocessed.evaluate(p)
+            }
             return .vector(try aggregate(op, try vector(e), parameter: parameter, grouping: grouping, without: without))
         case .binary(let op, let l, let r, let matching, let returnBool):
             return try binary(op, try evaluate(l), try evaluate(r), matching: matching, returnBool: returnBool)
@@ -61,16 +85,35 @@ public struct Evaluator {
 
     // MARK: Selectors
 
+    /// The time an `@` names, if it names one Prometheus reads.
+    func atTime(_ at: AtModifier?) -> Int64? {
+        guard let at else { return nil }
+        if case .offsets(let frame) = atReading, !frame.preprocessed, at == .start || at == .end { return nil }
+        return at.milliseconds(start: queryStart, end: queryEnd)
+    }
+
     /// The end of a selector's window: the evaluation time, or the time `@` names, less the offset.
     func end(_ s: VectorSelector) -> Int64 {
-        (s.at?.milliseconds(start: queryStart, end: queryEnd) ?? time) - s.offset
+        guard case .offsets(let frame) = atReading, let at = atTime(s.at) else { return (atTime(s.at) ?? time) - s.offset }
+        return time - frame.offset(at: at, offset: s.offset)
+    }
+
+    /// A selector's window of `range` milliseconds (the lookback for an instant selector), both
+    /// ends included; where `@` is read as an offset, only as much of it as Prometheus selects
+    /// samples for (empty when `through < from`).
+    func window(_ s: VectorSelector, range: Int64) -> (from: Int64, through: Int64) {
+        let end = end(s)
+        guard case .offsets(let frame) = atReading else { return (end - range, end) }
+        let selected = frame.selected(at: atTime(s.at), offset: s.offset, range: range, queryStart: queryStart, queryEnd: queryEnd)
+        return (max(end - range, selected.from), min(end, selected.through))
     }
 
     func instant(_ s: VectorSelector) -> [VectorSample] {
-        let end = end(s)
+        let (from, through) = window(s, range: lookback)
+        guard from <= through else { return [] }
         var out: [VectorSample] = []
-        // The newest sample at or before `end`, within the lookback (both ends included).
-        for sample in source.latest(matching: s.matchers, from: end - lookback, through: end)
+        // The newest sample at or before the end, within the lookback (both ends included).
+        for sample in source.latest(matching: s.matchers, from: from, through: through)
         where !SampleValue.isStale(bits: sample.value.bitPattern) {
             out.append(VectorSample(labels: sample.labels, value: sample.value))
         }
@@ -78,8 +121,8 @@ public struct Evaluator {
     }
 
     func rangeSeries(_ s: VectorSelector, range: Int64) -> [RangeSeries] {
-        let end = end(s)
-        let start = end - range
+        let (start, end) = window(s, range: range)
+        guard start <= end else { return [] }
         var out: [RangeSeries] = []
         for series in source.series(matching: s.matchers, from: start, through: end) {
             // The source returns exactly [start, end]: without stale markers the arrays are used as they are.
@@ -107,14 +150,19 @@ public struct Evaluator {
         guard q.range / step <= 1_000_000 else {
             throw EvaluationError(message: "subquery \(formatDuration(q.range)):\(formatDuration(step)) has more than 1000000 steps")
         }
-        let end = (q.at?.milliseconds(start: queryStart, end: queryEnd) ?? time) - q.offset
-        let from = end - q.range
-        var t = step * (from / step)
-        if t < from { t += step }
+        let end = subqueryEnd(q)
+        var from = end - q.range, through = end
+        var inner = self
+        if case .offsets(let frame) = atReading {
+            let steps = frame.subquery(q, at: atTime(q.at), step: step)
+            from = max(from, steps.start)
+            through = min(through, steps.end)
+            inner.atReading = .offsets(steps)
+        }
+        var t = alignedUp(from, step)
         var order: [Labels] = []
         var series: [Labels: RangeSeries] = [:]
-        while t <= end {
-            var inner = self
+        while t <= through {
             inner.time = t
             let value = try inner.evaluate(q.expr)
             let samples: [VectorSample]
@@ -135,6 +183,14 @@ public struct Evaluator {
             t += step
         }
         return order.map { series[$0]! }
+    }
+
+    /// The end of a subquery's window: the evaluation time, or the time `@` names, less the offset.
+    func subqueryEnd(_ q: Subquery) -> Int64 {
+        guard case .offsets(let frame) = atReading, let at = atTime(q.at) else { return (atTime(q.at) ?? time) - q.offset }
+        // Prometheus turns a subquery's `@` into an offset from the first step of the range the
+        // function over it is evaluated at (evalSubquery).
+        return time - (q.offset + frame.start - at)
     }
 
     /// Prometheus' "vector cannot contain metrics with the same labelset": rewriting labels must

@@ -2,6 +2,7 @@
 """Random PromQL expressions over random series, as a spec for promql_diff.py.
 
   random_spec.py SEED COUNT OUT      write a spec with COUNT expressions (deterministic per SEED)
+  random_spec.py SEED COUNT OUT at   only expressions with `@`, subqueries six times as often
 
 Then `promql_diff.py compare OUT` asks Prometheus (promtool, 2.42) and Aligner the same questions.
 The generator keeps to what alerting and recording rules use: selectors with the four matcher
@@ -91,9 +92,10 @@ def series(rng, n):
 
 
 class Gen:
-    def __init__(self, rng):
+    def __init__(self, rng, subquery_share=0.05):
         self.rng = rng
-        self.in_subquery = False
+        self.in_subquery = 0
+        self.subquery_share = subquery_share
 
     def pick(self, *xs):
         return self.rng.choice(xs)
@@ -122,9 +124,7 @@ class Gen:
         r = self.rng.random()
         if r < 0.10:
             text += ' offset %s' % self.pick('1m', '2m', '5m', '-1m', '30s')
-        elif r < 0.16 and not self.in_subquery:
-            # (In a subquery, Prometheus 2.42 turns `@` into an offset from the subquery's first
-            # step, which slides with the steps for functions like predict_linear: left out.)
+        elif r < 0.16 + 0.08 * (self.in_subquery > 0):
             text += ' @ %s' % self.pick('60', '300', '450.5', 'start()', 'end()')
         return text
 
@@ -151,15 +151,17 @@ class Gen:
         r = self.rng.random()
         if depth > 3 or r < 0.15:
             return self.selector()
+        if r >= 1 - self.subquery_share and self.in_subquery < 2:
+            return self.subquery(depth)
+        # The other kinds share what is left in the same proportions.
+        r = 0.15 + (r - 0.15) * 0.80 / (0.85 - self.subquery_share)
         if r < 0.40:
             return self.range_function()
         if r < 0.58:
             return self.aggregation(depth)
         if r < 0.80:
             return self.binary(depth)
-        if r < 0.95:
-            return self.function(depth)
-        return self.subquery(depth)
+        return self.function(depth)
 
     def range_function(self):
         f = self.pick('rate', 'irate', 'increase', 'delta', 'idelta', 'deriv', 'changes', 'resets',
@@ -258,23 +260,26 @@ class Gen:
 
     def subquery(self, depth):
         f = self.pick('max_over_time', 'min_over_time', 'avg_over_time', 'rate', 'count_over_time')
-        self.in_subquery = True
+        # At most two subqueries deep: each level multiplies the steps evaluated.
+        self.in_subquery += 1
         inner = self.vector(depth + 1) if f != 'rate' else self.selector(('counter',))
-        self.in_subquery = False
-        return '%s((%s)[%s:%s])' % (f, inner, self.pick('5m', '10m'), self.pick('', '1m', '30s'))
+        self.in_subquery -= 1
+        modifiers = self.pick('', '', '', ' offset 1m', ' offset -30s', ' @ 300', ' @ 450.5', ' @ end()', ' @ 600 offset 2m')
+        return '%s((%s)[%s:%s]%s)' % (f, inner, self.pick('5m', '10m'), self.pick('', '1m', '30s'), modifiers)
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5) or sys.argv[4:] not in ([], ['at']):
         sys.exit(__doc__)
     seed, count, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    only_at = sys.argv[4:] == ['at']
     rng = random.Random(seed)
     n = 40
-    g = Gen(rng)
+    g = Gen(rng, subquery_share=0.30 if only_at else 0.05)
     exprs = []
     while len(exprs) < count:
         e = g.vector()
-        if e not in exprs:
+        if e not in exprs and ('@' in e or not only_at):
             exprs.append(e)
     spec = {
         'interval': rng.choice(['15s', '30s', '1m']),

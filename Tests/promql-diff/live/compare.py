@@ -51,6 +51,11 @@ exprs = [
  'sort(cpu_usage)',
  'stddev by (pod) (rate(http_requests_total[1m]))',
  'quantile_over_time(0.5, rate(http_requests_total[30s])[1m:10s])',
+ 'predict_linear(cpu_usage[1m] @ end(), 60)',
+ 'timestamp(cpu_usage @ start())',
+ 'time() - cpu_usage @ end()',
+ 'max_over_time(deriv(cpu_usage[30s] @ end())[1m:10s])',
+ 'topk(scalar(count(cpu_usage @ end())), cpu_usage)',
 ]
 def get(base, path, **params):
     return json.load(urllib.request.urlopen(base + path + '?' + urllib.parse.urlencode(params)))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A cluster in trouble, as its exporters show it: kube-state-metrics, cAdvisor and application
-series for nine workloads and two nodes, each playing one scenario in real time from the moment
+series for ten workloads and two nodes, each playing one scenario in real time from the moment
 this starts.
 Served as Prometheus text on 127.0.0.1:PORT/metrics (default 19310), for a real Prometheus to scrape
 and remote-write to Aligner (Tests/incidents/run.sh). The scenarios, and what an operator expects:
@@ -15,6 +15,8 @@ and remote-write to Aligner (Tests/incidents/run.sh). The scenarios, and what an
   db/StatefulSet/pg         pg-2 crash loops from 30 s on, 2/3 ready                             event: crash_loop
   edge/Deployment/cache     one of its 3 pods is on node n-bad, which stops being ready at 60 s   quiet
   Node n-bad                not ready from 60 s on                                              event: node_not_ready
+  jvm/Deployment/orders     a Spring Boot service (Micrometer's counters): every request fails
+                            from 100 s to 110 s, and again from 150 s to 160 s                  event: error_rate_spike
 
 EXPECTED (below) is what run.sh checks against GET /api/v1/events after the play.
 """
@@ -32,6 +34,7 @@ EXPECTED = {
     # first; every 30 s (SCRAPE_INTERVAL=30s) the replica mismatch can.
     'db/StatefulSet/pg': ('crash_loop', 'replica_mismatch'),
     '/Node/n-bad': 'node_not_ready',
+    'jvm/Deployment/orders': 'error_rate_spike',
 }
 QUIET = ['web/Deployment/frontend', 'data/Deployment/etl', 'shop/Deployment/quiet', 'scale/Deployment/worker',
          'edge/Deployment/cache']
@@ -86,6 +89,20 @@ def requests(out, ns, service, t, rate, failing):
         bad += rate * f
     series(out, 'http_requests_total', int(ok), namespace=ns, service=service, code='200')
     series(out, 'http_requests_total', int(bad), namespace=ns, service=service, code='500')
+
+
+def micrometer_requests(out, ns, service, pod_name, t, rate, failing):
+    """Micrometer's (Spring Boot's) request counters of one pod, as a ServiceMonitor scrape labels
+    them: the 503 series appears with the first failed request."""
+    ok = bad = 0.0
+    for s in range(int(t)):
+        f = failing(s)
+        ok += rate * (1 - f)
+        bad += rate * f
+    labels = dict(namespace=ns, service=service, pod=pod_name, method='GET', uri='/orders')
+    series(out, 'http_server_requests_seconds_count', int(ok), **labels, outcome='SUCCESS', status='200')
+    if bad:
+        series(out, 'http_server_requests_seconds_count', int(bad), **labels, outcome='SERVER_ERROR', status='503')
 
 
 def scrape():
@@ -188,6 +205,15 @@ def scrape():
         node = 'n-bad' if i == 0 else 'n-good'
         series(out, 'kube_pod_info', 1, namespace='edge', pod=f'cache-6a7b-{i}', node=node)
         pod(out, 'edge', f'cache-6a7b-{i}', 'ReplicaSet', 'cache-6a7b', started=long_ago, ready=not (node == 'n-bad' and down), cpu=0.1 * t)
+
+    # jvm/orders: a Spring Boot service, 2 pods of 5 requests/s each; every request fails from
+    # 100 s to 110 s and from 150 s to 160 s, none otherwise.
+    replicaset(out, 'jvm', 'orders-9c8d', 'orders')
+    deployment(out, 'jvm', 'orders', spec=2, ready=2)
+    for i in range(2):
+        name = f'orders-9c8d-{i}'
+        pod(out, 'jvm', name, 'ReplicaSet', 'orders-9c8d', started=long_ago, ready=True, cpu=0.2 * t)
+        micrometer_requests(out, 'jvm', 'orders', name, t, 5, lambda s: 1.0 if 100 <= s < 110 or 150 <= s < 160 else 0.0)
     return '\n'.join(out) + '\n'
 
 

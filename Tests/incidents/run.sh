@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nine workloads and two nodes, five in trouble, played in real time (Tests/incidents/exporter.py):
+# Ten workloads and two nodes, six in trouble, played in real time (Tests/incidents/exporter.py):
 # Debian's Prometheus scrapes them every 5 s and remote-writes to an Aligner running the bundled
 # pack with its defaults; after the play, each troubled subject must have exactly one event of the
 # expected class and no other subject any. Loopback only; everything stops at the end.

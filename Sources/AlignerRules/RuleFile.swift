@@ -59,6 +59,7 @@ public struct EventSpec: Sendable, Equatable {
     /// its subject's open event and opens none; an alert with severity `none` (kube-prometheus'
     /// Watchdog, always firing) is no signal (it is still listed by `GET /api/v1/alerts`).
     public static func inferred(alertName: String, labels: [String: String]) -> EventSpec? {
+        let labels = withoutExporterTarget(labels)
         let severity: String
         switch (labels["severity"] ?? "warning").lowercased() {
         case "critical", "page", "error", "high": severity = "critical"
@@ -90,6 +91,23 @@ public struct EventSpec: Sendable, Equatable {
 
     /// The `job` of node-exporter's series in kube-prometheus, the Prometheus docs and Debian.
     static let nodeExporterJobs: Set<String> = ["node-exporter", "node_exporter", "node"]
+
+    /// kube-state-metrics scraped through its Service, as kube-prometheus-stack scrapes it, keeps
+    /// the target's labels wherever a series has none of its own: a series about a node, an
+    /// autoscaler or a quota carries kube-state-metrics' own `pod` (named after its `service`),
+    /// `service` and `container`, and a node's series its `namespace` too
+    /// (`KubeNodeNotReady{namespace="monitoring", pod="kps-kube-state-metrics-58474dc949-6ngch",
+    /// service="kps-kube-state-metrics", node="n3"}`). Those name the exporter, not the subject:
+    /// they are left out. A pod's own series keeps its pod (not named after the service).
+    static func withoutExporterTarget(_ labels: [String: String]) -> [String: String] {
+        guard let pod = labels["pod"], let service = labels["service"], !service.isEmpty, pod.hasPrefix(service + "-"),
+              service.contains("kube-state-metrics") || (labels["job"] ?? "").contains("kube-state-metrics")
+        else { return labels }
+        var subjectLabels = labels
+        for label in ["pod", "service", "container", "endpoint"] { subjectLabels[label] = nil }
+        if !(labels["node"] ?? "").isEmpty { subjectLabels["namespace"] = nil }
+        return subjectLabels
+    }
 
     /// The labels that name a workload, most specific first, and the kind each names. A pod is
     /// lifted to its owner; a `service` names the Deployment of that name, or else the Service; an

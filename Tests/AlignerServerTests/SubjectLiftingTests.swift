@@ -183,6 +183,14 @@ import Testing
                   - alert: Muted
                     expr: restarts > 0
                     event: false
+                  # kube-state-metrics scraped as kube-prometheus-stack scrapes it: its own pod,
+                  # service and container (and, for a node, namespace) on series that have none.
+                  - alert: KubeNodeNotReadyStack
+                    expr: ksm_node_ready == 0
+                  - alert: KubeHpaMaxedOut
+                    expr: ksm_hpa_maxed > 0
+                  - alert: KubeContainerWaiting
+                    expr: ksm_waiting > 0
             """)
         let lifting = try Lifting(rules: path)
         let series = lifting.series
@@ -204,6 +212,12 @@ import Testing
         // kube-prometheus' node-exporter series: the exporter's pod, the node as `instance`.
         lifting.sample([("__name__", "node_filesystem_avail_bytes"), ("namespace", "monitoring"), ("pod", "node-exporter-x7"),
                 ("instance", "n2"), ("job", "node-exporter"), ("mountpoint", "/")], value: 0)
+        let ksm = [("job", "kube-state-metrics"), ("service", "kps-kube-state-metrics"), ("instance", "10.42.2.101:8080"), ("endpoint", "http")]
+        lifting.sample([("__name__", "ksm_node_ready"), ("namespace", "monitoring"), ("pod", "kps-kube-state-metrics-58474dc949-6ngch"),
+                ("container", "kube-state-metrics"), ("node", "n3"), ("condition", "Ready")] + ksm, value: 0)
+        series([("__name__", "ksm_hpa_maxed"), ns, ("pod", "kps-kube-state-metrics-58474dc949-6ngch"),
+                ("container", "kube-state-metrics"), ("horizontalpodautoscaler", "web")] + ksm)
+        series([("__name__", "ksm_waiting"), ns, ("pod", "web-7d9f-a1"), ("container", "app"), ("reason", "ErrImagePull")] + ksm)
         await lifting.engine.evaluate(groups: nil, now: lifting.now)
         let signals = await lifting.engine.signals()
         let routed = Set(signals.map { "\($0.rule) \($0.anomalyClass) \($0.severity) opens=\($0.opens) \($0.subject.namespace)/\($0.subject.kind)/\($0.subject.name)" })
@@ -219,6 +233,9 @@ import Testing
             "ManyRestartsClusterWide many_restarts_cluster_wide warning opens=true /Alert/ManyRestartsClusterWide",
             "InstanceDown instance_down critical opens=true /Instance/db-1:9187",
             "NodeFilesystemAlmostOutOfSpace node_filesystem_almost_out_of_space warning opens=true /Node/n2",
+            "KubeNodeNotReadyStack kube_node_not_ready_stack warning opens=true /Node/n3",
+            "KubeHpaMaxedOut kube_hpa_maxed_out warning opens=true ops/HorizontalPodAutoscaler/web",
+            "KubeContainerWaiting kube_container_waiting warning opens=true ops/Deployment/web",
         ])
     }
 }

@@ -40,10 +40,13 @@ public struct AlertingRuleState: Sendable {
 
     /// The labels the rule's group is split by, if any.
     let partitionLabels: [String]?
+    /// The rule's detector and what it has learnt of each series, if the rule has one.
+    var detector: DetectorState?
 
     public init(rule: Rule, partitionLabels: [String]? = nil) throws {
         self.rule = rule
         self.partitionLabels = partitionLabels
+        detector = rule.detector.map(DetectorState.init(spec:))
         labelTemplates = try rule.labels.sorted { $0.key < $1.key }.map { ($0.key, try AlertTemplate($0.value)) }
         annotationTemplates = try rule.annotations.sorted { $0.key < $1.key }.map { ($0.key, try AlertTemplate($0.value)) }
     }
@@ -319,6 +322,8 @@ public struct RuleGroupsState: Sendable {
                     }
                     write(written, group: gi, rule: ri, at: time, to: sink, partition: partition)
                 case .alert:
+                    // A detector keeps the series whose value is anomalous: they are the condition.
+                    if alerting[gi][ri]!.detector != nil { vector = alerting[gi][ri]!.detector!.judge(vector, at: time) }
                     var resolveResult: [VectorSample]?
                     if useResolve, let resolve = rule.resolve {
                         switch try evaluator.evaluate(resolve) {
@@ -447,7 +452,7 @@ public struct RuleGroupsState: Sendable {
     }
 
     static func identity(_ g: RuleGroup, _ r: Rule) -> String {
-        "\(g.file)\u{0}\(g.name)\u{0}\(r.name)\u{0}\(r.expr)\u{0}\(r.holdDuration)\u{0}\(r.keepFiringFor)\u{0}" + r.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        "\(g.file)\u{0}\(g.name)\u{0}\(r.name)\u{0}\(r.expr)\u{0}\(r.holdDuration)\u{0}\(r.keepFiringFor)\u{0}\(r.detector?.description ?? "")\u{0}" + r.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
     /// Each alert waiting for its `for` (pending) or its `keep_firing_for` to end: its group,

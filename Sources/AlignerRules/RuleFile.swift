@@ -158,6 +158,8 @@ public struct Rule: Sendable {
     public var eventOff = false
     /// A separate condition that must hold for the alert to resolve (hysteresis).
     public var resolve: Expr?
+    /// A statistical detector judging each series of `expr`'s result (see `DetectorSpec`).
+    public var detector: DetectorSpec?
     public var hooks: [String] = []
     public var position: SourcePosition
 
@@ -406,7 +408,7 @@ struct Context {
             position: SourcePosition(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0))
         for (k, v) in mapping {
             let key = k.string ?? ""
-            let alertOnly = ["for", "keep_firing_for", "annotations", "event", "resolve", "hooks"]
+            let alertOnly = ["for", "keep_firing_for", "annotations", "event", "resolve", "hooks", "detector"]
             if record != nil && alertOnly.contains(key) {
                 fail(k, "invalid field '\(key)' in recording rule")
                 continue
@@ -439,7 +441,7 @@ struct Context {
                     }
                 }
             case "detector":
-                fail(k, "detector is not supported yet: statistical detectors are a planned extension; use a threshold in expr")
+                rule.detector = detectorSpec(v, fail: fail)
             case "hooks":
                 if let list = v.sequence, list.allSatisfy({ $0.string?.isEmpty == false }) {
                     rule.hooks = list.compactMap(\.string)
@@ -515,6 +517,66 @@ struct Context {
         if spec.anomalyClass.isEmpty && ok { fail(node, "event.class must be set"); ok = false }
         if spec.nameLabels.isEmpty && ok { fail(node, "event.subject.name must name the label that holds the workload name"); ok = false }
         return ok ? spec : nil
+    }
+
+    func detectorSpec(_ node: Node, fail: (Node, String) -> Void) -> DetectorSpec? {
+        let methods = DetectorSpec.Method.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let m = node.mapping else {
+            fail(node, "detector must be a mapping such as {method: ewma, threshold: 4}")
+            return nil
+        }
+        guard let methodNode = m["method"] else {
+            fail(node, "detector.method must be set (\(methods))")
+            return nil
+        }
+        guard let method = methodNode.string.flatMap(DetectorSpec.Method.init(rawValue:)) else {
+            fail(methodNode, "unknown detector.method \"\(methodNode.string ?? "")\" (known: \(methods))")
+            return nil
+        }
+        var ok = true
+        func number(_ v: Node, _ key: String) -> Double? {
+            if let d = v.float, d.isFinite { return d }
+            fail(v, "detector.\(key) must be a number"); ok = false
+            return nil
+        }
+        func positiveDuration(_ v: Node, _ key: String) -> Int64? {
+            if let d = duration(v), d > 0 { return d }
+            fail(v, "detector.\(key) must be a duration above 0 such as 15m"); ok = false
+            return nil
+        }
+        var threshold: Double?, warmUp: Int64?, halfLife: Int64?, window: Int64?
+        var direction = DetectorSpec.Direction.up, minDeviation = 0.0
+        for (k, v) in m {
+            let key = k.string ?? ""
+            switch key {
+            case "method": break
+            case "threshold":
+                threshold = number(v, key)
+                if method != .threshold, let t = threshold, t <= 0 { fail(v, "detector.threshold must be above 0: it counts deviations"); ok = false }
+            case "direction":
+                if let d = v.string.flatMap(DetectorSpec.Direction.init(rawValue:)) { direction = d } else {
+                    fail(v, "detector.direction must be up, down or both"); ok = false
+                }
+            case "min_deviation":
+                if let d = number(v, key) {
+                    if d >= 0 { minDeviation = d } else { fail(v, "detector.min_deviation must not be negative"); ok = false }
+                }
+            case "warm_up":
+                if let d = duration(v), d >= 0 { warmUp = d } else { fail(v, "detector.warm_up must be a duration such as 30m"); ok = false }
+            case "half_life":
+                if method != .ewma { fail(k, "detector.half_life is for method ewma"); ok = false } else { halfLife = positiveDuration(v, key) }
+            case "window":
+                if method != .mad { fail(k, "detector.window is for method mad"); ok = false } else { window = positiveDuration(v, key) }
+            default:
+                fail(k, "unknown key \"\(key)\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, window)"); ok = false
+            }
+        }
+        if method == .threshold && threshold == nil && ok { fail(node, "detector.threshold must be set for method threshold"); ok = false }
+        guard ok else { return nil }
+        var spec = DetectorSpec(method: method, threshold: threshold, warmUp: warmUp, halfLife: halfLife, window: window)
+        spec.direction = direction
+        spec.minDeviation = minDeviation
+        return spec
     }
 
     /// Parses an expression, reporting errors at their position in the file.

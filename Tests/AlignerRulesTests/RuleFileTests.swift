@@ -69,10 +69,73 @@ import Testing
             "bad.yml:8:9: group \"g\", rule 2 \"bad name\": invalid field 'for' in recording rule",
             "bad.yml:9:9: group \"g\", rule 3 \"C\": field 'expr' must be set in rule",
             "bad.yml:13:38: group \"g\", rule 4 \"D\": could not parse expression: function \"histogram_count\" is not supported by Aligner",
-            "bad.yml:14:9: group \"g\", rule 4 \"D\": detector is not supported yet: statistical detectors are a planned extension; use a threshold in expr",
+            "bad.yml:14:19: group \"g\", rule 4 \"D\": detector.method must be set (threshold, ewma, mad)",
             "bad.yml:15:9: group \"g\", rule 4 \"D\": unknown key \"colour\" in rule",
             "bad.yml:18:59: group \"g\", rule 5 \"E\": event.opens must be true or false",
             "bad.yml:19:5: group \"g\": groupname: \"g\" is repeated in the same file",
+        ])
+    }
+
+    /// `detector`: its settings, with defaults, and every wrong one where it is.
+    @Test func detectors() {
+        let (groups, problems) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: Ratio
+                    expr: errors / requests
+                    detector: {method: ewma, threshold: 4, direction: both, min_deviation: 0.05, half_life: 10m}
+                  - alert: Latency
+                    expr: latency
+                    detector: {method: mad, window: 2h}
+                  - alert: Level
+                    expr: level
+                    detector: {method: threshold, threshold: 0.9, warm_up: 5m}
+                  - alert: Bad
+                    expr: x
+                    detector: {method: ewma, threshold: -1, direction: sideways, window: 1h, half_life: 0s, min_deviation: -2, speed: 3}
+                  - alert: NoThreshold
+                    expr: x
+                    detector: {method: threshold}
+                  - alert: Unknown
+                    expr: x
+                    detector: {method: holt}
+                  - record: r
+                    expr: x
+                    detector: {method: ewma}
+            """, file: "d.yml")
+        #expect(problems == [
+            "d.yml:15:45: group \"g\", rule 4 \"Bad\": detector.threshold must be above 0: it counts deviations",
+            "d.yml:15:60: group \"g\", rule 4 \"Bad\": detector.direction must be up, down or both",
+            "d.yml:15:70: group \"g\", rule 4 \"Bad\": detector.window is for method mad",
+            "d.yml:15:93: group \"g\", rule 4 \"Bad\": detector.half_life must be a duration above 0 such as 15m",
+            "d.yml:15:112: group \"g\", rule 4 \"Bad\": detector.min_deviation must not be negative",
+            "d.yml:15:116: group \"g\", rule 4 \"Bad\": unknown key \"speed\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, window)",
+            "d.yml:18:19: group \"g\", rule 5 \"NoThreshold\": detector.threshold must be set for method threshold",
+            "d.yml:21:28: group \"g\", rule 6 \"Unknown\": unknown detector.method \"holt\" (known: threshold, ewma, mad)",
+            "d.yml:24:9: group \"g\", rule 7 \"r\": invalid field 'detector' in recording rule",
+        ])
+        #expect(groups.first?.rules.map(\.name) == ["Ratio", "Latency", "Level"])
+        let (good, none) = RuleFileLoader.parse(yaml: """
+            groups:
+              - name: g
+                rules:
+                  - alert: Ratio
+                    expr: errors / requests
+                    detector: {method: ewma, threshold: 4, direction: both, min_deviation: 0.05, half_life: 10m}
+                  - alert: Latency
+                    expr: latency
+                    detector: {method: mad, window: 2h}
+                  - alert: Level
+                    expr: level
+                    detector: {method: threshold, threshold: 0.9, warm_up: 5m}
+            """, file: "d.yml")
+        #expect(none == [])
+        let detectors = good.first?.rules.map { $0.detector?.description ?? "" }
+        #expect(detectors == [
+            "{method: ewma, threshold: 4.0, direction: both, min_deviation: 0.05, warm_up: 20m, half_life: 10m}",
+            "{method: mad, threshold: 3.0, direction: up, warm_up: 1h, window: 2h}",
+            "{method: threshold, threshold: 0.9, direction: up, warm_up: 5m}",
         ])
     }
 

@@ -62,6 +62,43 @@ import Testing
         #expect(subject.contains(#""healthy":false"#) && subject.contains(#""rule":"KubeNodeNotReady""#), "\(subject)")
     }
 
+    /// A rule with a detector, streamed: the error ratio's baseline is learnt from the writes as
+    /// they come, and the write that takes it far above opens the event; the rule-test files of
+    /// `Tests/detectors/` (Aligner's own: promtool knows no detectors) pass.
+    @Test func aDetectorRuleFiresOnTheWriteThatLeavesItsBaseline() async throws {
+        #expect(RuleTestRunner.run(file: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../detectors/detectors_test.yml").standardized.path) == [])
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: anomalies
+                rules:
+                  - alert: ErrorRatioAnomalous
+                    expr: errors / requests
+                    detector: {method: ewma, threshold: 4, min_deviation: 0.05, warm_up: 0s, half_life: 1m}
+                    annotations: {summary: "{{ $labels.service }}: 5xx ratio {{ $value | humanizePercentage }}"}
+                    event: {class: error_rate_spike, severity: critical, subject: {namespace: namespace, kind: Deployment, name: service}}
+            """)
+        let s = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false }
+        defer { Task { await s.stop() } }
+        func write(errors: Double, at t: Int64) async throws {
+            let labels = [("namespace", "shop"), ("service", "checkout")]
+            let request = TestRequest(series: [
+                TestSeries("errors", labels, samples: [(t, errors)]), TestSeries("requests", labels, samples: [(t, 100)]),
+            ])
+            #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        }
+        let t = WallClock.nowMilliseconds()
+        for i in 0..<4 {
+            try await write(errors: 1, at: t - 4000 + Int64(i) * 1000)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let calm = try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text
+        #expect(!calm.contains("ErrorRatioAnomalous"), "\(calm)")
+        try await write(errors: 40, at: t)
+        let listed = try await poll(s.base, "/api/v1/events") { $0.contains("error_rate_spike") }
+        #expect(listed.contains(#""summary":"checkout: 5xx ratio 40%"#), "\(listed)")
+    }
+
     /// The same workload in two clusters is two subjects: one event each, told apart by the
     /// subject's `cluster`; the list, the live check and the journal take `?cluster=`.
     @Test func theSameWorkloadInTwoClustersHasAnEventInEach() async throws {

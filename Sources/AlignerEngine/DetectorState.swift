@@ -1,0 +1,144 @@
+import AlignerCore
+import AlignerRules
+import Foundation
+
+/// What a rule's detector knows of each series of its expression's result: its baseline, kept
+/// from evaluation to evaluation (and across reloads that leave the rule unchanged; not across
+/// restarts, after which each series warms up again).
+struct DetectorState: Sendable {
+    let spec: DetectorSpec
+
+    /// One series' history.
+    struct Series: Sendable {
+        var firstSeen: Int64
+        var lastSeen: Int64
+        /// `ewma`: the weighted mean and variance, and when they last took a value.
+        var mean = 0.0
+        var variance = 0.0
+        var updatedAt: Int64
+        /// `mad`: values kept, at most one per `window / 60`, in time order.
+        var times: [Int64] = []
+        var values: [Double] = []
+    }
+
+    var series: [String: Series] = [:]
+    /// A series not seen for this long is forgotten (and warms up again if it comes back).
+    var forgetAfter: Int64 { max(spec.warmUp, spec.method == .mad ? spec.window : 4 * spec.halfLife) }
+    var lastSweep: Int64?
+
+    init(spec: DetectorSpec) { self.spec = spec }
+
+    /// The samples whose value is anomalous at `time`, each series' history updated with its value.
+    mutating func judge(_ samples: [VectorSample], at time: Int64) -> [VectorSample] {
+        var out: [VectorSample] = []
+        for sample in samples {
+            let key = sample.labels.droppingMetricName().key
+            if judge(key, sample.value, at: time) { out.append(sample) }
+        }
+        if lastSweep.map({ time - $0 >= forgetAfter / 4 }) ?? true {
+            let horizon = time - forgetAfter
+            series = series.filter { $0.value.lastSeen >= horizon }
+            lastSweep = time
+        }
+        return out
+    }
+
+    /// Whether `value` is anomalous for series `key` at `time`; updates its history.
+    mutating func judge(_ key: String, _ value: Double, at time: Int64) -> Bool {
+        guard value.isFinite else { return false }  // NaN and ±Inf judge nothing and teach nothing
+        guard var s = series[key] else {
+            var s = Series(firstSeen: time, lastSeen: time, updatedAt: time)
+            learn(&s, value, at: time, anomalous: false, first: true)
+            series[key] = s
+            return spec.method == .threshold && spec.warmUp == 0 && exceeds(deviation: value - spec.threshold, score: .infinity)
+        }
+        s.lastSeen = time
+        let warm = time - s.firstSeen >= spec.warmUp
+        var anomalous = false
+        switch spec.method {
+        case .threshold:
+            anomalous = warm && exceeds(deviation: value - spec.threshold, score: .infinity)
+        case .ewma:
+            let deviation = value - s.mean
+            anomalous = warm && exceeds(deviation: deviation, score: score(deviation, spread: s.variance.squareRoot()))
+        case .mad:
+            // A median and a spread of fewer than 10 values say little: no verdict before.
+            if s.values.count >= 10, let (median, spread) = robustBaseline(s.values) {
+                let deviation = value - median
+                anomalous = warm && exceeds(deviation: deviation, score: score(deviation, spread: spread))
+            }
+        }
+        learn(&s, value, at: time, anomalous: anomalous, first: false)
+        series[key] = s
+        return anomalous
+    }
+
+    /// A deviation in units of the spread: infinite from a spread of 0 (a flat baseline).
+    func score(_ deviation: Double, spread: Double) -> Double {
+        if deviation == 0 { return 0 }
+        return spread > 0 ? abs(deviation) / spread : .infinity
+    }
+
+    /// Whether a deviation of this sign, size and score is an anomaly.
+    func exceeds(deviation: Double, score: Double) -> Bool {
+        switch spec.direction {
+        case .up: guard deviation > 0 else { return false }
+        case .down: guard deviation < 0 else { return false }
+        case .both: guard deviation != 0 else { return false }
+        }
+        if spec.method == .threshold { return abs(deviation) >= spec.minDeviation }
+        return score >= spec.threshold && abs(deviation) >= spec.minDeviation
+    }
+
+    /// Takes a value into the history. `ewma` weighs it by the time since the last one (a value
+    /// held twice as long counts twice as much, however often it was evaluated); from an
+    /// anomalous value its mean learns a quarter as fast and its variance not at all (the spread
+    /// would grow with the anomaly and hide it within minutes): a change that lasts becomes the
+    /// baseline slowly. `mad` keeps one value per 60th of its window, anomalous or not: its median
+    /// resists them until they fill half the window.
+    func learn(_ s: inout Series, _ value: Double, at time: Int64, anomalous: Bool, first: Bool) {
+        switch spec.method {
+        case .threshold:
+            break
+        case .ewma:
+            if first {
+                s.mean = value
+                s.variance = 0
+                s.updatedAt = time
+                return
+            }
+            let elapsed = Double(time - s.updatedAt)
+            guard elapsed > 0 else { return }
+            let halfLife = Double(spec.halfLife) * (anomalous ? 4 : 1)
+            let alpha = 1 - exp2(-elapsed / halfLife)
+            let difference = value - s.mean
+            let increment = alpha * difference
+            s.mean += increment
+            if !anomalous { s.variance = (1 - alpha) * (s.variance + difference * increment) }
+            s.updatedAt = time
+        case .mad:
+            let spacing = max(1, spec.window / 60)
+            if let last = s.times.last, time - last < spacing { return }
+            s.times.append(time)
+            s.values.append(value)
+            let horizon = time - spec.window
+            if let keep = s.times.firstIndex(where: { $0 >= horizon }), keep > 0 {
+                s.times.removeFirst(keep)
+                s.values.removeFirst(keep)
+            }
+        }
+    }
+
+    /// The median of `values` and their median absolute deviation scaled to a standard deviation.
+    func robustBaseline(_ values: [Double]) -> (median: Double, spread: Double)? {
+        guard !values.isEmpty else { return nil }
+        let median = DetectorState.median(values)
+        return (median, 1.4826 * DetectorState.median(values.map { abs($0 - median) }))
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+}

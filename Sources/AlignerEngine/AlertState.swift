@@ -63,7 +63,8 @@ public struct AlertingRuleState: Sendable {
     public mutating func evaluate(
         _ result: [VectorSample], at time: Int64, externalLabels: [String: String] = [:], externalURL: String = "",
         gapTolerance: Int64 = 0,
-        resolveResult: [VectorSample]? = nil, scope: Set<String>? = nil, query: AlertTemplate.Query? = nil
+        resolveResult: [VectorSample]? = nil, scope: Set<String>? = nil, query: AlertTemplate.Query? = nil,
+        detectorAnnotations: [String: [String: String]]? = nil
     ) throws {
         // As Prometheus: a template that fails at run time expands to the error.
         func expand(_ template: AlertTemplate, _ labels: [String: String], _ value: Double) -> String {
@@ -88,6 +89,7 @@ public struct AlertingRuleState: Sendable {
             for (name, template) in annotationTemplates {
                 annotations[name] = expand(template, templateLabels, sample.value)
             }
+            if let verdict = detectorAnnotations?[base.key] { annotations.merge(verdict) { own, _ in own } }
             let key = labels.key
             if !seen.insert(key).inserted {
                 throw EvaluationError(message: "vector contains metrics with the same labelset after applying alert labels")
@@ -322,8 +324,14 @@ public struct RuleGroupsState: Sendable {
                     }
                     write(written, group: gi, rule: ri, at: time, to: sink, partition: partition)
                 case .alert:
-                    // A detector keeps the series whose value is anomalous: they are the condition.
-                    if alerting[gi][ri]!.detector != nil { vector = alerting[gi][ri]!.detector!.judge(vector, at: time) }
+                    // A detector keeps the series whose value is anomalous: they are the condition,
+                    // each alert annotated with the baseline it left and by how far.
+                    var verdicts: [String: [String: String]]?
+                    if alerting[gi][ri]!.detector != nil {
+                        let judged = alerting[gi][ri]!.detector!.judge(vector, at: time)
+                        vector = judged.map(\.sample)
+                        verdicts = Dictionary(judged.map { ($0.sample.labels.droppingMetricName().key, $0.verdict.annotations) }) { first, _ in first }
+                    }
                     var resolveResult: [VectorSample]?
                     if useResolve, let resolve = rule.resolve {
                         switch try evaluator.evaluate(resolve) {
@@ -335,7 +343,7 @@ public struct RuleGroupsState: Sendable {
                     try alerting[gi][ri]!.evaluate(
                         vector, at: time, externalLabels: externalLabels, externalURL: externalURL, gapTolerance: gapTolerance,
                         resolveResult: resolveResult,
-                        scope: partition?.keys, query: query)
+                        scope: partition?.keys, query: query, detectorAnnotations: verdicts)
                     if writesAlertSeries {
                         // Prometheus' ALERTS (1, with alertstate) and ALERTS_FOR_STATE (activeAt in
                         // seconds) for every pending or firing alert.

@@ -28,12 +28,27 @@ struct DetectorState: Sendable {
 
     init(spec: DetectorSpec) { self.spec = spec }
 
-    /// The samples whose value is anomalous at `time`, each series' history updated with its value.
-    mutating func judge(_ samples: [VectorSample], at time: Int64) -> [VectorSample] {
-        var out: [VectorSample] = []
+    /// What the detector saw in an anomalous value: the baseline it left, and by how many
+    /// deviations (infinite from a flat baseline; none for `threshold`).
+    struct Verdict: Sendable {
+        var baseline: Double
+        var score: Double?
+
+        /// The annotations a detector's alert carries besides its own: `baseline` and `score`.
+        var annotations: [String: String] {
+            var out = ["baseline": String(format: "%.4g", baseline)]
+            if let score { out["score"] = score.isInfinite ? "+Inf" : String(format: "%.3g", score) }
+            return out
+        }
+    }
+
+    /// The samples whose value is anomalous at `time`, each with its verdict; each series'
+    /// history is updated with its value.
+    mutating func judge(_ samples: [VectorSample], at time: Int64) -> [(sample: VectorSample, verdict: Verdict)] {
+        var out: [(sample: VectorSample, verdict: Verdict)] = []
         for sample in samples {
             let key = sample.labels.droppingMetricName().key
-            if judge(key, sample.value, at: time) { out.append(sample) }
+            if let verdict = verdict(key, sample.value, at: time) { out.append((sample, verdict)) }
         }
         if lastSweep.map({ time - $0 >= forgetAfter / 4 }) ?? true {
             let horizon = time - forgetAfter
@@ -45,32 +60,34 @@ struct DetectorState: Sendable {
 
     /// Whether `value` is anomalous for series `key` at `time`; updates its history.
     mutating func judge(_ key: String, _ value: Double, at time: Int64) -> Bool {
-        guard value.isFinite else { return false }  // NaN and ±Inf judge nothing and teach nothing
-        guard var s = series[key] else {
-            var s = Series(firstSeen: time, lastSeen: time, updatedAt: time)
-            learn(&s, value, at: time, anomalous: false, first: true)
-            series[key] = s
-            return spec.method == .threshold && spec.warmUp == 0 && exceeds(deviation: value - spec.threshold, score: .infinity)
-        }
+        verdict(key, value, at: time) != nil
+    }
+
+    /// The verdict on an anomalous `value` of series `key` at `time` (nil: not anomalous); updates
+    /// the series' history.
+    mutating func verdict(_ key: String, _ value: Double, at time: Int64) -> Verdict? {
+        guard value.isFinite else { return nil }  // NaN and ±Inf judge nothing and teach nothing
+        let known = series[key]
+        var s = known ?? Series(firstSeen: time, lastSeen: time, updatedAt: time)
         s.lastSeen = time
         let warm = time - s.firstSeen >= spec.warmUp
-        var anomalous = false
+        var verdict: Verdict?
         switch spec.method {
         case .threshold:
-            anomalous = warm && exceeds(deviation: value - spec.threshold, score: .infinity)
+            if warm && exceeds(deviation: value - spec.threshold, score: .infinity) { verdict = Verdict(baseline: spec.threshold) }
         case .ewma:
-            let deviation = value - s.mean
-            anomalous = warm && exceeds(deviation: deviation, score: score(deviation, spread: s.variance.squareRoot()))
+            let deviation = value - s.mean, score = score(deviation, spread: s.variance.squareRoot())
+            if known != nil && warm && exceeds(deviation: deviation, score: score) { verdict = Verdict(baseline: s.mean, score: score) }
         case .mad:
             // A median and a spread of fewer than 10 values say little: no verdict before.
             if s.values.count >= 10, let (median, spread) = robustBaseline(s.values) {
-                let deviation = value - median
-                anomalous = warm && exceeds(deviation: deviation, score: score(deviation, spread: spread))
+                let deviation = value - median, score = score(deviation, spread: spread)
+                if warm && exceeds(deviation: deviation, score: score) { verdict = Verdict(baseline: median, score: score) }
             }
         }
-        learn(&s, value, at: time, anomalous: anomalous, first: false)
+        learn(&s, value, at: time, anomalous: verdict != nil, first: known == nil)
         series[key] = s
-        return anomalous
+        return verdict
     }
 
     /// A deviation in units of the spread: infinite from a spread of 0 (a flat baseline).

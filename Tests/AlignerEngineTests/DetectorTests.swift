@@ -63,6 +63,22 @@ import Testing
         #expect(DetectorState.median([3, 1, 2, 4]) == 2.5)
     }
 
+    /// An anomalous value's verdict: the baseline it left and by how many deviations, as the
+    /// alert's `baseline` and `score` annotations.
+    @Test func verdicts() {
+        var d = DetectorState(spec: DetectorSpec(method: .mad, threshold: 5, warmUp: 0, window: 600_000))
+        let cycle = [0.10, 0.12, 0.11, 0.13, 0.09]
+        let calm = (0..<20).map { i in VectorSample(labels: [Label("service", "api")], value: cycle[i % 5]) }
+        for (i, sample) in calm.enumerated() { _ = d.judge([sample], at: Int64(i) * 10_000) }
+        let judged = d.judge([VectorSample(labels: [Label("service", "api")], value: 0.5)], at: 200_000)
+        #expect(judged.map(\.verdict.annotations) == [["baseline": "0.11", "score": "26.3"]])
+        var flat = DetectorState(spec: DetectorSpec(method: .ewma, warmUp: 0))
+        _ = flat.judge("s", 1, at: 0)
+        #expect(flat.verdict("s", 2, at: 60_000)?.annotations == ["baseline": "1", "score": "+Inf"])
+        var level = DetectorState(spec: DetectorSpec(method: .threshold, threshold: 0.9))
+        #expect(level.verdict("s", 0.95, at: 0)?.annotations == ["baseline": "0.9"])
+    }
+
     /// A series not seen for long is forgotten, and warms up again if it comes back.
     @Test func forgottenSeries() {
         var d = DetectorState(spec: DetectorSpec(method: .ewma, halfLife: 60_000))

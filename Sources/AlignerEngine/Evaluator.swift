@@ -365,6 +365,14 @@ public struct Evaluator {
 
     func vectorOp(_ op: BinaryOp, _ lhs: [VectorSample], _ rhs: [VectorSample], matching m: VectorMatching, returnBool: Bool) throws(EvaluationError) -> [VectorSample] {
         let signature = Signature(m)
+        // Set operations with an empty side need no signatures (a pack's `a or b` over a metric
+        // that no target exports is the common case).
+        switch op {
+        case .and where lhs.isEmpty || rhs.isEmpty: return []
+        case .unless where lhs.isEmpty || rhs.isEmpty, .or where rhs.isEmpty: return lhs
+        case .or where lhs.isEmpty: return rhs
+        default: break
+        }
         switch op {
         case .and:
             let right = Set(rhs.map { signature($0.labels) })

@@ -12,10 +12,16 @@ struct DetectorState: Sendable {
     struct Series: Sendable {
         var firstSeen: Int64
         var lastSeen: Int64
-        /// `ewma`: the weighted mean and variance, and when they last took a value.
+        /// `ewma`, `cusum`: the weighted mean and variance, and when they last took a value;
+        /// `holt`: the level, and the variance of the forecasts' errors.
         var mean = 0.0
         var variance = 0.0
         var updatedAt: Int64
+        /// `holt`: the slope, per millisecond.
+        var trend = 0.0
+        /// `cusum`: the sums of deviations above and below the baseline.
+        var upper = 0.0
+        var lower = 0.0
         /// `mad`: values kept, at most one per `window / 60`, in time order.
         var times: [Int64] = []
         var values: [Double] = []
@@ -23,7 +29,13 @@ struct DetectorState: Sendable {
 
     var series: [String: Series] = [:]
     /// A series not seen for this long is forgotten (and warms up again if it comes back).
-    var forgetAfter: Int64 { max(spec.warmUp, spec.method == .mad ? spec.window : 4 * spec.halfLife) }
+    var forgetAfter: Int64 {
+        switch spec.method {
+        case .mad: max(spec.warmUp, spec.window)
+        case .holt: max(spec.warmUp, 4 * spec.halfLife, spec.trendHalfLife)
+        default: max(spec.warmUp, 4 * spec.halfLife)
+        }
+    }
     var lastSweep: Int64?
 
     init(spec: DetectorSpec) { self.spec = spec }
@@ -69,6 +81,7 @@ struct DetectorState: Sendable {
         guard value.isFinite else { return nil }  // NaN and ±Inf judge nothing and teach nothing
         let known = series[key]
         var s = known ?? Series(firstSeen: time, lastSeen: time, updatedAt: time)
+        let previous = s.lastSeen
         s.lastSeen = time
         let warm = time - s.firstSeen >= spec.warmUp
         var verdict: Verdict?
@@ -84,8 +97,38 @@ struct DetectorState: Sendable {
                 let deviation = value - median, score = score(deviation, spread: spread)
                 if warm && exceeds(deviation: deviation, score: score) { verdict = Verdict(baseline: median, score: score) }
             }
+        case .holt:
+            let forecast = s.mean + s.trend * Double(time - s.updatedAt)
+            let deviation = value - forecast, score = score(deviation, spread: s.variance.squareRoot())
+            if known != nil && warm && exceeds(deviation: deviation, score: score) { verdict = Verdict(baseline: forecast, score: score) }
+        case .cusum:
+            if known != nil && warm {
+                // Per minute the value held (a gap counts 5 minutes at most), the deviations beyond
+                // the slack; one deviation counts at most `threshold / 2 + slack` (a flat baseline
+                // makes any change infinitely many), so a value however far off must hold two
+                // minutes: a lone spike is the other detectors' to see.
+                let minutes = Double(min(time - previous, 300_000)) / 60_000
+                let deviation = value - s.mean
+                let cap = spec.threshold / 2 + spec.slack
+                let near = deviation == 0 || abs(deviation) < spec.minDeviation
+                let z = near ? 0 : max(-cap, min(cap, (deviation < 0 ? -1 : 1) * score(deviation, spread: s.variance.squareRoot())))
+                s.upper = max(0, s.upper + (z - spec.slack) * minutes)
+                s.lower = max(0, s.lower + (-z - spec.slack) * minutes)
+                let up = spec.direction != .down && s.upper >= spec.threshold
+                let down = spec.direction != .up && s.lower >= spec.threshold
+                if up || down { verdict = Verdict(baseline: s.mean, score: up ? s.upper : s.lower) }
+            }
         }
-        learn(&s, value, at: time, anomalous: verdict != nil, first: known == nil)
+        // `cusum` learns as from an anomaly while its sums hold evidence of a shift, so the shift
+        // is not taken into the baseline before it is told; and from a value clipped to the
+        // deviations one value may count, so a spike does not move the baseline it is judged by.
+        var learnt = value
+        if spec.method == .cusum, known != nil, s.variance > 0 {
+            let bound = (spec.threshold / 2 + spec.slack) * s.variance.squareRoot()
+            learnt = max(s.mean - bound, min(s.mean + bound, value))
+        }
+        let shifting = spec.method == .cusum && (s.upper > 0 || s.lower > 0)
+        learn(&s, learnt, at: time, anomalous: verdict != nil || shifting, first: known == nil)
         series[key] = s
         return verdict
     }
@@ -107,17 +150,37 @@ struct DetectorState: Sendable {
         return score >= spec.threshold && abs(deviation) >= spec.minDeviation
     }
 
-    /// Takes a value into the history. `ewma` weighs it by the time since the last one (a value
-    /// held twice as long counts twice as much, however often it was evaluated); from an
-    /// anomalous value its mean learns a quarter as fast and its variance not at all (the spread
-    /// would grow with the anomaly and hide it within minutes): a change that lasts becomes the
-    /// baseline slowly. `mad` keeps one value per 60th of its window, anomalous or not: its median
+    /// Takes a value into the history. `ewma` (and `cusum`'s baseline) weighs it by the time since
+    /// the last one (a value held twice as long counts twice as much, however often it was
+    /// evaluated); from an anomalous value its mean learns a quarter as fast and its variance not
+    /// at all (the spread would grow with the anomaly and hide it within minutes): a change that
+    /// lasts becomes the baseline slowly. `holt` likewise, its slope learning nothing from an
+    /// anomalous value. `mad` keeps one value per 60th of its window, anomalous or not: its median
     /// resists them until they fill half the window.
     func learn(_ s: inout Series, _ value: Double, at time: Int64, anomalous: Bool, first: Bool) {
         switch spec.method {
         case .threshold:
             break
-        case .ewma:
+        case .holt:
+            if first {
+                s.mean = value
+                s.updatedAt = time
+                return
+            }
+            let elapsed = Double(time - s.updatedAt)
+            guard elapsed > 0 else { return }
+            let forecast = s.mean + s.trend * elapsed
+            let error = value - forecast
+            let alpha = 1 - exp2(-elapsed / (Double(spec.halfLife) * (anomalous ? 4 : 1)))
+            let level = forecast + alpha * error
+            if !anomalous {
+                let beta = 1 - exp2(-elapsed / Double(spec.trendHalfLife))
+                s.trend += beta * ((level - s.mean) / elapsed - s.trend)
+                s.variance = (1 - alpha) * (s.variance + alpha * error * error)
+            }
+            s.mean = level
+            s.updatedAt = time
+        case .ewma, .cusum:
             if first {
                 s.mean = value
                 s.variance = 0

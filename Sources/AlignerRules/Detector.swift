@@ -18,6 +18,15 @@ public struct DetectorSpec: Sendable, Equatable, CustomStringConvertible {
         /// 60th of it; at least 10), in units of their median absolute deviation (× 1.4826, a
         /// standard deviation for normal data).
         case mad
+        /// A z-score against a forecast that follows the series' trend (Holt's linear smoothing:
+        /// a level forgetting with `half_life`, a slope with `trend_half_life`): a steady climb is
+        /// normal, a departure from it is not.
+        case holt
+        /// A cumulative sum of the deviations from an `ewma` baseline beyond `slack` deviations,
+        /// per minute the value held (`threshold`, default 5, is in deviation-minutes; one value
+        /// counts at most `threshold / 2 + slack` deviations): small shifts that last add up, a
+        /// spike must hold two minutes.
+        case cusum
     }
 
     public enum Direction: String, Sendable, CaseIterable {
@@ -39,15 +48,21 @@ public struct DetectorSpec: Sendable, Equatable, CustomStringConvertible {
     public var halfLife: Int64 = 15 * 60_000
     /// `mad`: how far back the values compared against go (milliseconds).
     public var window: Int64 = 60 * 60_000
+    /// `holt`: the time after which a slope weighs half as much (milliseconds; default 4 half lives).
+    public var trendHalfLife: Int64
+    /// `cusum`: the deviations a value may stray without adding to the sum (default 0.5).
+    public var slack = 0.5
 
-    public init(method: Method, threshold: Double? = nil, warmUp: Int64? = nil, halfLife: Int64? = nil, window: Int64? = nil) {
+    public init(method: Method, threshold: Double? = nil, warmUp: Int64? = nil, halfLife: Int64? = nil, window: Int64? = nil,
+                trendHalfLife: Int64? = nil) {
         self.method = method
-        self.threshold = threshold ?? 3
+        self.threshold = threshold ?? (method == .cusum ? 5 : 3)
         if let halfLife { self.halfLife = halfLife }
         if let window { self.window = window }
+        self.trendHalfLife = trendHalfLife ?? 4 * self.halfLife
         switch method {
         case .threshold: self.warmUp = warmUp ?? 0
-        case .ewma: self.warmUp = warmUp ?? 2 * self.halfLife
+        case .ewma, .holt, .cusum: self.warmUp = warmUp ?? 2 * self.halfLife
         case .mad: self.warmUp = warmUp ?? self.window / 2
         }
     }
@@ -56,7 +71,9 @@ public struct DetectorSpec: Sendable, Equatable, CustomStringConvertible {
         var parts = ["method: \(method.rawValue)", "threshold: \(threshold)", "direction: \(direction.rawValue)"]
         if minDeviation != 0 { parts.append("min_deviation: \(minDeviation)") }
         parts.append("warm_up: \(formatDuration(warmUp))")
-        if method == .ewma { parts.append("half_life: \(formatDuration(halfLife))") }
+        if [.ewma, .holt, .cusum].contains(method) { parts.append("half_life: \(formatDuration(halfLife))") }
+        if method == .holt { parts.append("trend_half_life: \(formatDuration(trendHalfLife))") }
+        if method == .cusum { parts.append("slack: \(slack)") }
         if method == .mad { parts.append("window: \(formatDuration(window))") }
         return "{" + parts.joined(separator: ", ") + "}"
     }

@@ -544,7 +544,7 @@ struct Context {
             fail(v, "detector.\(key) must be a duration above 0 such as 15m"); ok = false
             return nil
         }
-        var threshold: Double?, warmUp: Int64?, halfLife: Int64?, window: Int64?
+        var threshold: Double?, warmUp: Int64?, halfLife: Int64?, window: Int64?, trendHalfLife: Int64?, slack: Double?
         var direction = DetectorSpec.Direction.up, minDeviation = 0.0
         for (k, v) in m {
             let key = k.string ?? ""
@@ -564,18 +564,27 @@ struct Context {
             case "warm_up":
                 if let d = duration(v), d >= 0 { warmUp = d } else { fail(v, "detector.warm_up must be a duration such as 30m"); ok = false }
             case "half_life":
-                if method != .ewma { fail(k, "detector.half_life is for method ewma"); ok = false } else { halfLife = positiveDuration(v, key) }
+                if ![.ewma, .holt, .cusum].contains(method) { fail(k, "detector.half_life is for methods ewma, holt and cusum"); ok = false } else {
+                    halfLife = positiveDuration(v, key)
+                }
+            case "trend_half_life":
+                if method != .holt { fail(k, "detector.trend_half_life is for method holt"); ok = false } else { trendHalfLife = positiveDuration(v, key) }
+            case "slack":
+                if method != .cusum { fail(k, "detector.slack is for method cusum"); ok = false } else if let d = number(v, key) {
+                    if d >= 0 { slack = d } else { fail(v, "detector.slack must not be negative"); ok = false }
+                }
             case "window":
                 if method != .mad { fail(k, "detector.window is for method mad"); ok = false } else { window = positiveDuration(v, key) }
             default:
-                fail(k, "unknown key \"\(key)\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, window)"); ok = false
+                fail(k, "unknown key \"\(key)\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, trend_half_life, slack, window)"); ok = false
             }
         }
         if method == .threshold && threshold == nil && ok { fail(node, "detector.threshold must be set for method threshold"); ok = false }
         guard ok else { return nil }
-        var spec = DetectorSpec(method: method, threshold: threshold, warmUp: warmUp, halfLife: halfLife, window: window)
+        var spec = DetectorSpec(method: method, threshold: threshold, warmUp: warmUp, halfLife: halfLife, window: window, trendHalfLife: trendHalfLife)
         spec.direction = direction
         spec.minDeviation = minDeviation
+        if let slack { spec.slack = slack }
         return spec
     }
 

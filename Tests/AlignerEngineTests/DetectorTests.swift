@@ -79,6 +79,45 @@ import Testing
         #expect(level.verdict("s", 0.95, at: 0)?.annotations == ["baseline": "0.9"])
     }
 
+    /// `holt` follows a trend: a noisy climb of one a minute for three hours is normal, and a jump
+    /// of 30 off it is anomalous (to `ewma`, whose baseline lags the climb and whose spread has
+    /// grown with the lag, it is not).
+    @Test func holtFollowsATrend() {
+        var holt = DetectorState(spec: DetectorSpec(method: .holt, threshold: 4, halfLife: 600_000))
+        var ewma = DetectorState(spec: DetectorSpec(method: .ewma, threshold: 4, halfLife: 600_000))
+        var climb: [(key: String, value: Double, at: Int64)] = []
+        for minute in 0..<180 {
+            let noise: Double = minute % 2 == 0 ? 0.5 : -0.5
+            climb.append((key: "s", value: Double(minute) + noise, at: Int64(minute) * 60_000))
+        }
+        #expect(!DetectorTests.verdicts(&holt, climb).contains(true) && !DetectorTests.verdicts(&ewma, climb).contains(true))
+        #expect(abs(holt.series["s"]!.trend * 60_000 - 1) < 0.1)
+        let jump = [(key: "s", value: 180.0, at: Int64(180 * 60_000)), (key: "s", value: 211.0, at: Int64(181 * 60_000))]
+        #expect(DetectorTests.verdicts(&holt, jump) == [false, true] && DetectorTests.verdicts(&ewma, jump) == [false, false])
+        let forecast = holt.verdict("s", 300, at: 182 * 60_000)?.baseline ?? 0
+        #expect(abs(forecast - 182) < 3, "\(forecast)")
+    }
+
+    /// `cusum` adds up small deviations that last: a shift of 3 deviations, below what `ewma`
+    /// with a threshold of 4 sees, fires within 2 minutes of 2.5 deviation-minutes each past the
+    /// slack; a one-minute spike of any size does not.
+    @Test func cusumAddsUpSmallShifts() {
+        var spec = DetectorSpec(method: .cusum, halfLife: 600_000)
+        spec.minDeviation = 0.001
+        var cusum = DetectorState(spec: spec)
+        var calm: [(key: String, value: Double, at: Int64)] = []
+        for minute in 0..<60 {
+            let value: Double = minute % 2 == 0 ? 0.01 : 0.02
+            calm.append((key: "s", value: value, at: Int64(minute) * 60_000))
+        }
+        #expect(!DetectorTests.verdicts(&cusum, calm).contains(true))
+        let sd = cusum.series["s"]!.variance.squareRoot(), mean = cusum.series["s"]!.mean
+        #expect(DetectorTests.verdicts(&cusum, [
+            ("s", mean + 1000 * sd, 60 * 60_000), ("s", 0.015, 61 * 60_000), ("s", 0.015, 70 * 60_000),
+            ("s", mean + 3 * sd, 71 * 60_000), ("s", mean + 3 * sd, 72 * 60_000), ("s", mean + 3 * sd, 73 * 60_000),
+        ]) == [false, false, false, false, true, true])
+    }
+
     /// A series not seen for long is forgotten, and warms up again if it comes back.
     @Test func forgottenSeries() {
         var d = DetectorState(spec: DetectorSpec(method: .ewma, halfLife: 60_000))

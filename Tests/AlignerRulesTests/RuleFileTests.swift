@@ -69,7 +69,7 @@ import Testing
             "bad.yml:8:9: group \"g\", rule 2 \"bad name\": invalid field 'for' in recording rule",
             "bad.yml:9:9: group \"g\", rule 3 \"C\": field 'expr' must be set in rule",
             "bad.yml:13:38: group \"g\", rule 4 \"D\": could not parse expression: function \"histogram_count\" is not supported by Aligner",
-            "bad.yml:14:19: group \"g\", rule 4 \"D\": detector.method must be set (threshold, ewma, mad)",
+            "bad.yml:14:19: group \"g\", rule 4 \"D\": detector.method must be set (threshold, ewma, mad, holt, cusum)",
             "bad.yml:15:9: group \"g\", rule 4 \"D\": unknown key \"colour\" in rule",
             "bad.yml:18:59: group \"g\", rule 5 \"E\": event.opens must be true or false",
             "bad.yml:19:5: group \"g\": groupname: \"g\" is repeated in the same file",
@@ -99,10 +99,19 @@ import Testing
                     detector: {method: threshold}
                   - alert: Unknown
                     expr: x
-                    detector: {method: holt}
+                    detector: {method: prophet}
                   - record: r
                     expr: x
                     detector: {method: ewma}
+                  - alert: Shift
+                    expr: s
+                    detector: {method: cusum, slack: 1, half_life: 1h}
+                  - alert: Trend
+                    expr: t
+                    detector: {method: holt, trend_half_life: 2h}
+                  - alert: Misplaced
+                    expr: x
+                    detector: {method: ewma, slack: 1, trend_half_life: 1h}
             """, file: "d.yml")
         #expect(problems == [
             "d.yml:15:45: group \"g\", rule 4 \"Bad\": detector.threshold must be above 0: it counts deviations",
@@ -110,18 +119,22 @@ import Testing
             "d.yml:15:70: group \"g\", rule 4 \"Bad\": detector.window is for method mad",
             "d.yml:15:93: group \"g\", rule 4 \"Bad\": detector.half_life must be a duration above 0 such as 15m",
             "d.yml:15:112: group \"g\", rule 4 \"Bad\": detector.min_deviation must not be negative",
-            "d.yml:15:116: group \"g\", rule 4 \"Bad\": unknown key \"speed\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, window)",
+            "d.yml:15:116: group \"g\", rule 4 \"Bad\": unknown key \"speed\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, trend_half_life, slack, window)",
             "d.yml:18:19: group \"g\", rule 5 \"NoThreshold\": detector.threshold must be set for method threshold",
-            "d.yml:21:28: group \"g\", rule 6 \"Unknown\": unknown detector.method \"holt\" (known: threshold, ewma, mad)",
+            "d.yml:21:28: group \"g\", rule 6 \"Unknown\": unknown detector.method \"prophet\" (known: threshold, ewma, mad, holt, cusum)",
             "d.yml:24:9: group \"g\", rule 7 \"r\": invalid field 'detector' in recording rule",
+            "d.yml:33:34: group \"g\", rule 10 \"Misplaced\": detector.slack is for method cusum",
+            "d.yml:33:44: group \"g\", rule 10 \"Misplaced\": detector.trend_half_life is for method holt",
         ])
         // The good ones load, with their defaults filled in.
-        #expect(groups.first?.rules.map(\.name) == ["Ratio", "Latency", "Level"])
+        #expect(groups.first?.rules.map(\.name) == ["Ratio", "Latency", "Level", "Shift", "Trend"])
         let detectors = groups.first?.rules.map { $0.detector?.description ?? "" }
         #expect(detectors == [
             "{method: ewma, threshold: 4.0, direction: both, min_deviation: 0.05, warm_up: 20m, half_life: 10m}",
             "{method: mad, threshold: 3.0, direction: up, warm_up: 1h, window: 2h}",
             "{method: threshold, threshold: 0.9, direction: up, warm_up: 5m}",
+            "{method: cusum, threshold: 5.0, direction: up, warm_up: 2h, half_life: 1h, slack: 1.0}",
+            "{method: holt, threshold: 3.0, direction: up, warm_up: 30m, half_life: 15m, trend_half_life: 2h}",
         ])
     }
 

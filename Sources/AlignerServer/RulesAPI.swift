@@ -78,6 +78,18 @@ struct RulesAPI: Sendable {
                     } else if r.eventOff {
                         o["event"] = false
                     }
+                    if let d = r.detector {
+                        var detector: [String: Any] = ["method": d.method.rawValue, "threshold": d.threshold, "direction": d.direction.rawValue,
+                                                       "min_deviation": d.minDeviation, "warm_up": Double(d.warmUp) / 1000]
+                        switch d.method {
+                        case .ewma, .cusum, .holt: detector["half_life"] = Double(d.halfLife) / 1000
+                        case .mad: detector["window"] = Double(d.window) / 1000
+                        case .threshold: break
+                        }
+                        if d.method == .holt { detector["trend_half_life"] = Double(d.trendHalfLife) / 1000 }
+                        if d.method == .cusum { detector["slack"] = d.slack }
+                        o["detector"] = detector
+                    }
                 case .record:
                     o["type"] = "recording"
                 }

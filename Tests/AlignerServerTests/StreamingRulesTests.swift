@@ -94,6 +94,8 @@ import Testing
         }
         let calm = try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text
         #expect(!calm.contains("ErrorRatioAnomalous"), "\(calm)")
+        let rules = try await HTTPClient.request("GET", s.base + "/api/v1/rules").text
+        #expect(rules.contains(#""detector":{"#) && rules.contains(#""method":"ewma""#) && rules.contains(#""half_life":60"#), "\(rules)")
         try await write(errors: 40, at: t)
         let listed = try await poll(s.base, "/api/v1/events") { $0.contains("error_rate_spike") }
         #expect(listed.contains(#""summary":"checkout: 5xx ratio 40%"#), "\(listed)")

@@ -1,4 +1,5 @@
 import AlignerCore
+import Foundation
 import AlignerRules
 
 /// Where an alert instance is in its life, with Prometheus' words.
@@ -448,6 +449,33 @@ public struct RuleGroupsState: Sendable {
             }
         }
         return total
+    }
+
+    /// Whether some alerting rule has a detector.
+    public var hasDetectors: Bool { alerting.contains { $0.contains { $0?.detector != nil } } }
+
+    /// What the detectors have learnt of each series, by rule identity, for saving across restarts.
+    public var savedDetectors: Data? {
+        var out: [String: [String: DetectorState.Series]] = [:]
+        for (gi, g) in groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() {
+                if let d = alerting[gi][ri]?.detector, !d.series.isEmpty { out[RuleGroupsState.identity(g, r)] = d.series }
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try? encoder.encode(out)
+    }
+
+    /// Restores what `savedDetectors` returned, for the rules that still exist unchanged (with the
+    /// same detector).
+    public mutating func restoreDetectors(_ data: Data) {
+        guard let saved = try? JSONDecoder().decode([String: [String: DetectorState.Series]].self, from: data) else { return }
+        for (gi, g) in groups.enumerated() {
+            for (ri, r) in g.rules.enumerated() where alerting[gi][ri]?.detector != nil {
+                if let series = saved[RuleGroupsState.identity(g, r)] { alerting[gi][ri]!.detector!.series = series }
+            }
+        }
     }
 
     /// Restores what `savedAlerts` returned, for the rules that still exist unchanged.

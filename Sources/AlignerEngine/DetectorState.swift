@@ -3,13 +3,13 @@ import AlignerRules
 import Foundation
 
 /// What a rule's detector knows of each series of its expression's result: its baseline, kept
-/// from evaluation to evaluation (and across reloads that leave the rule unchanged; not across
-/// restarts, after which each series warms up again).
+/// from evaluation to evaluation, across reloads that leave the rule unchanged, and across
+/// restarts (saved with the events store every minute and at shutdown).
 struct DetectorState: Sendable {
     let spec: DetectorSpec
 
     /// One series' history.
-    struct Series: Sendable {
+    struct Series: Sendable, Codable {
         var firstSeen: Int64
         var lastSeen: Int64
         /// `ewma`, `cusum`: the weighted mean and variance, and when they last took a value;

@@ -52,6 +52,8 @@ actor RuleEngine {
            let saved = try? JSONDecoder().decode([String: [Alert]].self, from: Data(text.utf8)) {
             state.restore(saved)
         }
+        // What the detectors learnt of each series comes back too (no warm-up again).
+        if state.hasDetectors, let text = try events?.store.stateSync("detectors") { state.restoreDetectors(Data(text.utf8)) }
         levelStarts = events?.levelStartsAtLoad ?? [:]
         lastEvaluation = groups.map { _ in 0 }
         lastTimeDriven = groups.map { _ in 0 }
@@ -280,6 +282,19 @@ actor RuleEngine {
             logger.warning("cannot save alert states", metadata: ["error": "\(error)"])
         }
     }
+
+    /// Saves what the detectors have learnt (every minute, from the time-driven loop, and at
+    /// shutdown): a restart does not send each series back to its warm-up.
+    func saveDetectors(now: Int64, force: Bool = false) async {
+        guard let events, state.hasDetectors, force || now - lastDetectorSave >= 60_000 else { return }
+        lastDetectorSave = now
+        guard let data = state.savedDetectors else { return }
+        do { try await events.store.saveState("detectors", String(decoding: data, as: UTF8.self)) } catch {
+            logger.warning("cannot save the detectors' baselines", metadata: ["error": "\(error)"])
+        }
+    }
+
+    var lastDetectorSave: Int64 = 0
 
     /// The digest of the alert states last saved: at start that of none (what was saved before is
     /// restored, not overwritten, until an alert changes); nil after a reload, which renames rules'
@@ -831,6 +846,7 @@ struct RuleEvaluationService: Service {
                     let now = WallClock.nowMilliseconds()
                     await engine.events?.resolveQuiet(now: now)
                     await engine.events?.pruneIfDue(now: now)
+                    await engine.saveDetectors(now: now)
                     if ContinuousClock.now >= nextFull {
                         nextFull = ContinuousClock.now + .milliseconds(await engine.timeDrivenTick(interval.milliseconds))
                         await engine.evaluate(groups: nil, now: now, freshFor: interval.milliseconds)
@@ -857,6 +873,7 @@ struct RuleEvaluationService: Service {
                 }
             }
             try? await gracefulShutdown()
+            await engine.saveDetectors(now: WallClock.nowMilliseconds(), force: true)
             group.cancelAll()
         }
     }

@@ -1,4 +1,5 @@
 import AlignerCore
+import AlignerEvents
 import AlignerIngest
 import AlignerServer
 import AlignerTesting
@@ -99,6 +100,31 @@ import Testing
         try await write(errors: 40, at: t)
         let listed = try await poll(s.base, "/api/v1/events") { $0.contains("error_rate_spike") }
         #expect(listed.contains(#""summary":"checkout: 5xx ratio 40%"#), "\(listed)")
+    }
+
+    /// What a detector learnt survives a restart: saved at shutdown with the events store, put
+    /// back at start (and saved again as it was, not as a new warm-up).
+    @Test func detectorBaselinesSurviveARestart() async throws {
+        let path = try StreamingRulesTests.ruleFile("""
+            groups:
+              - name: anomalies
+                rules:
+                  - alert: ErrorRatioAnomalous
+                    expr: errors
+                    detector: {method: ewma, warm_up: 1h, half_life: 1m}
+            """)
+        let data = ScratchDirectory.path("aligner-data")
+        func saved() throws -> String { try SQLiteEventStore(directory: data).stateSync("detectors") ?? "" }
+        let first = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false; $0.dataDirectory = data }
+        let request = TestRequest(series: [TestSeries("errors", [("service", "checkout")], samples: [(WallClock.nowMilliseconds(), 3)])])
+        #expect(try await first.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        _ = try await poll(first.base, "/api/v1/rules") { $0.contains(#""health":"ok""#) }
+        await first.stop()
+        let before = try saved()
+        #expect(before.contains("checkout") && before.contains(#""mean":3"#), "\(before)")
+        let second = try await RunningServer.start { $0.rulePaths = [path]; $0.rulePathsAreDefault = false; $0.dataDirectory = data }
+        await second.stop()
+        #expect(try saved() == before)
     }
 
     /// The same workload in two clusters is two subjects: one event each, told apart by the

@@ -328,7 +328,15 @@ public struct RuleGroupsState: Sendable {
                     // A detector keeps the series whose value is anomalous: they are the condition,
                     // each alert annotated with the baseline it left and by how far.
                     var verdicts: [String: [String: String]]?
-                    if alerting[gi][ri]!.detector != nil {
+                    if let detector = alerting[gi][ri]!.detector {
+                        if let volume = detector.spec.volume {
+                            // Judged only where the volume is enough.
+                            guard case .vector(let v) = try evaluator.evaluate(volume) else {
+                                throw EvaluationError(message: "detector.volume must evaluate to an instant vector")
+                            }
+                            let enough = Set(v.filter { $0.value >= detector.spec.minVolume }.map { $0.labels.droppingMetricName().key })
+                            vector = vector.filter { enough.contains($0.labels.droppingMetricName().key) }
+                        }
                         let judged = alerting[gi][ri]!.detector!.judge(vector, at: time)
                         vector = judged.map(\.sample)
                         verdicts = Dictionary(judged.map { ($0.sample.labels.droppingMetricName().key, $0.verdict.annotations) }) { first, _ in first }

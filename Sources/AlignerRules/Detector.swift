@@ -52,6 +52,11 @@ public struct DetectorSpec: Sendable, Equatable, CustomStringConvertible {
     public var trendHalfLife: Int64
     /// `cusum`: the deviations a value may stray without adding to the sum (default 0.5).
     public var slack = 0.5
+    /// A series is judged (and learnt from) only where this expression has a series with the
+    /// same labels (the metric name aside) whose value is at least `minVolume`: a ratio is not
+    /// judged at a trickle of traffic.
+    public var volume: Expr?
+    public var minVolume = 0.0
 
     public init(method: Method, threshold: Double? = nil, warmUp: Int64? = nil, halfLife: Int64? = nil, window: Int64? = nil,
                 trendHalfLife: Int64? = nil) {
@@ -75,6 +80,7 @@ public struct DetectorSpec: Sendable, Equatable, CustomStringConvertible {
         if method == .holt { parts.append("trend_half_life: \(formatDuration(trendHalfLife))") }
         if method == .cusum { parts.append("slack: \(slack)") }
         if method == .mad { parts.append("window: \(formatDuration(window))") }
+        if let volume { parts.append(contentsOf: ["volume: \(volume)", "min_volume: \(minVolume)"]) }
         return "{" + parts.joined(separator: ", ") + "}"
     }
 }

@@ -545,6 +545,7 @@ struct Context {
             return nil
         }
         var threshold: Double?, warmUp: Int64?, halfLife: Int64?, window: Int64?, trendHalfLife: Int64?, slack: Double?
+        var volume: Expr?, minVolume: Double?, minVolumeNode: Node?
         var direction = DetectorSpec.Direction.up, minDeviation = 0.0
         for (k, v) in m {
             let key = k.string ?? ""
@@ -575,16 +576,33 @@ struct Context {
                 }
             case "window":
                 if method != .mad { fail(k, "detector.window is for method mad"); ok = false } else { window = positiveDuration(v, key) }
+            case "volume":
+                do {
+                    let e = try PromQLParser.parse(v.string ?? "")
+                    if e.type == .instantVector { volume = e } else {
+                        fail(v, "detector.volume must evaluate to an instant vector, got \(e.type.rawValue)"); ok = false
+                    }
+                } catch {
+                    fail(v, "could not parse detector.volume: \(error.message)"); ok = false
+                }
+            case "min_volume":
+                minVolumeNode = k
+                if let d = number(v, key) {
+                    if d >= 0 { minVolume = d } else { fail(v, "detector.min_volume must not be negative"); ok = false }
+                }
             default:
-                fail(k, "unknown key \"\(key)\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, trend_half_life, slack, window)"); ok = false
+                fail(k, "unknown key \"\(key)\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, trend_half_life, slack, window, volume, min_volume)"); ok = false
             }
         }
+        if let minVolumeNode, volume == nil, ok { fail(minVolumeNode, "detector.min_volume needs detector.volume, the expression it bounds"); ok = false }
         if method == .threshold && threshold == nil && ok { fail(node, "detector.threshold must be set for method threshold"); ok = false }
         guard ok else { return nil }
         var spec = DetectorSpec(method: method, threshold: threshold, warmUp: warmUp, halfLife: halfLife, window: window, trendHalfLife: trendHalfLife)
         spec.direction = direction
         spec.minDeviation = minDeviation
         if let slack { spec.slack = slack }
+        spec.volume = volume
+        if let minVolume { spec.minVolume = minVolume }
         return spec
     }
 

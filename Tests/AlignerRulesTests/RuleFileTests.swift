@@ -112,6 +112,15 @@ import Testing
                   - alert: Misplaced
                     expr: x
                     detector: {method: ewma, slack: 1, trend_half_life: 1h}
+                  - alert: Guarded
+                    expr: errors / requests
+                    detector: {method: ewma, volume: requests, min_volume: 0.5}
+                  - alert: Unguarded
+                    expr: x
+                    detector: {method: ewma, min_volume: 1}
+                  - alert: BadVolume
+                    expr: x
+                    detector: {method: ewma, volume: "rate(x)", min_volume: -1}
             """, file: "d.yml")
         #expect(problems == [
             "d.yml:15:45: group \"g\", rule 4 \"Bad\": detector.threshold must be above 0: it counts deviations",
@@ -119,15 +128,18 @@ import Testing
             "d.yml:15:70: group \"g\", rule 4 \"Bad\": detector.window is for method mad",
             "d.yml:15:93: group \"g\", rule 4 \"Bad\": detector.half_life must be a duration above 0 such as 15m",
             "d.yml:15:112: group \"g\", rule 4 \"Bad\": detector.min_deviation must not be negative",
-            "d.yml:15:116: group \"g\", rule 4 \"Bad\": unknown key \"speed\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, trend_half_life, slack, window)",
+            "d.yml:15:116: group \"g\", rule 4 \"Bad\": unknown key \"speed\" in detector (known: method, threshold, direction, min_deviation, warm_up, half_life, trend_half_life, slack, window, volume, min_volume)",
             "d.yml:18:19: group \"g\", rule 5 \"NoThreshold\": detector.threshold must be set for method threshold",
             "d.yml:21:28: group \"g\", rule 6 \"Unknown\": unknown detector.method \"prophet\" (known: threshold, ewma, mad, holt, cusum)",
             "d.yml:24:9: group \"g\", rule 7 \"r\": invalid field 'detector' in recording rule",
             "d.yml:33:34: group \"g\", rule 10 \"Misplaced\": detector.slack is for method cusum",
             "d.yml:33:44: group \"g\", rule 10 \"Misplaced\": detector.trend_half_life is for method holt",
+            "d.yml:39:34: group \"g\", rule 12 \"Unguarded\": detector.min_volume needs detector.volume, the expression it bounds",
+            "d.yml:42:42: group \"g\", rule 13 \"BadVolume\": could not parse detector.volume: expected type range vector in call to function \"rate\", got instant vector",
+            "d.yml:42:65: group \"g\", rule 13 \"BadVolume\": detector.min_volume must not be negative",
         ])
         // The good ones load, with their defaults filled in.
-        #expect(groups.first?.rules.map(\.name) == ["Ratio", "Latency", "Level", "Shift", "Trend"])
+        #expect(groups.first?.rules.map(\.name) == ["Ratio", "Latency", "Level", "Shift", "Trend", "Guarded"])
         let detectors = groups.first?.rules.map { $0.detector?.description ?? "" }
         #expect(detectors == [
             "{method: ewma, threshold: 4.0, direction: both, min_deviation: 0.05, warm_up: 20m, half_life: 10m}",
@@ -135,6 +147,7 @@ import Testing
             "{method: threshold, threshold: 0.9, direction: up, warm_up: 5m}",
             "{method: cusum, threshold: 5.0, direction: up, warm_up: 2h, half_life: 1h, slack: 1.0}",
             "{method: holt, threshold: 3.0, direction: up, warm_up: 30m, half_life: 15m, trend_half_life: 2h}",
+            "{method: ewma, threshold: 3.0, direction: up, warm_up: 30m, half_life: 15m, volume: requests, min_volume: 0.5}",
         ])
     }
 

@@ -246,7 +246,7 @@ public struct RuleGroupsState: Sendable {
         partitionLabels = groups.map(\.partitionLabels)
         writesAlertSeries = groups.contains { g in
             g.rules.contains { r in
-                (r.expr.selectors + (r.resolve?.selectors ?? [])).contains { s in
+                r.expressions.flatMap(\.selectors).contains { s in
                     ["ALERTS", "ALERTS_FOR_STATE"].contains { name in
                         s.matchers.allSatisfy { $0.name != metricNameLabel || ((try? $0.matches(name)) ?? false) }
                     }

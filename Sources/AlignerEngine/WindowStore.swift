@@ -200,7 +200,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             var selectors: [[LabelMatcher]] = []
             var reaches: [Int64] = []
             for r in g.rules {
-                for e in [r.expr] + (r.resolve.map { [$0] } ?? []) {
+                for e in r.expressions {
                     for (matchers, reach) in WindowStore.reaches(e) {
                         selectors.append(matchers)
                         reaches.append(reach)

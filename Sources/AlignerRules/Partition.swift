@@ -99,7 +99,7 @@ extension RuleGroup {
         for rule in rules {
             c = c.and(rule.expr.partitionConstraint)
             if rule.expr.selectors.isEmpty { c.possible = false }
-            if let resolve = rule.resolve { c = c.and(resolve.partitionConstraint) }
+            for other in rule.expressions.dropFirst() { c = c.and(other.partitionConstraint) }
             c.excluding.formUnion(rule.labels.keys)
         }
         return c.labels

@@ -168,6 +168,9 @@ public struct Rule: Sendable {
         case .alert(let n), .record(let n): n
         }
     }
+
+    /// Every expression the rule evaluates: `expr`, then its `resolve` and its detector's `volume`.
+    public var expressions: [Expr] { [expr] + [resolve, detector?.volume].compactMap { $0 } }
 }
 
 /// A rule group, as in Prometheus rule files.

@@ -64,7 +64,8 @@ import Testing
     }
 
     /// A rule with a detector, streamed: the error ratio's baseline is learnt from the writes as
-    /// they come, and the write that takes it far above opens the event; the rule-test files of
+    /// they come (where its volume, a series of its own kept for it, is enough), and the write
+    /// that takes it far above opens the event; the rule-test files of
     /// `Tests/detectors/` (Aligner's own: promtool knows no detectors) pass.
     @Test func aDetectorRuleFiresOnTheWriteThatLeavesItsBaseline() async throws {
         #expect(RuleTestRunner.run(file: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -75,7 +76,7 @@ import Testing
                 rules:
                   - alert: ErrorRatioAnomalous
                     expr: errors / requests
-                    detector: {method: ewma, threshold: 4, min_deviation: 0.05, warm_up: 0s, half_life: 1m}
+                    detector: {method: ewma, threshold: 4, min_deviation: 0.05, warm_up: 0s, half_life: 1m, volume: traffic, min_volume: 50}
                     annotations: {summary: "{{ $labels.service }}: 5xx ratio {{ $value | humanizePercentage }}"}
                     event: {class: error_rate_spike, severity: critical, subject: {namespace: namespace, kind: Deployment, name: service}}
             """)
@@ -85,6 +86,7 @@ import Testing
             let labels = [("namespace", "shop"), ("service", "checkout")]
             let request = TestRequest(series: [
                 TestSeries("errors", labels, samples: [(t, errors)]), TestSeries("requests", labels, samples: [(t, 100)]),
+                TestSeries("traffic", labels, samples: [(t, 100)]),
             ])
             #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
         }

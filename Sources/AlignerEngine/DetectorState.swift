@@ -4,7 +4,7 @@ import Foundation
 
 /// What a rule's detector knows of each series of its expression's result: its baseline, kept
 /// from evaluation to evaluation, across reloads that leave the rule unchanged, and across
-/// restarts (saved with the events store every minute and at shutdown).
+/// restarts (saved with the events store every 5 minutes and at shutdown).
 struct DetectorState: Sendable {
     let spec: DetectorSpec
 

@@ -92,12 +92,8 @@ extension HTTPClient {
         _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
         timeout: Duration = .seconds(10), partialOnTimeout: Bool = false
     ) async throws -> Response {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    try send(method, url, headers: headers, body: body, timeout: timeout, partialOnTimeout: partialOnTimeout)
-                })
-            }
+        try await blocking {
+            try send(method, url, headers: headers, body: body, timeout: timeout, partialOnTimeout: partialOnTimeout)
         }
     }
 }

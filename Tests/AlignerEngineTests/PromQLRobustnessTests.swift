@@ -33,26 +33,30 @@ import Testing
         return s
     }
 
-    @Test func randomExpressionsAnswerOrThrow() {
-        var rng = SplitMix64(seed: 42)
-        let store = PromQLRobustnessTests.store()
-        var parsed = 0
-        for _ in 0..<30_000 {
-            let n = 1 + Int(rng.next() % 12)
-            let text = (0..<n).map { _ in PromQLRobustnessTests.vocabulary[Int(rng.next() % UInt64(PromQLRobustnessTests.vocabulary.count))] }
-                .joined(separator: " ")
-            guard let expr = try? PromQLParser.parse(text) else { continue }
-            parsed += 1
-            for t: Int64 in [0, 300_000, 600_000] {
-                _ = try? Evaluator(source: store, time: t).evaluate(expr)
+    /// (Seconds of work: on a Dispatch thread, `blocking`, not a cooperative one other suites need.)
+    @Test func randomExpressionsAnswerOrThrow() async throws {
+        let parsed = try await blocking {
+            var rng = SplitMix64(seed: 42)
+            let store = PromQLRobustnessTests.store()
+            var parsed = 0
+            for _ in 0..<30_000 {
+                let n = 1 + Int(rng.next() % 12)
+                let text = (0..<n).map { _ in PromQLRobustnessTests.vocabulary[Int(rng.next() % UInt64(PromQLRobustnessTests.vocabulary.count))] }
+                    .joined(separator: " ")
+                guard let expr = try? PromQLParser.parse(text) else { continue }
+                parsed += 1
+                for t: Int64 in [0, 300_000, 600_000] {
+                    _ = try? Evaluator(source: store, time: t).evaluate(expr)
+                }
             }
+            return parsed
         }
         // The vocabulary makes enough valid expressions for the evaluation to be exercised too.
         #expect(parsed > 1_000)
     }
 
     /// The differential specs' expressions, each mutated: a token replaced, dropped or doubled.
-    @Test func mutatedExpressionsAnswerOrThrow() throws {
+    @Test func mutatedExpressionsAnswerOrThrow() async throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../promql-diff")
         var expressions: [String] = []
         for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name.hasSuffix(".yml") {
@@ -64,29 +68,32 @@ import Testing
             }
         }
         #expect(expressions.count > 200)
-        var rng = SplitMix64(seed: 7)
-        let store = PromQLRobustnessTests.store()
-        var parsed = 0
-        for _ in 0..<20_000 {
-            let base = expressions[Int(rng.next() % UInt64(expressions.count))]
-            var tokens = base.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            let i = Int(rng.next() % UInt64(tokens.count))
-            let word = PromQLRobustnessTests.vocabulary[Int(rng.next() % UInt64(PromQLRobustnessTests.vocabulary.count))]
-            switch rng.next() % 4 {
-            case 0: tokens[i] = word
-            case 1: tokens.insert(word, at: i)
-            case 2: tokens.remove(at: i)
-            default:
-                // Cut a character out of the middle of a token (unbalanced brackets, broken strings).
-                var t = Array(tokens[i])
-                if !t.isEmpty { t.remove(at: Int(rng.next() % UInt64(t.count))) }
-                tokens[i] = String(t)
+        let parsed = try await blocking { [expressions] in
+            var rng = SplitMix64(seed: 7)
+            let store = PromQLRobustnessTests.store()
+            var parsed = 0
+            for _ in 0..<20_000 {
+                let base = expressions[Int(rng.next() % UInt64(expressions.count))]
+                var tokens = base.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+                let i = Int(rng.next() % UInt64(tokens.count))
+                let word = PromQLRobustnessTests.vocabulary[Int(rng.next() % UInt64(PromQLRobustnessTests.vocabulary.count))]
+                switch rng.next() % 4 {
+                case 0: tokens[i] = word
+                case 1: tokens.insert(word, at: i)
+                case 2: tokens.remove(at: i)
+                default:
+                    // Cut a character out of the middle of a token (unbalanced brackets, broken strings).
+                    var t = Array(tokens[i])
+                    if !t.isEmpty { t.remove(at: Int(rng.next() % UInt64(t.count))) }
+                    tokens[i] = String(t)
+                }
+                guard let expr = try? PromQLParser.parse(tokens.joined(separator: " ")) else { continue }
+                parsed += 1
+                for t: Int64 in [0, 450_000] {
+                    _ = try? Evaluator(source: store, time: t).evaluate(expr)
+                }
             }
-            guard let expr = try? PromQLParser.parse(tokens.joined(separator: " ")) else { continue }
-            parsed += 1
-            for t: Int64 in [0, 450_000] {
-                _ = try? Evaluator(source: store, time: t).evaluate(expr)
-            }
+            return parsed
         }
         #expect(parsed > 2_000)
     }

@@ -1,6 +1,6 @@
 import AlignerCore
-import Foundation
 import AlignerRules
+import Foundation
 
 /// Where an alert instance is in its life, with Prometheus' words.
 public enum AlertState: String, Sendable, Codable {

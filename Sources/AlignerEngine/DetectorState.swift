@@ -70,11 +70,6 @@ struct DetectorState: Sendable {
         return out
     }
 
-    /// Whether `value` is anomalous for series `key` at `time`; updates its history.
-    mutating func judge(_ key: String, _ value: Double, at time: Int64) -> Bool {
-        verdict(key, value, at: time) != nil
-    }
-
     /// The verdict on an anomalous `value` of series `key` at `time` (nil: not anomalous); updates
     /// the series' history.
     mutating func verdict(_ key: String, _ value: Double, at time: Int64) -> Verdict? {

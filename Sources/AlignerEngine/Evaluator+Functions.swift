@@ -174,12 +174,14 @@ extension Evaluator {
             let input = try vector(arg)
             return try distinct(input.map { VectorSample(labels: $0.labels.droppingMetricName(), value: Double(time) / 1000) }, ifNamesDiffer: input.lazy.map(\.labels))
         }
-        var (from, through) = window(s, range: lookback)
+        let from: Int64, through: Int64
         if case .offsets(let frame) = atReading, let at = atTime(s.at) {
             // Prometheus 2.42 reads `timestamp(x @ t)` at t at every step, the selector's offset
             // aside: only the samples selected for it (which the offset moves) bound what is found.
             let selected = frame.selected(at: at, offset: s.offset, range: lookback, queryStart: queryStart, queryEnd: queryEnd)
             (from, through) = (max(at - lookback, selected.from), min(at, selected.through))
+        } else {
+            (from, through) = window(s, range: lookback)
         }
         let samples = from > through ? [] : source.latest(matching: s.matchers, from: from, through: through)
             .filter { !SampleValue.isStale(bits: $0.value.bitPattern) }

@@ -286,7 +286,7 @@ actor RuleEngine {
     /// Saves what the detectors have learnt (every 5 minutes, from the time-driven loop, and at
     /// shutdown): a restart does not send each series back to its warm-up.
     func saveDetectors(now: Int64, force: Bool = false) async {
-        guard let events, state.hasDetectors, force || now - lastDetectorSave >= 300_000 else { return }
+        guard force || now - lastDetectorSave >= 300_000, let events, state.hasDetectors else { return }
         lastDetectorSave = now
         guard let data = state.savedDetectors else { return }
         do { try await events.store.saveState("detectors", String(decoding: data, as: UTF8.self)) } catch {

@@ -7,7 +7,7 @@ import Testing
 @Suite struct DetectorTests {
     /// Each value's verdict, judged in turn (`judge` mutates: `#expect` cannot call it).
     static func verdicts(_ d: inout DetectorState, _ values: [(key: String, value: Double, at: Int64)]) -> [Bool] {
-        values.map { d.judge($0.key, $0.value, at: $0.at) }
+        values.map { d.verdict($0.key, $0.value, at: $0.at) != nil }
     }
 
     /// Evaluated as data arrives, a series is judged at no fixed pace: the baseline weighs values
@@ -73,7 +73,7 @@ import Testing
         let judged = d.judge([VectorSample(labels: [Label("service", "api")], value: 0.5)], at: 200_000)
         #expect(judged.map(\.verdict.annotations) == [["baseline": "0.11", "score": "26.3"]])
         var flat = DetectorState(spec: DetectorSpec(method: .ewma, warmUp: 0))
-        _ = flat.judge("s", 1, at: 0)
+        _ = flat.verdict("s", 1, at: 0)
         #expect(flat.verdict("s", 2, at: 60_000)?.annotations == ["baseline": "1", "score": "+Inf"])
         var level = DetectorState(spec: DetectorSpec(method: .threshold, threshold: 0.9))
         #expect(level.verdict("s", 0.95, at: 0)?.annotations == ["baseline": "0.9"])

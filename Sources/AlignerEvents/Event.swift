@@ -102,6 +102,44 @@ public struct Signal: Codable, Sendable, Equatable {
     public var evidence: Evidence?
     /// Whether an active silence matches the signal (recorded, not announced).
     public var silenced: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case rule, anomalyClass = "class", severity, labels, value, since, state, resolvedAt, annotations, evidence, silenced
+        /// The class's key in stores written before it was named `class`, as the event's is.
+        case legacyClass = "anomalyClass"
+    }
+}
+
+extension Signal {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        rule = try c.decode(String.self, forKey: .rule)
+        anomalyClass = try c.decodeIfPresent(String.self, forKey: .anomalyClass) ?? c.decode(String.self, forKey: .legacyClass)
+        severity = try c.decode(String.self, forKey: .severity)
+        labels = try c.decode([String: String].self, forKey: .labels)
+        value = try c.decode(Double.self, forKey: .value)
+        since = try c.decode(Int64.self, forKey: .since)
+        state = try c.decode(String.self, forKey: .state)
+        resolvedAt = try c.decodeIfPresent(Int64.self, forKey: .resolvedAt)
+        annotations = try c.decode([String: String].self, forKey: .annotations)
+        evidence = try c.decodeIfPresent(Evidence.self, forKey: .evidence)
+        silenced = try c.decodeIfPresent(Bool.self, forKey: .silenced)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(rule, forKey: .rule)
+        try c.encode(anomalyClass, forKey: .anomalyClass)
+        try c.encode(severity, forKey: .severity)
+        try c.encode(labels, forKey: .labels)
+        try c.encode(value, forKey: .value)
+        try c.encode(since, forKey: .since)
+        try c.encode(state, forKey: .state)
+        try c.encodeIfPresent(resolvedAt, forKey: .resolvedAt)
+        try c.encode(annotations, forKey: .annotations)
+        try c.encodeIfPresent(evidence, forKey: .evidence)
+        try c.encodeIfPresent(silenced, forKey: .silenced)
+    }
 }
 
 /// One entry of an event's history.
@@ -215,6 +253,55 @@ public struct Event: Codable, Sendable, Equatable {
             if !parts.contains(line) { parts.append(line) }
         }
         summary = "\(subject.name): " + parts.joined(separator: "; ")
+    }
+}
+
+extension Event {
+    /// `true` in an encoder's `userInfo` adds `evidence` to the event's JSON: each signal's
+    /// evidence, with the signal it is about (rule, class, labels, state), at the event's top
+    /// level, the way the API shows an event. The store keeps it once, in the signals.
+    public static let evidenceView = CodingUserInfoKey(rawValue: "aligner.event.evidence")!
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(anomalyClass, forKey: .anomalyClass)
+        try c.encode(severity, forKey: .severity)
+        try c.encode(subject, forKey: .subject)
+        try c.encode(state, forKey: .state)
+        try c.encode(openedAt, forKey: .openedAt)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encodeIfPresent(resolvedAt, forKey: .resolvedAt)
+        try c.encodeIfPresent(closedAt, forKey: .closedAt)
+        try c.encode(signals, forKey: .signals)
+        try c.encode(timeline, forKey: .timeline)
+        try c.encode(summary, forKey: .summary)
+        try c.encodeIfPresent(outcome, forKey: .outcome)
+        try c.encodeIfPresent(flapping, forKey: .flapping)
+        try c.encodeIfPresent(silenced, forKey: .silenced)
+        if encoder.userInfo[Event.evidenceView] as? Bool == true {
+            var view = encoder.container(keyedBy: ViewKeys.self)
+            try view.encode(signals.compactMap { s in s.evidence.map { SignalEvidence(signal: s, evidence: $0) } }, forKey: .evidence)
+        }
+    }
+
+    enum ViewKeys: String, CodingKey { case evidence }
+
+    /// One signal's evidence, with the signal it is about.
+    struct SignalEvidence: Encodable {
+        let signal: Signal
+        let evidence: Evidence
+
+        enum CodingKeys: String, CodingKey { case rule, anomalyClass = "class", labels, state }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(signal.rule, forKey: .rule)
+            try c.encode(signal.anomalyClass, forKey: .anomalyClass)
+            try c.encode(signal.labels, forKey: .labels)
+            try c.encode(signal.state, forKey: .state)
+            try evidence.encode(to: encoder)
+        }
     }
 }
 

@@ -24,6 +24,7 @@ struct EventsAPI: Sendable {
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.userInfo[Event.evidenceView] = true
         return e
     }()
 

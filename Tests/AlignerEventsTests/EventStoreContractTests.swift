@@ -1,5 +1,6 @@
 import AlignerTesting
 @testable import AlignerEvents
+import Foundation
 import Testing
 
 /// What `EventManager` relies on from any `EventStore` (its documented contract), checked on each
@@ -131,5 +132,44 @@ import Testing
         let reopened = try open(dir)
         #expect(try reopened.stateSync("alerts") == "[1,2]")
         #expect(try reopened.silencesSync() == [silence])
+    }
+}
+
+/// How an event reads as JSON: what the store keeps, and what the API shows.
+@Suite struct EventJSONTests {
+    static let signal = Signal(rule: "PodCrashLooping", anomalyClass: "crash_loop", severity: "critical", labels: ["pod": "p-1"],
+                               value: 1, since: 1000, state: "firing", resolvedAt: nil, annotations: [:],
+                               evidence: Evidence(points: [.init(t: 1000, v: 1)], peaks: [.init(t: 1000, v: 1)], text: "p-1 crash looping since 00:00:01", since: 1000),
+                               silenced: nil)
+
+    static func object(_ event: Event, view: Bool) throws -> [String: Any] {
+        let encoder = JSONEncoder()
+        if view { encoder.userInfo[Event.evidenceView] = true }
+        return try #require(try JSONSerialization.jsonObject(with: encoder.encode(event)) as? [String: Any])
+    }
+
+    @Test func aSignalsClassIsNamedClassAsTheEventsIs() throws {
+        var event = EventStoreContractTests.event("evt-00000001", "a", at: 1000)
+        event.signals = [Self.signal]
+        let signal = try #require((try Self.object(event, view: false)["signals"] as? [[String: Any]])?.first)
+        #expect(signal["class"] as? String == "crash_loop" && signal["anomalyClass"] == nil)
+        #expect(try JSONDecoder().decode(Event.self, from: JSONEncoder().encode(event)) == event)
+    }
+
+    @Test func aSignalStoredWithItsClassUnderTheEarlierKeyStillReads() throws {
+        let stored = #"{"rule":"R","anomalyClass":"oom_killed","severity":"warning","labels":{},"value":1,"since":5,"state":"firing","annotations":{}}"#
+        #expect(try JSONDecoder().decode(Signal.self, from: Data(stored.utf8)).anomalyClass == "oom_killed")
+    }
+
+    @Test func theAPIsViewListsEverySignalsEvidenceOnTheEventTheStoreKeepsItOnce() throws {
+        var event = EventStoreContractTests.event("evt-00000001", "a", at: 1000)
+        event.signals = [Self.signal, { var s = Self.signal; s.rule = "Other"; s.evidence = nil; return s }()]
+        #expect(try Self.object(event, view: false)["evidence"] == nil)
+        let evidence = try #require(try Self.object(event, view: true)["evidence"] as? [[String: Any]])
+        #expect(evidence.count == 1)
+        #expect(evidence[0]["rule"] as? String == "PodCrashLooping" && evidence[0]["class"] as? String == "crash_loop")
+        #expect(evidence[0]["labels"] as? [String: String] == ["pod": "p-1"] && evidence[0]["state"] as? String == "firing")
+        #expect((evidence[0]["peaks"] as? [Any])?.count == 1 && evidence[0]["text"] as? String == "p-1 crash looping since 00:00:01")
+        #expect(evidence[0]["since"] as? Int == 1000)
     }
 }

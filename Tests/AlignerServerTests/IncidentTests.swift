@@ -94,15 +94,20 @@ import Testing
         }
         #expect((event["subject"] as? [String: String]) == ["namespace": "shop", "kind": "Deployment", "name": "darwin-store"])
         #expect(event["severity"] as? String == "critical")
-        let classes = Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["anomalyClass"] as? String })
+        let classes = Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["class"] as? String })
         #expect(classes == ["replica_mismatch", "crash_loop", "error_rate_spike", "cpu_burst"])
         let summary = event["summary"] as? String ?? ""
         #expect(summary.contains("darwin-store: 1 replicas missing") && summary.contains("5xx ratio 100%") && summary.contains("CPU 62.5% of limit"), "\(summary)")
         // The evidence names both bursts.
         #expect(summary.contains("5xx ratio 100% at ") && summary.contains(" and "), "\(summary)")
-        let errorSignal = ((event["signals"] as? [[String: Any]]) ?? []).first { $0["anomalyClass"] as? String == "error_rate_spike" }
+        let errorSignal = ((event["signals"] as? [[String: Any]]) ?? []).first { $0["class"] as? String == "error_rate_spike" }
         let peaks = ((errorSignal?["evidence"] as? [String: Any])?["peaks"] as? [[String: Any]]) ?? []
         #expect(peaks.count == 2, "\(String(describing: errorSignal))")
+        // The event's own evidence: every signal's, with the signal it is about.
+        let evidence = (event["evidence"] as? [[String: Any]]) ?? []
+        #expect(Set(evidence.compactMap { $0["class"] as? String }) == classes)
+        let errorEvidence = evidence.first { $0["class"] as? String == "error_rate_spike" }
+        #expect((errorEvidence?["peaks"] as? [Any])?.count == 2 && (errorEvidence?["points"] as? [Any])?.isEmpty == false)
         let firstStream = try await HTTPClient.request("GET", s.base + "/api/v1/events/stream", timeout: .milliseconds(500), partialOnTimeout: true).text
         let firstIDs = firstStream.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4)) }
         #expect(!firstIDs.isEmpty)
@@ -322,7 +327,7 @@ import Testing
         for event in events {
             byClass[event["class"] as? String ?? ""] = (
                 event["subject"] as? [String: String] ?? [:],
-                Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["anomalyClass"] as? String }),
+                Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["class"] as? String }),
                 event["summary"] as? String ?? "")
         }
         #expect(events.count == 2, "\(listed)")
@@ -350,7 +355,7 @@ struct ListedEvent {
         let event = try #require(events.first)
         return ListedEvent(
             subject: event["subject"] as? [String: String] ?? [:],
-            classes: Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["anomalyClass"] as? String }),
+            classes: Set(((event["signals"] as? [[String: Any]]) ?? []).compactMap { $0["class"] as? String }),
             summary: event["summary"] as? String ?? "")
     }
 }

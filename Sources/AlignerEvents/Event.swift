@@ -27,6 +27,12 @@ public struct Subject: Codable, Hashable, Sendable, CustomStringConvertible {
     /// Whether this subject is in the given cluster (nil: any).
     public func isIn(cluster wanted: String?) -> Bool { wanted == nil || cluster == wanted }
 
+    /// Whether `text` names this subject: its name, `namespace/name`, `kind/name` or
+    /// `namespace/kind/name` (after `cluster/` when there is one), as the events' `subject` filter takes it.
+    public func isNamed(_ text: String) -> Bool {
+        text == name || text == "\(namespace)/\(name)" || text == "\(kind)/\(name)" || text == "\(namespace)/\(kind)/\(name)" || text == description
+    }
+
     /// `namespace/kind/name`, after `cluster/` when there is one.
     public var description: String { (cluster.map { "\($0)/" } ?? "") + "\(namespace)/\(kind)/\(name)" }
 }

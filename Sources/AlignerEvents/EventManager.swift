@@ -468,7 +468,7 @@ public actor EventManager {
     public func list(states: Set<String>?, classes: Set<String>?, namespace: String?, subject: String?, since: Int64?, cluster: String? = nil) -> [Event] {
         committed.values.filter { e in
             (states == nil || states!.contains(e.state.rawValue)) && (classes == nil || classes!.contains(e.anomalyClass))
-                && (namespace == nil || e.subject.namespace == namespace) && (subject == nil || e.subject.name == subject || e.subject.description == subject)
+                && (namespace == nil || e.subject.namespace == namespace) && (subject == nil || e.subject.isNamed(subject!))
                 && e.subject.isIn(cluster: cluster)
                 && (since == nil || e.updatedAt >= since!)
         }.sorted { $0.openedAt > $1.openedAt }

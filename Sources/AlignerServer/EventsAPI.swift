@@ -134,8 +134,9 @@ struct EventsAPI: Sendable {
         let q = FormValues(query: request)
         var since: Int64?
         if let s = q.get("since"), !s.isEmpty {
-            if let ms = parseAPITime(s) { since = ms } else {
-                return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds or RFC 3339")
+            // A time, or how long back from now (`since=10m`).
+            if let ms = parseAPITime(s) { since = ms } else if let back = parseDurationMilliseconds(s) { since = WallClock.nowMilliseconds() - back } else {
+                return error(.badRequest, "invalid since \"\(s)\": want a Unix time in seconds, RFC 3339, or a duration back from now such as 10m")
             }
         }
         // `state` and `class` take several values, repeated or comma-separated (`state=open,acknowledged`).

@@ -138,6 +138,13 @@ import Testing
         #expect(journal.contains("rolled back; DATABASE_URL added") && journal.contains(id))
         // No event for the healthy workload.
         #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events?subject=cart").text == #"{"data":[],"status":"success"}"#)
+        // The subject named each way the filter takes it; updated within the last 10 minutes.
+        for query in ["subject=darwin-store", "subject=shop/darwin-store", "subject=Deployment/darwin-store",
+                      "subject=shop/Deployment/darwin-store", "subject=shop/Deployment/darwin-store&since=10m"] {
+            let text = try await HTTPClient.request("GET", s.base + "/api/v1/events?" + query).text
+            #expect(((try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["data"] as? [Any])?.count == 1, "\(query)")
+        }
+        #expect(try await HTTPClient.request("GET", s.base + "/api/v1/events?since=ten").status == 400)
 
         // The consumer resumes after the last id it saw and gets every later change exactly once.
         let last = firstIDs.max()!

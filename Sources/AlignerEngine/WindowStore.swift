@@ -154,6 +154,8 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
         var dirtyWhole: [Bool] = []
         var dirtyParts: [PartitionSet] = []
         var anyDirty = false
+        /// The newest sample time among what made groups dirty since the last `takeDirty`.
+        var newestDirty = Int64.min
         /// The windows each selector matches, by the selector's text. A window's labels never
         /// change and windows are only added, so an answer only grows by the windows added
         /// since: a round reads the windows a selector matches instead of testing its matchers
@@ -417,15 +419,22 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
             dirtyWhole: &s.dirtyWhole, dirtyParts: &s.dirtyParts, anyDirty: &s.anyDirty)
         else { return }
         s.samples += added
+        if timestamp > s.newestDirty { s.newestDirty = timestamp }
     }
 
     /// Past this many touched partitions a group is evaluated whole.
     static let wholeGroupAbove = 4096
 
     /// The groups marked dirty since the last call, with what of each was touched; cleared.
-    public func takeDirty() -> [Int: Touched] {
+    public func takeDirty() -> [Int: Touched] { takeDirtyWithNewest().groups }
+
+    /// The groups marked dirty since the last call, and the newest sample time among what
+    /// marked them (a sender whose clock runs ahead sends samples later than now); cleared.
+    public func takeDirtyWithNewest() -> (groups: [Int: Touched], newest: Int64) {
         state.withLock { s in
-            guard s.anyDirty else { return [:] }
+            let newest = s.newestDirty
+            s.newestDirty = .min
+            guard s.anyDirty else { return ([:], newest) }
             var out: [Int: Touched] = [:]
             for g in s.dirtyWhole.indices {
                 if s.dirtyWhole[g] {
@@ -437,7 +446,7 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
                 s.dirtyParts[g].removeAll()
             }
             s.anyDirty = false
-            return out
+            return (out, newest)
         }
     }
 

@@ -85,6 +85,8 @@ actor RuleEngine {
         generations = groups.map { _ in 0 }
         partitionsEvaluated = groups.map { _ in [] }
         deferred.removeAll()
+        ahead.removeAll()
+        aheadDue = nil
         savedAlertsDigest = nil
         store.select(groups)
         onReload()
@@ -131,6 +133,11 @@ actor RuleEngine {
             work = only
         } else if let groups {
             for (gi, touched) in groups { deferred[gi] = RuleEngine.merge(deferred[gi], touched) }
+            if let due = aheadDue, now >= due {
+                for (gi, touched) in ahead { deferred[gi] = RuleEngine.merge(deferred[gi], touched) }
+                ahead.removeAll()
+                aheadDue = nil
+            }
             if now >= notBefore {
                 work = deferred
                 deferred.removeAll()
@@ -258,8 +265,27 @@ actor RuleEngine {
     /// When the evaluations deferred by the spacing are due (milliseconds), if any.
     var workDue: Int64? { deferred.isEmpty ? nil : notBefore }
 
-    /// When deferred evaluations, or evidence held back, are due (milliseconds), if any.
-    var deferredDue: Int64? { [workDue, evidenceDue].compactMap { $0 }.min() }
+    /// When deferred evaluations, evidence held back, or samples written ahead of the clock are
+    /// due (milliseconds), if any.
+    var deferredDue: Int64? { [workDue, evidenceDue, aheadDue].compactMap { $0 }.min() }
+
+    /// What samples later than the evaluation time touched (a sender whose clock runs ahead of
+    /// Aligner's: an evaluation at now does not see them, as Prometheus' does not), evaluated
+    /// again once the newest of them is due, instead of at the next write or round.
+    var ahead: [Int: Touched] = [:]
+    var aheadDue: Int64?
+
+    /// How far ahead a sample may be and still bring its groups' evaluation forward: a clock
+    /// that far off is the sender's problem, seen at the rounds as they come.
+    static let aheadLimit: Int64 = 60_000
+
+    /// Holds what a write touched for another evaluation at `newest`, its newest sample's time,
+    /// when that is later than `now` (the evaluation it just had).
+    func holdAhead(_ groups: [Int: Touched], newest: Int64, now: Int64) {
+        guard newest > now, newest - now <= RuleEngine.aheadLimit, !groups.isEmpty else { return }
+        for (gi, touched) in groups { ahead[gi] = RuleEngine.merge(ahead[gi], touched) }
+        aheadDue = max(aheadDue ?? newest, newest)
+    }
 
     static func merge(_ a: Touched?, _ b: Touched) -> Touched {
         switch (a, b) {
@@ -820,14 +846,21 @@ struct RuleEvaluationService: Service {
             group.addTask {
                 // Data-driven: evaluate what the writes touched.
                 for await _ in store.changes.cancelOnGracefulShutdown() {
-                    let dirty = store.takeDirty()
-                    if !dirty.isEmpty { await engine.evaluate(groups: dirty, now: WallClock.nowMilliseconds()) }
+                    let (dirty, newest) = store.takeDirtyWithNewest()
+                    if !dirty.isEmpty {
+                        let now = WallClock.nowMilliseconds()
+                        await engine.evaluate(groups: dirty, now: now)
+                        await engine.holdAhead(dirty, newest: newest, now: now)
+                    }
                     // What waits for the rounds' spacing runs when due, writes or not (a few times
                     // a round's cost: short; held-back evidence is the time-driven loop's).
                     while let due = await engine.workDue, !Task.isCancelled, !Task.isShuttingDownGracefully {
                         let wait = due - WallClock.nowMilliseconds()
                         if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
-                        await engine.evaluate(groups: store.takeDirty(), now: WallClock.nowMilliseconds())
+                        let (more, newest) = store.takeDirtyWithNewest()
+                        let now = WallClock.nowMilliseconds()
+                        await engine.evaluate(groups: more, now: now)
+                        await engine.holdAhead(more, newest: newest, now: now)
                     }
                 }
             }

@@ -190,6 +190,25 @@ import Testing
         #expect(firing && elapsed >= .milliseconds(1900) && elapsed < .milliseconds(3500), "firing \(firing) after \(elapsed)")
     }
 
+    /// A sample later than Aligner's clock (a sender whose clock runs ahead) is not seen by the
+    /// evaluation right after its write, as Prometheus would not see it before its time; the
+    /// groups it touched are evaluated again when its time comes, not at the next round (here
+    /// 5 minutes away) or the next write.
+    @Test func aSampleAheadOfTheClockIsEvaluatedWhenItsTimeComes() async throws {
+        let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules)
+        let s = try await RunningServer.start {
+            $0.rulePaths = [path]
+            $0.rulePathsAreDefault = false
+            $0.ruleEvaluationInterval = .seconds(300)
+        }
+        defer { Task { await s.stop() } }
+        let start = ContinuousClock.now
+        try await write(s, ready: 4, at: WallClock.nowMilliseconds() + 1500)
+        let alerts = try await poll(s.base, "/api/v1/alerts", within: .seconds(10)) { $0.contains("firing") }
+        let elapsed = ContinuousClock.now - start
+        #expect(alerts.contains(#""alertname":"ReplicasMissing""#) && elapsed >= .milliseconds(1400), "after \(elapsed): \(alerts)")
+    }
+
     /// The time-driven evaluation of a split group covers the partitions no write evaluated in
     /// the last interval, not the whole group: a deployment whose data stopped is seen going
     /// stale (its age rule fires), while one written all along is not evaluated again by time.

@@ -111,16 +111,18 @@ public struct Signal: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case rule, anomalyClass = "class", severity, labels, value, since, state, resolvedAt, annotations, evidence, silenced
-        /// The class's key in stores written before it was named `class`, as the event's is.
-        case legacyClass = "anomalyClass"
     }
+
+    /// The class's key in stores written before it was named `class`, as the event's is.
+    enum LegacyKeys: String, CodingKey { case anomalyClass }
 }
 
 extension Signal {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         rule = try c.decode(String.self, forKey: .rule)
-        anomalyClass = try c.decodeIfPresent(String.self, forKey: .anomalyClass) ?? c.decode(String.self, forKey: .legacyClass)
+        anomalyClass = try c.decodeIfPresent(String.self, forKey: .anomalyClass)
+            ?? decoder.container(keyedBy: LegacyKeys.self).decode(String.self, forKey: .anomalyClass)
         severity = try c.decode(String.self, forKey: .severity)
         labels = try c.decode([String: String].self, forKey: .labels)
         value = try c.decode(Double.self, forKey: .value)
@@ -130,21 +132,6 @@ extension Signal {
         annotations = try c.decode([String: String].self, forKey: .annotations)
         evidence = try c.decodeIfPresent(Evidence.self, forKey: .evidence)
         silenced = try c.decodeIfPresent(Bool.self, forKey: .silenced)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(rule, forKey: .rule)
-        try c.encode(anomalyClass, forKey: .anomalyClass)
-        try c.encode(severity, forKey: .severity)
-        try c.encode(labels, forKey: .labels)
-        try c.encode(value, forKey: .value)
-        try c.encode(since, forKey: .since)
-        try c.encode(state, forKey: .state)
-        try c.encodeIfPresent(resolvedAt, forKey: .resolvedAt)
-        try c.encode(annotations, forKey: .annotations)
-        try c.encodeIfPresent(evidence, forKey: .evidence)
-        try c.encodeIfPresent(silenced, forKey: .silenced)
     }
 }
 

@@ -555,24 +555,36 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// group when given), under the lock. Windows are read in place (`read` gets them `inout`
     /// and must not change them): binding each to a local copied its arrays' references,
     /// a retain and a release each per series and selector, 4% of the core under the pack.
+    ///
+    /// The lock is taken for `readChunk` windows at a time, so that writes wait for a chunk, not
+    /// for the whole selector: read in one hold, a rate over every request counter of the pack's
+    /// load held writes back up to 70 ms on two cores, and 300-650 ms with Aligner on one core.
+    /// A window read is read whole; a write between chunks lands in windows read before or after
+    /// it, as if it had come a moment earlier or later.
     func eachMatching<T: Sendable>(
         _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?, _ read: (inout Window) -> T?
     ) -> [T] {
-        state.withLock { s in
+        let ids: [UInt32] = state.withLock { s in
             let matched = WindowStore.matched(&s, matchers)
-            var out: [T] = []
-            guard let part else {
-                for id in matched.ids {
+            guard let part else { return matched.ids }
+            return WindowStore.candidates(s, matchers, part).filter { matched.bits.contains($0) }
+        }
+        var out: [T] = []
+        var start = 0
+        while start < ids.count {
+            let end = min(start + WindowStore.readChunk, ids.count)
+            state.withLock { s in
+                for id in ids[start..<end] where s.windows[Int(id)] != nil {
                     if let x = read(&s.windows[Int(id)]!) { out.append(x) }
                 }
-                return out
             }
-            for id in WindowStore.candidates(s, matchers, part) where matched.bits.contains(id) {
-                if let x = read(&s.windows[Int(id)]!) { out.append(x) }
-            }
-            return out
+            start = end
         }
+        return out
     }
+
+    /// Windows read per hold of the lock (see `eachMatching`).
+    static let readChunk = 512
 
     /// The windows a selector matches, from the cache: windows are only added, with increasing
     /// ids, so only those added since the last answer are tested (and appended in id order, the

@@ -175,7 +175,7 @@ actor RuleEngine {
         let evidenceIsDue = evidenceDue.map { $0 <= now } ?? false
         guard !work.isEmpty || evidenceIsDue else { return [] }
         evidenceDue = nil
-        let roundStart = ContinuousClock.now
+        let roundStart = RuleEngine.threadCPUMilliseconds()
         var skipped: Set<Int> = []
         for gi in work.keys.sorted() {
             // Let requests waiting for this core run between groups.
@@ -216,16 +216,15 @@ actor RuleEngine {
         // The spacing counts the evaluations, not the evidence (which has its own budget,
         // `evidenceBudget`, and would otherwise hold the next workload's first round back twelve
         // times its cost) nor the wait for the events store's disk, which leaves the core free.
-        let roundMilliseconds = (ContinuousClock.now - roundStart).seconds * 1000
+        let roundMilliseconds = RuleEngine.threadCPUMilliseconds() - roundStart
         let firing = signals()
-        // From the round's end: the wait is twelve times the round's wall-clock time (a
-        // thirteenth of the core if the round had it alone; ingestion sharing the core stretches
-        // rounds, and so the waits: under the shared load on one core, about half as many rounds
-        // as when evaluation held the core alone). Spaced by the round's CPU time instead (twelve
-        // times it), rounds came three times as often and ingestion with the pack fell from 79%
-        // to 75% of the no-rules figure (benchmarks/HISTORY.md, session 8).
-        // A cheap round (a pending alert's partition come due) does not cut short the wait an
-        // expensive one set.
+        // From the round's end: the wait is twelve times the CPU time the round took on the
+        // engine's thread, its cost (a thirteenth of a core at most). Not its wall-clock time,
+        // which sharing the core stretches: under the shared load on one core, waits stretched
+        // with it halved the rounds for no more ingestion (2.46-2.72 against 2.53-2.69 M samples
+        // per CPU-second, alternated), and with a client polling in the same process they
+        // doubled detection's p50 (benchmarks/HISTORY.md, session 8). A cheap round (a pending
+        // alert's partition come due) does not cut short the wait an expensive one set.
         notBefore = max(notBefore, WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor))
         await saveAlertStates()
         if let events { await events.sync(firing: firing, at: now) }
@@ -262,6 +261,13 @@ actor RuleEngine {
         var stale = Set<UInt32>()
         for pid in 1..<count where pid >= evaluated.count || evaluated[pid] <= now - freshFor { stale.insert(UInt32(pid)) }
         return stale.count == count - 1 ? nil : stale
+    }
+
+    /// CPU time of the calling thread, in milliseconds (in the actor: the engine's thread's).
+    static func threadCPUMilliseconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) * 1000 + Double(t.tv_nsec) / 1e6
     }
 
     /// A data-driven round waits this many times the last round's duration. Under a load that

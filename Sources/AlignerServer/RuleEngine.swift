@@ -175,7 +175,7 @@ actor RuleEngine {
         let evidenceIsDue = evidenceDue.map { $0 <= now } ?? false
         guard !work.isEmpty || evidenceIsDue else { return [] }
         evidenceDue = nil
-        let roundStart = RuleEngine.threadCPUMilliseconds()
+        let roundStart = (wall: ContinuousClock.now, cpu: RuleEngine.threadCPUMilliseconds())
         var skipped: Set<Int> = []
         for gi in work.keys.sorted() {
             // Let requests waiting for this core run between groups.
@@ -216,15 +216,19 @@ actor RuleEngine {
         // The spacing counts the evaluations, not the evidence (which has its own budget,
         // `evidenceBudget`, and would otherwise hold the next workload's first round back twelve
         // times its cost) nor the wait for the events store's disk, which leaves the core free.
-        let roundMilliseconds = RuleEngine.threadCPUMilliseconds() - roundStart
+        let roundCPU = RuleEngine.threadCPUMilliseconds() - roundStart.cpu
+        let roundWall = (ContinuousClock.now - roundStart.wall).seconds * 1000
+        let roundMilliseconds = max(roundCPU, roundWall - RuleEngine.schedulingSlack)
         let firing = signals()
-        // From the round's end: the wait is twelve times the CPU time the round took on the
-        // engine's thread, its cost (a thirteenth of a core at most). Not its wall-clock time,
-        // which sharing the core stretches: under the shared load on one core, waits stretched
-        // with it halved the rounds for no more ingestion (2.46-2.72 against 2.53-2.69 M samples
-        // per CPU-second, alternated), and with a client polling in the same process they
-        // doubled detection's p50 (benchmarks/HISTORY.md, session 8). A cheap round (a pending
-        // alert's partition come due) does not cut short the wait an expensive one set.
+        // From the round's end: the wait is twelve times the round's wall-clock time (a
+        // thirteenth of the core if the round had it alone; ingestion sharing the core stretches
+        // rounds, and so the waits, which keeps ingestion its share: spaced by their CPU time
+        // alone, rounds came three times as often under the shared load on one core and
+        // ingestion with the pack fell by a tenth), less the few milliseconds a woken thread may
+        // wait for a busy core, but at least its CPU time: a round of a millisecond stretched to
+        // three by scheduling had tripled detection's p50 at light load (benchmarks/HISTORY.md,
+        // session 8). A cheap round (a pending alert's partition come due) does not cut short
+        // the wait an expensive one set.
         notBefore = max(notBefore, WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor))
         await saveAlertStates()
         if let events { await events.sync(firing: firing, at: now) }
@@ -262,6 +266,10 @@ actor RuleEngine {
         for pid in 1..<count where pid >= evaluated.count || evaluated[pid] <= now - freshFor { stale.insert(UInt32(pid)) }
         return stale.count == count - 1 ? nil : stale
     }
+
+    /// Milliseconds of a round's wall-clock time not counted in its spacing: about what a thread
+    /// woken on a busy core waits for it (a time slice or two).
+    static let schedulingSlack = 5.0
 
     /// CPU time of the calling thread, in milliseconds (in the actor: the engine's thread's).
     static func threadCPUMilliseconds() -> Double {

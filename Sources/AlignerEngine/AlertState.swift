@@ -227,6 +227,9 @@ public struct RuleGroupsState: Sendable {
     public var externalURL = ""
     /// The step of subqueries that name none: the global evaluation interval, as in Prometheus.
     public var defaultSubqueryStep: Int64 = 60_000
+    /// How far back from the evaluation time the queries of a group without its own
+    /// `query_offset` look (milliseconds; `rules.query_offset`, Prometheus' global `rule_query_offset`).
+    public var defaultQueryOffset: Int64 = 0
     /// Whether alerting rules write Prometheus' `ALERTS` and `ALERTS_FOR_STATE` series: by default
     /// when some rule reads them (kube-prometheus' InfoInhibitor does); promtool mode always.
     public var writesAlertSeries: Bool
@@ -283,7 +286,10 @@ public struct RuleGroupsState: Sendable {
     ) -> [String] {
         var errors: [String] = []
         let group = groups[gi]
-        var evaluator = Evaluator(source: source, time: time - group.queryOffset)
+        // Queries look back by the group's query offset, and what rules write (recorded series,
+        // ALERTS) is stamped with that time too, as in Prometheus, so later rules of the group read it.
+        let queryTime = time - (group.queryOffset ?? defaultQueryOffset)
+        var evaluator = Evaluator(source: source, time: queryTime)
         evaluator.defaultSubqueryStep = defaultSubqueryStep
         let query = RuleGroupsState.templateQuery(source: templateSource ?? source, at: time, subqueryStep: defaultSubqueryStep)
         let clock = ContinuousClock()
@@ -323,7 +329,7 @@ public struct RuleGroupsState: Sendable {
                             throw EvaluationError(message: "vector contains metrics with the same labelset after applying rule labels")
                         }
                     }
-                    write(written, group: gi, rule: ri, at: time, to: sink, partition: partition)
+                    write(written, group: gi, rule: ri, at: queryTime, to: sink, partition: partition)
                 case .alert:
                     // A detector keeps the series whose value is anomalous: they are the condition,
                     // each alert annotated with the baseline it left and by how far.
@@ -364,7 +370,7 @@ public struct RuleGroupsState: Sendable {
                             written[alerts.key] = (alerts, 1)
                             written[forState.key] = (forState, Double(activeAt))
                         }
-                        write(written, group: gi, rule: ri, at: time, to: sink, partition: partition)
+                        write(written, group: gi, rule: ri, at: queryTime, to: sink, partition: partition)
                     }
                 }
                 lastErrors[gi][ri] = nil

@@ -180,7 +180,8 @@ public struct RuleGroup: Sendable {
     /// Milliseconds; nil means evaluate as data arrives.
     public var interval: Int64?
     public var limit = 0
-    public var queryOffset: Int64 = 0
+    /// The group's own `query_offset` (milliseconds); nil takes `rules.query_offset`.
+    public var queryOffset: Int64?
     public var labels: [String: String] = [:]
     public var rules: [Rule] = []
 }

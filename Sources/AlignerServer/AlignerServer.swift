@@ -89,7 +89,7 @@ public struct AlignerServer: Sendable {
             cooldown: configuration.eventCooldown.milliseconds, limits: configuration.eventLimits, logger: logger)
         rules = try RuleEngine(
             store: windows, paths: paths, logger: logger, gapTolerance: configuration.ruleGapTolerance.milliseconds, events: events,
-            subqueryStep: configuration.ruleSubqueryStep.milliseconds, external: (configuration.ruleExternalLabels, configuration.ruleExternalURL),
+            subqueryStep: configuration.ruleSubqueryStep.milliseconds, queryOffset: configuration.ruleQueryOffset.milliseconds, external: (configuration.ruleExternalLabels, configuration.ruleExternalURL),
             onReload: { table.reselect() })
         registry = PrometheusCollectorRegistry()
         metrics = IngestMetrics(registry: registry)

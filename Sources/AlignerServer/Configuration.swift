@@ -26,6 +26,10 @@ public struct AlignerConfiguration: Sendable {
     /// The step of a subquery that names none (`[1h:]`): Prometheus takes its global
     /// evaluation_interval, 1m unless configured (`rules.subquery_step`).
     public var ruleSubqueryStep: Duration = .seconds(60)
+    /// Queries of groups without their own `query_offset` look this far back from the evaluation
+    /// time (`rules.query_offset`, as Prometheus' global `rule_query_offset`): for senders whose
+    /// samples arrive late.
+    public var ruleQueryOffset: Duration = .zero
     /// A pending alert survives evaluations that miss its series for this long (`rules.gap_tolerance`).
     public var ruleGapTolerance: Duration = .seconds(15)
     /// `$externalLabels` and `$externalURL` in rule templates (`rules.external_labels`, `rules.external_url`).
@@ -49,7 +53,7 @@ public struct AlignerConfiguration: Sendable {
         "listen", "log_level", "cpu_scheduling", "ingest.max_body_bytes", "ingest.max_decoded_bytes",
         "ingest.max_inflight_bytes", "ingest.max_series", "ingest.series_idle_timeout",
         "ingest.ha_replica_label", "ingest.ha_cluster_labels", "ingest.ha_failover_timeout",
-        "rules.paths", "rules.evaluation_interval", "rules.subquery_step", "rules.gap_tolerance", "rules.external_labels",
+        "rules.paths", "rules.evaluation_interval", "rules.subquery_step", "rules.query_offset", "rules.gap_tolerance", "rules.external_labels",
         "rules.external_url", "events.data_dir", "events.resolve_after", "events.cooldown", "events.max_open", "events.flood_threshold",
         "events.flood_window", "events.flap_reopenings", "events.flap_window", "events.retention",
     ]
@@ -227,6 +231,10 @@ extension AlignerConfiguration {
                         if let s = v.string, let d = parsePrometheusDuration(s), d > .zero { config.ruleSubqueryStep = d } else {
                             problems.append("\(at(v)): rules.subquery_step must be a duration such as 1m")
                         }
+                    case "query_offset":
+                        if let s = v.string, let d = s == "0" ? .zero : parsePrometheusDuration(s) { config.ruleQueryOffset = d } else {
+                            problems.append("\(at(v)): rules.query_offset must be a duration such as 30s, or 0")
+                        }
                     case "gap_tolerance":
                         if let s = v.string, let d = s == "0" ? .zero : parsePrometheusDuration(s) { config.ruleGapTolerance = d } else {
                             problems.append("\(at(v)): rules.gap_tolerance must be a duration such as 15s, or 0")
@@ -242,7 +250,7 @@ extension AlignerConfiguration {
                             problems.append("\(at(v)): rules.external_url must be a URL")
                         }
                     default:
-                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval, rules.subquery_step, rules.gap_tolerance, rules.external_labels, rules.external_url)")
+                        problems.append("\(at(k)): unknown key \"rules.\(k.string ?? "")\" (known: rules.paths, rules.evaluation_interval, rules.subquery_step, rules.query_offset, rules.gap_tolerance, rules.external_labels, rules.external_url)")
                     }
                 }
             default:

@@ -37,6 +37,8 @@ actor RuleEngine {
     nonisolated let evaluationCounts = Mutex(EvaluationCounts())
     /// The step of subqueries that name none (`rules.evaluation_interval`, as Prometheus' global one).
     let subqueryStep: Int64
+    /// `rules.query_offset`: how far back the queries of groups without their own look.
+    let queryOffset: Int64
     /// `$externalLabels` and `$externalURL` in templates (`rules.external_labels`, `rules.external_url`).
     let external: (labels: [String: String], url: String)
     /// Where firing alerts with an `event` routing go.
@@ -44,10 +46,11 @@ actor RuleEngine {
 
     init(
         store: WindowStore, paths: [String], logger: Logger, gapTolerance: Int64 = 0, events: EventManager? = nil,
-        subqueryStep: Int64 = 60_000, external: (labels: [String: String], url: String) = ([:], ""),
+        subqueryStep: Int64 = 60_000, queryOffset: Int64 = 0, external: (labels: [String: String], url: String) = ([:], ""),
         onReload: @escaping @Sendable () -> Void
     ) throws {
         self.subqueryStep = subqueryStep
+        self.queryOffset = queryOffset
         self.external = external
         self.events = events
         self.onReload = onReload
@@ -58,6 +61,7 @@ actor RuleEngine {
         let groups = try RuleEngine.load(paths)
         state = try RuleGroupsState(groups: groups)
         state.defaultSubqueryStep = subqueryStep
+        state.defaultQueryOffset = queryOffset
         (state.externalLabels, state.externalURL) = external
         // Pending and firing alerts come back after a restart (`for` keeps counting from activeAt).
         if let text = try events?.store.stateSync("alerts"),
@@ -88,6 +92,7 @@ actor RuleEngine {
         let groups = try RuleEngine.load(paths)
         var next = try RuleGroupsState(groups: groups)
         next.defaultSubqueryStep = subqueryStep
+        next.defaultQueryOffset = queryOffset
         (next.externalLabels, next.externalURL) = external
         next.carryOver(from: state)
         state = next

@@ -22,7 +22,10 @@ import Testing
               external_labels: {cluster: prod-eu}
               external_url: https://prometheus.example
               subquery_step: 30s
+              query_offset: 30s
             """)
+        #expect(c.ruleQueryOffset == .seconds(30) && AlignerConfiguration().ruleQueryOffset == .zero)
+        #expect(throws: ConfigurationError.self) { try AlignerConfiguration.parse(yaml: "rules: {query_offset: soon}") }
         #expect(c.ruleExternalLabels == ["cluster": "prod-eu"])
         #expect(c.ruleSubqueryStep == .seconds(30) && AlignerConfiguration().ruleSubqueryStep == .seconds(60))
         #expect(c.ruleExternalURL == "https://prometheus.example")
@@ -87,7 +90,7 @@ import Testing
                 "aligner.yml:3:15: ingest.max_series must be a positive integer, got \"-3\"",
                 "aligner.yml:4:3: unknown key \"ingest.colour\" (known: ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout)",
                 "aligner.yml:5:22: ingest.ha_cluster_labels must be a list of label names such as [cluster, prometheus]",
-                "aligner.yml:6:1: unknown key \"extra\" (known: listen, log_level, cpu_scheduling, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout, rules.paths, rules.evaluation_interval, rules.subquery_step, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window, events.retention)",
+                "aligner.yml:6:1: unknown key \"extra\" (known: listen, log_level, cpu_scheduling, ingest.max_body_bytes, ingest.max_decoded_bytes, ingest.max_inflight_bytes, ingest.max_series, ingest.series_idle_timeout, ingest.ha_replica_label, ingest.ha_cluster_labels, ingest.ha_failover_timeout, rules.paths, rules.evaluation_interval, rules.subquery_step, rules.query_offset, rules.gap_tolerance, rules.external_labels, rules.external_url, events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window, events.retention)",
                 "aligner.yml:9:16: events.flap_window must be a duration such as 1m",
                 "aligner.yml:10:3: unknown key \"events.flap\" (known: events.data_dir, events.resolve_after, events.cooldown, events.max_open, events.flood_threshold, events.flood_window, events.flap_reopenings, events.flap_window, events.retention)",
             ])

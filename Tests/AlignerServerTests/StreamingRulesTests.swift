@@ -190,6 +190,33 @@ import Testing
         #expect(firing && elapsed >= .milliseconds(1900) && elapsed < .milliseconds(3500), "firing \(firing) after \(elapsed)")
     }
 
+    /// `rules.query_offset` (Prometheus' global `rule_query_offset`): the queries of groups without
+    /// their own `query_offset` look that far back, for senders whose samples arrive late. Ready
+    /// replicas 4 ten seconds ago and 5 now: with a 5 s offset the alert fires on the older sample,
+    /// and without one the newer keeps it quiet; a group's own `query_offset: 0s` wins.
+    @Test(arguments: [(nil, 5, true), (nil, 0, false), ("0s", 5, false)] as [(String?, Int, Bool)])
+    func queryOffsetLooksBack(groupOffset: String?, seconds: Int, fires: Bool) async throws {
+        let own = groupOffset.map { "\n    query_offset: \($0)" } ?? ""
+        let path = try StreamingRulesTests.ruleFile(StreamingRulesTests.rules.replacingOccurrences(of: "  - name: replicas", with: "  - name: replicas" + own))
+        let s = try await RunningServer.start {
+            $0.rulePaths = [path]
+            $0.rulePathsAreDefault = false
+            $0.ruleQueryOffset = .seconds(seconds)
+        }
+        defer { Task { await s.stop() } }
+        let now = WallClock.nowMilliseconds()
+        let labels = [("namespace", "shop"), ("deployment", "darwin-store")]
+        let request = TestRequest(series: [
+            TestSeries("kube_deployment_spec_replicas", labels, samples: [(now - 10_000, 5), (now, 5)]),
+            TestSeries("kube_deployment_status_replicas_ready", labels, samples: [(now - 10_000, 4), (now, 5)]),
+        ])
+        #expect(try await s.write(Snappy.compress(ProtobufC.encodeV1(request)), headers: v1Headers).status == 204)
+        // Evaluated after the write; the recording rule's result shows it ran.
+        _ = try await poll(s.base, "/api/v1/query?query=deployment:replicas_missing") { $0.contains("darwin-store") }
+        let alerts = try await HTTPClient.request("GET", s.base + "/api/v1/alerts").text
+        #expect(alerts.contains("firing") == fires, "\(alerts)")
+    }
+
     /// A sample later than Aligner's clock (a sender whose clock runs ahead) is not seen by the
     /// evaluation right after its write, as Prometheus would not see it before its time; the
     /// groups it touched are evaluated again when its time comes, not at the next round (here

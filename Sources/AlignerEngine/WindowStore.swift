@@ -556,11 +556,10 @@ public final class WindowStore: SeriesObserver, SampleSource, SampleSink, @unche
     /// and must not change them): binding each to a local copied its arrays' references,
     /// a retain and a release each per series and selector, 4% of the core under the pack.
     ///
-    /// The lock is taken for `readChunk` windows at a time, so that writes wait for a chunk, not
-    /// for the whole selector: read in one hold, a rate over every request counter of the pack's
-    /// load held writes back up to 70 ms on two cores, and 300-650 ms with Aligner on one core.
-    /// A window read is read whole; a write between chunks lands in windows read before or after
-    /// it, as if it had come a moment earlier or later.
+    /// The lock is taken for `readChunk` windows at a time, so that a write waits for a chunk, not
+    /// for a whole selector's read (a rate over every request counter of the shared load reads
+    /// thousands of windows). A window is read whole; a write between chunks lands in windows
+    /// read before or after it, as if it had come a moment earlier or later.
     func eachMatching<T: Sendable>(
         _ matchers: [LabelMatcher], _ part: (group: Int, partitions: Set<UInt32>)?, _ read: (inout Window) -> T?
     ) -> [T] {

@@ -67,20 +67,27 @@ public struct SkimmingCheck {
             default: return nil
             }
         }
-        while !r.isEmpty {
-            guard let (number, payload) = field(&r) else { return false }
-            guard number == 1, var series = payload else { continue }
+        func labels(of payload: ArraySlice<UInt8>) -> [[UInt8]]? {
+            var series = payload
             var labels: [[UInt8]] = []
             while !series.isEmpty {
-                guard let (n, p) = field(&series) else { return false }
+                guard let (n, p) = field(&series) else { return nil }
                 guard n == 1, var label = p else { continue }
                 var name: [UInt8] = [], value: [UInt8] = []
                 while !label.isEmpty {
-                    guard let (k, v) = field(&label) else { return false }
+                    guard let (k, v) = field(&label) else { return nil }
                     if k == 1, let v { name = Array(v) } else if k == 2, let v { value = Array(v) }
                 }
                 if !value.isEmpty { labels.append(name + [0] + value) }
             }
+            return labels
+        }
+        while !r.isEmpty {
+            guard let (number, payload) = field(&r) else { return false }
+            guard number == 1, let payload else { continue }
+            // A series that cannot be walked is malformed: the ingest rejects it and goes on with
+            // the next, so it repeats nothing.
+            guard let labels = labels(of: payload) else { continue }
             if !seen.insert(labels.sorted { $0.lexicographicallyPrecedes($1) }).inserted { return true }
         }
         return false

@@ -15,7 +15,7 @@ actor RuleEngine {
     /// The engine runs on a thread of its own, not on Swift's cooperative pool: a group's
     /// evaluation runs for up to hundreds of milliseconds without a suspension point, and on the
     /// pool (one thread where Aligner has one core) it held back every request handler that long
-    /// (writes' p99 at 400-840 ms under the shared load with the pack, one core). On its own
+    /// (writes' p99 at 330-990 ms under the shared load with the pack, one core; 15-18 ms since). On its own
     /// thread the kernel shares the core between it and the handlers. One thread for every engine
     /// of the process, never stopped (as NIO's singleton event loops).
     static let thread: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()
@@ -230,9 +230,8 @@ actor RuleEngine {
         // rounds, and so the waits, which keeps ingestion its share: spaced by their CPU time
         // alone, rounds came three times as often under the shared load on one core and
         // ingestion with the pack fell by a tenth), less the few milliseconds a woken thread may
-        // wait for a busy core, but at least its CPU time: a round of a millisecond stretched to
-        // three by scheduling had tripled detection's p50 at light load (benchmarks/HISTORY.md,
-        // session 8). A cheap round (a pending alert's partition come due) does not cut short
+        // wait for a busy core, but at least its CPU time: the wall-clock time alone had tripled
+        // detection's p50 at light load, 3-4 ms to 10.6-10.9 (benchmarks/HISTORY.md, session 8). A cheap round (a pending alert's partition come due) does not cut short
         // the wait an expensive one set.
         notBefore = max(notBefore, WallClock.nowMilliseconds() + Int64(roundMilliseconds * RuleEngine.spacingFactor))
         await saveAlertStates()
@@ -879,22 +878,21 @@ struct RuleEvaluationService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Data-driven: evaluate what the writes touched.
-                for await _ in store.changes.cancelOnGracefulShutdown() {
+                // What the writes touched, at now; samples later than now are held for their time.
+                func evaluateWrites() async {
                     let (dirty, newest) = store.takeDirtyWithNewest()
-                    if !dirty.isEmpty {
-                        let now = WallClock.nowMilliseconds()
-                        await engine.evaluate(groups: dirty, now: now)
-                        await engine.holdAhead(dirty, newest: newest, now: now)
-                    }
+                    let now = WallClock.nowMilliseconds()
+                    await engine.evaluate(groups: dirty, now: now)
+                    await engine.holdAhead(dirty, newest: newest, now: now)
+                }
+                for await _ in store.changes.cancelOnGracefulShutdown() {
+                    await evaluateWrites()
                     // What waits for the rounds' spacing runs when due, writes or not (a few times
                     // a round's cost: short; held-back evidence is the time-driven loop's).
                     while let due = await engine.workDue, !Task.isCancelled, !Task.isShuttingDownGracefully {
                         let wait = due - WallClock.nowMilliseconds()
                         if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
-                        let (more, newest) = store.takeDirtyWithNewest()
-                        let now = WallClock.nowMilliseconds()
-                        await engine.evaluate(groups: more, now: now)
-                        await engine.holdAhead(more, newest: newest, now: now)
+                        await evaluateWrites()
                     }
                 }
             }
